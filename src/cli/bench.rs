@@ -1,0 +1,186 @@
+//! `reason bench`: images/s of decoding, forward passes and input gradients on this machine.
+//!
+//! Networks use random weights (throughput does not depend on the values), so the numbers can
+//! be compared with the PyTorch reference script, which does the same.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::{DType, Tensor};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::engine::backbone::{Backbone, BackboneKind};
+use crate::engine::dataset::Dataset;
+use crate::engine::device::{self, DeviceRequest};
+use crate::engine::imageio::decode_rgb;
+use crate::engine::paths;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Networks as NAME@SIZE, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "tf_efficientnet_lite0@224")]
+    pub models: Vec<String>,
+    /// What to measure: forward, input_grad (gradient of the top logit w.r.t. the input).
+    #[arg(long, value_delimiter = ',', default_value = "forward")]
+    pub kinds: Vec<String>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub batches: Vec<usize>,
+    /// Timed repetitions per row after one warm-up; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Images decoded for the decode row (0 skips it).
+    #[arg(long, default_value_t = 256)]
+    pub decode_images: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceRequest,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    model: String,
+    size: u32,
+    batch: usize,
+    kind: String,
+    images_per_s: f64,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let device = device::select(args.device)?;
+    eprintln!(
+        "device: {} ({}); {} rayon threads",
+        device.label(),
+        device.reason,
+        rayon::current_num_threads()
+    );
+    if !args.json {
+        println!("{:<24} {:>5} {:>6} {:<11} {:>10}", "model", "size", "batch", "kind", "images/s");
+    }
+    let print = |row: Row| {
+        if args.json {
+            println!("{}", serde_json::to_string(&row).expect("plain struct"));
+        } else {
+            println!(
+                "{:<24} {:>5} {:>6} {:<11} {:>10.2}",
+                row.model, row.size, row.batch, row.kind, row.images_per_s
+            );
+        }
+    };
+
+    if args.decode_images > 0 {
+        let (images_per_s, size) = bench_decode(args.decode_images)?;
+        print(Row {
+            model: "-".into(),
+            size,
+            batch: args.decode_images,
+            kind: "decode".into(),
+            images_per_s,
+        });
+    }
+
+    for spec in &args.models {
+        let (name, size) = parse_model(spec)?;
+        let kind = BackboneKind::from_name(name)?;
+        let (backbone, _) = Backbone::random(kind, 1000, &device.device)?;
+        for &batch in &args.batches {
+            let input = Tensor::randn(0f32, 1f32, (batch, 3, size as usize, size as usize), &device.device)?;
+            for what in &args.kinds {
+                let run_once = || -> anyhow::Result<()> {
+                    match what.as_str() {
+                        "forward" => {
+                            backbone.forward(&input)?.logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+                        }
+                        "input_grad" => {
+                            let g = backbone.input_gradient(&input, |out| out.logits.max(1)?.sum_all())?;
+                            g.sum_all()?.to_scalar::<f32>()?;
+                        }
+                        other => anyhow::bail!("unknown kind `{other}` (forward, input_grad)"),
+                    }
+                    Ok(())
+                };
+                let seconds = best_time(args.repeats, run_once)?;
+                print(Row {
+                    model: name.to_string(),
+                    size,
+                    batch,
+                    kind: what.clone(),
+                    images_per_s: batch as f64 / seconds,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_model(spec: &str) -> anyhow::Result<(&str, u32)> {
+    let (name, size) = spec
+        .split_once('@')
+        .with_context(|| format!("`{spec}`: expected NAME@SIZE, e.g. resnet50@224"))?;
+    Ok((name, size.parse().with_context(|| format!("`{spec}`: bad size"))?))
+}
+
+/// Best wall time of `repeats` runs after one warm-up.
+fn best_time(repeats: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    f()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..repeats.max(1) {
+        let started = Instant::now();
+        f()?;
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// Decode + preprocess throughput (parallel, as in `predict`) on Imagenette val images when the
+/// data is present, else on generated 224x224 JPEGs.
+fn bench_decode(count: usize) -> anyhow::Result<(f64, u32)> {
+    let pre = BackboneKind::EfficientNetLite(0).preprocess();
+    let val = paths::default_imagenette().join("val");
+    let _generated;
+    let files: Vec<PathBuf> = if val.is_dir() {
+        Dataset::open(&val)?.samples.into_iter().take(count).map(|s| s.path).collect()
+    } else {
+        eprintln!("{} not found: decoding generated JPEGs instead", val.display());
+        let dir = tempfile_dir()?;
+        let files = (0..count)
+            .map(|i| {
+                let path = dir.join(format!("{i}.jpg"));
+                let img = image::RgbImage::from_fn(224, 224, |x, y| {
+                    image::Rgb([(x * 7 + i as u32) as u8, (y * 13) as u8, ((x ^ y) * 3) as u8])
+                });
+                img.save(&path).map(|_| path)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        _generated = TempDir(dir);
+        files
+    };
+    let run = || -> anyhow::Result<()> {
+        files
+            .par_iter()
+            .map(|p| decode_rgb(p).map(|img| pre.apply(&img).len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(())
+    };
+    let seconds = best_time(2, run)?;
+    Ok((files.len() as f64 / seconds, pre.size))
+}
+
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("reason-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Removes the generated images when the benchmark ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,55 @@
+//! `reason fetch`: Imagenette from the official fastai archives, backbone weights from the hub.
+
+use std::path::PathBuf;
+
+use crate::engine::backbone::weights::HUB_FILENAME;
+use crate::engine::fetch_tmp::{self as fetch, ImagenetteSize};
+use crate::engine::paths;
+
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    #[command(subcommand)]
+    pub what: FetchWhat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum FetchWhat {
+    /// The imagenette2 dataset (train + val). Resumes an interrupted download.
+    Imagenette {
+        /// 160 or 320 (shorter side in pixels) or full.
+        #[arg(long, default_value = "320")]
+        size: ImagenetteSize,
+        /// Destination folder (default: the data folder, `$REASON_DATA` or ./data).
+        #[arg(long)]
+        dest: Option<PathBuf>,
+    },
+    /// A safetensors file from a Hugging Face hub repository, into the standard hub cache.
+    Weights {
+        /// Repository id, e.g. timm/tf_efficientnet_lite0.in1k.
+        hub_id: String,
+        /// File inside the repository.
+        #[arg(long, default_value = HUB_FILENAME)]
+        file: String,
+    },
+}
+
+pub fn run(args: FetchArgs) -> anyhow::Result<()> {
+    match args.what {
+        FetchWhat::Imagenette { size, dest } => {
+            let dest = dest.unwrap_or_else(paths::data_root);
+            std::fs::create_dir_all(&dest)?;
+            let root = fetch::fetch_imagenette(size, &dest, None, true)?;
+            println!("{}", root.display());
+            eprintln!(
+                "Imagenette ready. REASON finds it by default when {}={} is set.",
+                paths::DATA_ENV,
+                dest.display()
+            );
+        }
+        FetchWhat::Weights { hub_id, file } => {
+            let path = fetch::fetch_hub_weights(&hub_id, &file)?;
+            println!("{}", path.display());
+        }
+    }
+    Ok(())
+}

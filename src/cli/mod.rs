@@ -1,0 +1,87 @@
+//! Command-line edge: argument definitions and the code behind each subcommand.
+
+mod bench;
+mod fetch;
+mod predict;
+
+use clap::{Parser, Subcommand};
+
+use crate::engine::backbone::{weights, Backbone, BackboneKind};
+use crate::engine::device::{self, DeviceChoice, DeviceRequest};
+
+#[derive(Debug, Parser)]
+#[command(name = "reason", version, about = "Can this image classifier's prediction be trusted?")]
+pub struct Cli {
+    /// More log output (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify images or dataset folders with an ImageNet backbone.
+    Predict(predict::PredictArgs),
+    /// Download Imagenette or backbone weights.
+    Fetch(fetch::FetchArgs),
+    /// Measure decoding and network throughput on this machine.
+    Bench(bench::BenchArgs),
+}
+
+/// Options shared by every command that runs a backbone.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// Backbone architecture.
+    #[arg(long, default_value = "tf_efficientnet_lite0", value_parser = BackboneKind::ALL_NAMES)]
+    pub backbone: String,
+    /// Weights: a .safetensors path or a Hugging Face hub id (default: <data>/weights/<backbone>.safetensors,
+    /// else the backbone's timm hub repository).
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceRequest,
+}
+
+impl ModelArgs {
+    pub fn kind(&self) -> anyhow::Result<BackboneKind> {
+        Ok(BackboneKind::from_name(&self.backbone)?)
+    }
+
+    pub fn device(&self) -> anyhow::Result<DeviceChoice> {
+        let choice = device::select(self.device)?;
+        eprintln!("device: {} ({})", choice.label(), choice.reason);
+        Ok(choice)
+    }
+
+    /// Resolves the weights and loads the backbone on the chosen device.
+    pub fn load_backbone(&self, device: &DeviceChoice) -> anyhow::Result<Backbone> {
+        let kind = self.kind()?;
+        let resolved = weights::resolve(kind, self.weights.as_deref())?;
+        tracing::info!("weights: {resolved}");
+        Ok(Backbone::load(kind, &resolved.path, &device.device)?)
+    }
+}
+
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Predict(args) => predict::run(args),
+        Command::Fetch(args) => fetch::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,212 @@
+//! Building blocks shared by the backbones: convolution + inference-mode BatchNorm, padding
+//! modes, and a max-pool that supports backprop.
+
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+use super::depthwise::Depthwise;
+
+/// How a convolution pads its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// PyTorch style: the same amount on every side.
+    Symmetric(usize),
+    /// TensorFlow "SAME": output = ceil(input / stride); for an odd total the extra row and
+    /// column go to the bottom and right.
+    TfSame,
+}
+
+/// A bias-free convolution followed by BatchNorm in inference mode.
+///
+/// BatchNorm is kept as a per-channel `scale` and `shift` computed once at load time
+/// (scale = gamma / sqrt(var + eps), shift = beta - mean * scale), which is exactly what
+/// running-statistics BatchNorm computes.
+#[derive(Debug, Clone)]
+pub struct ConvBn {
+    weight: Tensor,
+    scale: Tensor,
+    shift: Tensor,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    padding: Padding,
+}
+
+pub struct ConvSpec {
+    pub in_ch: usize,
+    pub out_ch: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub groups: usize,
+    pub padding: Padding,
+    pub bn_eps: f64,
+}
+
+impl ConvBn {
+    /// Loads `<conv>.weight` and `<bn>.{weight,bias,running_mean,running_var}`.
+    pub fn load(spec: &ConvSpec, conv: VarBuilder, bn: VarBuilder) -> Result<Self> {
+        let weight = conv.get(
+            (spec.out_ch, spec.in_ch / spec.groups, spec.kernel, spec.kernel),
+            "weight",
+        )?;
+        // The hints only matter for randomly initialised networks (benchmarks, tests).
+        let gamma = bn.get_with_hints(spec.out_ch, "weight", Init::Const(1.0))?;
+        let beta = bn.get_with_hints(spec.out_ch, "bias", Init::Const(0.0))?;
+        let mean = bn.get_with_hints(spec.out_ch, "running_mean", Init::Const(0.0))?;
+        let var = bn.get_with_hints(spec.out_ch, "running_var", Init::Const(1.0))?;
+        let scale = gamma.div(&(var + spec.bn_eps)?.sqrt()?)?;
+        let shift = beta.sub(&mean.mul(&scale)?)?;
+        let per_channel = (1, spec.out_ch, 1, 1);
+        Ok(Self {
+            weight,
+            scale: scale.reshape(per_channel)?,
+            shift: shift.reshape(per_channel)?,
+            kernel: spec.kernel,
+            stride: spec.stride,
+            groups: spec.groups,
+            padding: spec.padding,
+        })
+    }
+}
+
+impl ConvBn {
+    fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.weight.dim(0).unwrap_or(0)
+    }
+}
+
+impl Module for ConvBn {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let conv = if self.is_depthwise() && x.device().is_cpu() {
+            let (_, _, h, w) = x.dims4()?;
+            let pad = match self.padding {
+                Padding::Symmetric(p) => [p; 4],
+                Padding::TfSame => {
+                    let (ph, pw) = (tf_same_total(h, self.kernel, self.stride), tf_same_total(w, self.kernel, self.stride));
+                    [ph / 2, ph - ph / 2, pw / 2, pw - pw / 2]
+                }
+            };
+            Depthwise { kernel: self.kernel, stride: self.stride, pad }.apply(x, &self.weight)?
+        } else {
+            // CUDA (and any other device) keeps candle's own kernels.
+            let (x, pad) = match self.padding {
+                Padding::Symmetric(p) => (x.clone(), p),
+                Padding::TfSame => (tf_same_pad(x, self.kernel, self.stride)?, 0),
+            };
+            x.conv2d(&self.weight, pad, self.stride, 1, self.groups)?
+        };
+        conv
+            .broadcast_mul(&self.scale)?
+            .broadcast_add(&self.shift)
+    }
+}
+
+/// Total TensorFlow "SAME" padding of one dimension.
+fn tf_same_total(size: usize, kernel: usize, stride: usize) -> usize {
+    let out = size.div_ceil(stride);
+    ((out - 1) * stride + kernel).saturating_sub(size)
+}
+
+/// Zero-pads height and width the way TensorFlow's "SAME" does.
+pub fn tf_same_pad(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (ph, pw) = (tf_same_total(h, kernel, stride), tf_same_total(w, kernel, stride));
+    if ph == 0 && pw == 0 {
+        return Ok(x.clone());
+    }
+    x.pad_with_zeros(2, ph / 2, ph - ph / 2)?
+        .pad_with_zeros(3, pw / 2, pw - pw / 2)
+}
+
+pub fn relu6(x: &Tensor) -> Result<Tensor> {
+    x.clamp(0f32, 6f32)
+}
+
+/// Global average pooling: `(N, C, H, W)` to `(N, C)`.
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.mean(D::Minus1)?.mean(D::Minus1)
+}
+
+/// 3x3 max-pool with stride 2 and padding 1, for inputs that are non-negative (it follows a
+/// ReLU in ResNet, so zero padding equals -inf padding).
+///
+/// candle cannot backprop its `max_pool2d` when kernel != stride. When the input tracks
+/// gradients, the pool is computed as the maximum of the nine strided shifted views instead,
+/// which candle differentiates; the plain kernel is used otherwise. Both give identical output.
+pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
+    if !x.track_op() {
+        return x
+            .pad_with_zeros(2, 1, 1)?
+            .pad_with_zeros(3, 1, 1)?
+            .max_pool2d_with_stride(3, 2);
+    }
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = ((h + 1) / 2, (w + 1) / 2);
+    // One extra zero row/column at the end so every shifted view has 2 * out elements.
+    let padded = x.pad_with_zeros(2, 1, 2)?.pad_with_zeros(3, 1, 2)?;
+    let mut result: Option<Tensor> = None;
+    for dy in 0..3 {
+        let rows = padded
+            .narrow(2, dy, 2 * oh)?
+            .reshape((n, c, oh, 2, w + 3))?
+            .narrow(3, 0, 1)?
+            .squeeze(3)?;
+        for dx in 0..3 {
+            let view = rows
+                .narrow(3, dx, 2 * ow)?
+                .reshape((n, c, oh, ow, 2))?
+                .narrow(4, 0, 1)?
+                .squeeze(4)?;
+            result = Some(match result {
+                None => view,
+                Some(acc) => acc.maximum(&view)?,
+            });
+        }
+    }
+    Ok(result.expect("nine views"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn tf_same_padding_puts_the_extra_row_at_the_bottom() {
+        let x = Tensor::ones((1, 1, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+        // k=3, s=2 on 4: out 2, total pad (2-1)*2+3-4 = 1 -> 0 top, 1 bottom.
+        let p = tf_same_pad(&x, 3, 2).unwrap();
+        assert_eq!(p.dims4().unwrap(), (1, 1, 5, 5));
+        let v = p.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(v[0][0], 1.0);
+        assert_eq!(v[4][0], 0.0);
+        assert_eq!(v[0][4], 0.0);
+        // k=5, s=2 on 4: total 3 -> 1 top, 2 bottom.
+        let p = tf_same_pad(&x, 5, 2).unwrap();
+        assert_eq!(p.dims4().unwrap(), (1, 1, 7, 7));
+        let v = p.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!((v[0][1], v[1][1], v[4][1], v[5][1]), (0.0, 1.0, 1.0, 0.0));
+    }
+
+    #[test]
+    fn differentiable_max_pool_matches_the_kernel_and_backprops() {
+        for (h, w) in [(8, 8), (7, 9), (1, 2)] {
+            let data: Vec<f32> = (0..2 * 3 * h * w)
+                .map(|i| ((i * 7919) % 101) as f32 / 10.0 + 0.1)
+                .collect();
+            let x = Tensor::from_vec(data, (2, 3, h, w), &Device::Cpu).unwrap();
+            let plain = max_pool_3x3_s2(&x).unwrap();
+            let var = Var::from_tensor(&x).unwrap();
+            let tracked = max_pool_3x3_s2(var.as_tensor()).unwrap();
+            assert_eq!(plain.dims(), tracked.dims());
+            let diff = (plain - &tracked).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+            let grads = tracked.sum_all().unwrap().backward().unwrap();
+            let g = grads.get(&var).unwrap();
+            // Inputs are positive, so padding never wins and each output's unit gradient lands
+            // on real inputs (split evenly between tied maxima): it sums to the output count.
+            let total = g.sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert_eq!(total, tracked.elem_count() as f32);
+        }
+    }
+}
