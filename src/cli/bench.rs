@@ -20,7 +20,11 @@ use crate::engine::paths;
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Networks as NAME@SIZE, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "tf_efficientnet_lite0@224")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tf_efficientnet_lite0@224"
+    )]
     pub models: Vec<String>,
     /// What to measure: forward, input_grad (gradient of the top logit w.r.t. the input).
     #[arg(long, value_delimiter = ',', default_value = "forward")]
@@ -59,7 +63,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     if !args.json {
-        println!("{:<24} {:>5} {:>6} {:<11} {:>10}", "model", "size", "batch", "kind", "images/s");
+        println!(
+            "{:<24} {:>5} {:>6} {:<11} {:>10}",
+            "model", "size", "batch", "kind", "images/s"
+        );
     }
     let print = |row: Row| {
         if args.json {
@@ -88,15 +95,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let kind = BackboneKind::from_name(name)?;
         let (backbone, _) = Backbone::random(kind, 1000, &device.device)?;
         for &batch in &args.batches {
-            let input = Tensor::randn(0f32, 1f32, (batch, 3, size as usize, size as usize), &device.device)?;
+            let input = Tensor::randn(
+                0f32,
+                1f32,
+                (batch, 3, size as usize, size as usize),
+                &device.device,
+            )?;
             for what in &args.kinds {
                 let run_once = || -> anyhow::Result<()> {
                     match what.as_str() {
                         "forward" => {
-                            backbone.forward(&input)?.logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+                            backbone
+                                .forward(&input)?
+                                .logits
+                                .to_dtype(DType::F32)?
+                                .to_vec2::<f32>()?;
                         }
                         "input_grad" => {
-                            let g = backbone.input_gradient(&input, |out| out.logits.max(1)?.sum_all())?;
+                            let g = backbone
+                                .input_gradient(&input, |out| out.logits.max(1)?.sum_all())?;
                             g.sum_all()?.to_scalar::<f32>()?;
                         }
                         other => anyhow::bail!("unknown kind `{other}` (forward, input_grad)"),
@@ -121,7 +138,11 @@ fn parse_model(spec: &str) -> anyhow::Result<(&str, u32)> {
     let (name, size) = spec
         .split_once('@')
         .with_context(|| format!("`{spec}`: expected NAME@SIZE, e.g. resnet50@224"))?;
-    Ok((name, size.parse().with_context(|| format!("`{spec}`: bad size"))?))
+    Ok((
+        name,
+        size.parse()
+            .with_context(|| format!("`{spec}`: bad size"))?,
+    ))
 }
 
 /// Best wall time of `repeats` runs after one warm-up.
@@ -143,15 +164,27 @@ fn bench_decode(count: usize) -> anyhow::Result<(f64, u32)> {
     let val = paths::default_imagenette().join("val");
     let _generated;
     let files: Vec<PathBuf> = if val.is_dir() {
-        Dataset::open(&val)?.samples.into_iter().take(count).map(|s| s.path).collect()
+        Dataset::open(&val)?
+            .samples
+            .into_iter()
+            .take(count)
+            .map(|s| s.path)
+            .collect()
     } else {
-        eprintln!("{} not found: decoding generated JPEGs instead", val.display());
+        eprintln!(
+            "{} not found: decoding generated JPEGs instead",
+            val.display()
+        );
         let dir = tempfile_dir()?;
         let files = (0..count)
             .map(|i| {
                 let path = dir.join(format!("{i}.jpg"));
                 let img = image::RgbImage::from_fn(224, 224, |x, y| {
-                    image::Rgb([(x * 7 + i as u32) as u8, (y * 13) as u8, ((x ^ y) * 3) as u8])
+                    image::Rgb([
+                        (x * 7 + i as u32) as u8,
+                        (y * 13) as u8,
+                        ((x ^ y) * 3) as u8,
+                    ])
                 });
                 img.save(&path).map(|_| path)
             })

@@ -10,7 +10,11 @@ use crate::engine::backbone::{weights, Backbone, BackboneKind};
 use crate::engine::device::{self, DeviceChoice, DeviceRequest};
 
 #[derive(Debug, Parser)]
-#[command(name = "reason", version, about = "Can this image classifier's prediction be trusted?")]
+#[command(
+    name = "reason",
+    version,
+    about = "Can this image classifier's prediction be trusted?"
+)]
 pub struct Cli {
     /// More log output (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -47,7 +47,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             path.display(),
             dataset.samples.len(),
             dataset.classes.len(),
-            if dataset.imagenet_indices().is_some() { " (ImageNet classes)" } else { "" }
+            if dataset.imagenet_indices().is_some() {
+                " (ImageNet classes)"
+            } else {
+                ""
+            }
         );
         let per_image = args.json || !args.summary;
         let summary = classify_dataset(
@@ -63,7 +67,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 }
                 let mut out = stdout.lock();
                 let written = if args.json {
-                    serde_json::to_writer(&mut out, prediction).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+                    serde_json::to_writer(&mut out, prediction)
+                        .map_err(std::io::Error::from)
+                        .and_then(|_| writeln!(out))
                 } else {
                     write_human(&mut out, prediction, &dataset)
                 };
@@ -99,7 +105,13 @@ fn write_human(out: &mut impl Write, p: &Prediction, dataset: &Dataset) -> std::
     let label = p
         .label
         .as_deref()
-        .map(|l| dataset.classes.iter().position(|c| c == l).map_or(l, |i| dataset.class_name(i)))
+        .map(|l| {
+            dataset
+                .classes
+                .iter()
+                .position(|c| c == l)
+                .map_or(l, |i| dataset.class_name(i))
+        })
         .unwrap_or("-");
     writeln!(out, "{}  (label: {label})", p.path)?;
     for c in &p.top5 {
@@ -119,9 +131,9 @@ fn show(path: &std::path::Path) {
         ..Default::default()
     };
     // Decoded by REASON itself so odd images (EXIF-rotated, CMYK, 16-bit) look as classified.
-    let shown = decode_rgb(path)
-        .map_err(|e| e.to_string())
-        .and_then(|img| viuer::print(&image::DynamicImage::ImageRgb8(img), &config).map_err(|e| e.to_string()));
+    let shown = decode_rgb(path).map_err(|e| e.to_string()).and_then(|img| {
+        viuer::print(&image::DynamicImage::ImageRgb8(img), &config).map_err(|e| e.to_string())
+    });
     if let Err(e) = shown {
         eprintln!("cannot preview {}: {e}", path.display());
     }
@@ -132,11 +144,19 @@ fn print_summary(s: &ClassifySummary, dataset: &Dataset, batch: usize, device: &
         Some(a) => format!("{:.2} % ({n}/{})", a * 100.0, s.labelled),
         None => "n/a (no images labelled with ImageNet classes)".to_string(),
     };
-    println!("images:     {} found, {} classified, {} skipped", s.images, s.classified, s.skipped.len());
+    println!(
+        "images:     {} found, {} classified, {} skipped",
+        s.images,
+        s.classified,
+        s.skipped.len()
+    );
     for (path, reason) in &s.skipped {
         println!("  skipped {path}: {reason}");
     }
-    println!("top-1 accuracy, all 1000 classes:      {}", pct(s.accuracy_all_classes(), s.correct_all_classes));
+    println!(
+        "top-1 accuracy, all 1000 classes:      {}",
+        pct(s.accuracy_all_classes(), s.correct_all_classes)
+    );
     println!(
         "top-1 accuracy, the dataset's {} classes: {}",
         dataset.classes.len(),

@@ -96,8 +96,9 @@ pub fn classify_dataset(
                 summary.labelled += 1;
                 let top1 = top_k(row, 1)[0];
                 summary.correct_all_classes += usize::from(top1 == indices[label]);
-                summary.correct_in_dataset +=
-                    usize::from(prediction.pred_in_dataset.as_deref() == Some(&dataset.classes[label]));
+                summary.correct_in_dataset += usize::from(
+                    prediction.pred_in_dataset.as_deref() == Some(&dataset.classes[label]),
+                );
             }
             summary.classified += 1;
             on_prediction(&prediction);
@@ -108,7 +109,12 @@ pub fn classify_dataset(
     Ok(summary)
 }
 
-fn predict_one(dataset: &Dataset, index: usize, logits: &[f32], in_dataset: Option<&[usize]>) -> Prediction {
+fn predict_one(
+    dataset: &Dataset,
+    index: usize,
+    logits: &[f32],
+    in_dataset: Option<&[usize]>,
+) -> Prediction {
     let sample = &dataset.samples[index];
     let probs = softmax(logits);
     let classes = imagenet::classes();

@@ -48,7 +48,10 @@ impl Dataset {
             return Self::single_file(path);
         }
         if path.join("train").is_dir() && path.join("val").is_dir() {
-            tracing::info!("{} looks like imagenette2: using its val split", path.display());
+            tracing::info!(
+                "{} looks like imagenette2: using its val split",
+                path.display()
+            );
             return Self::open_split(path, "val");
         }
         Self::open_folder(path)
@@ -60,7 +63,9 @@ impl Dataset {
         if !dir.is_dir() {
             return Err(Error::Dataset {
                 path: dir,
-                reason: format!("split `{split}` not found (expected <root>/{split}/<class>/*.JPEG)"),
+                reason: format!(
+                    "split `{split}` not found (expected <root>/{split}/<class>/*.JPEG)"
+                ),
             });
         }
         Self::open_folder(&dir)
@@ -103,7 +108,12 @@ impl Dataset {
                 continue;
             }
             let label = classes.len();
-            classes.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            classes.push(
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
             samples.extend(files.into_iter().map(|path| Sample {
                 id: relative_id(root, &path),
                 path,
@@ -168,7 +178,10 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn collect_images(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
     if depth > MAX_DEPTH {
-        tracing::warn!("{}: deeper than {MAX_DEPTH} levels, not searched", dir.display());
+        tracing::warn!(
+            "{}: deeper than {MAX_DEPTH} levels, not searched",
+            dir.display()
+        );
         return Ok(());
     }
     for entry in read_dir_sorted(dir)? {
@@ -220,7 +233,12 @@ mod tests {
         let ids: Vec<_> = ds.samples.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(
             ids,
-            vec!["loose image.JPG", "n01440764/nested/a.png", "n01440764/z.jpeg", "n02102040/b.JPEG"]
+            vec![
+                "loose image.JPG",
+                "n01440764/nested/a.png",
+                "n01440764/z.jpeg",
+                "n02102040/b.JPEG"
+            ]
         );
         let labels: Vec<_> = ds.samples.iter().map(|s| s.label).collect();
         assert_eq!(labels, vec![None, Some(0), Some(0), Some(1)]);
@@ -259,7 +277,9 @@ mod tests {
         let err = Dataset::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("no images found"), "{err}");
 
-        let err = Dataset::open(&dir.path().join("missing")).unwrap_err().to_string();
+        let err = Dataset::open(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing"), "{err}");
     }
 }

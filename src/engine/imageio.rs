@@ -32,7 +32,9 @@ pub fn decode_rgb(path: &Path) -> Result<RgbImage> {
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
 
-    let mut decoder = reader.into_decoder().map_err(|e| decode_err(e.to_string()))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| decode_err(e.to_string()))?;
     // A missing or unreadable EXIF block is not a reason to drop the image.
     let orientation = decoder
         .orientation()
@@ -54,13 +56,22 @@ mod tests {
     fn grayscale_16bit_and_alpha_images_become_rgb8() {
         let dir = tempfile::tempdir().unwrap();
         let gray = dir.path().join("gray.png");
-        ImageBuffer::from_pixel(3, 2, Luma([200u8])).save(&gray).unwrap();
+        ImageBuffer::from_pixel(3, 2, Luma([200u8]))
+            .save(&gray)
+            .unwrap();
         let deep = dir.path().join("deep.png");
-        ImageBuffer::from_pixel(3, 2, Rgb([65535u16, 0, 32896])).save(&deep).unwrap();
+        ImageBuffer::from_pixel(3, 2, Rgb([65535u16, 0, 32896]))
+            .save(&deep)
+            .unwrap();
         let alpha = dir.path().join("alpha.png");
-        ImageBuffer::from_pixel(3, 2, Rgba([10u8, 20, 30, 0])).save(&alpha).unwrap();
+        ImageBuffer::from_pixel(3, 2, Rgba([10u8, 20, 30, 0]))
+            .save(&alpha)
+            .unwrap();
 
-        assert_eq!(decode_rgb(&gray).unwrap().get_pixel(0, 0).0, [200, 200, 200]);
+        assert_eq!(
+            decode_rgb(&gray).unwrap().get_pixel(0, 0).0,
+            [200, 200, 200]
+        );
         assert_eq!(decode_rgb(&deep).unwrap().get_pixel(1, 1).0, [255, 0, 128]);
         let a = decode_rgb(&alpha).unwrap();
         assert_eq!(a.dimensions(), (3, 2));
@@ -68,7 +79,9 @@ mod tests {
     }
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
     }
 
     #[test]
@@ -87,7 +100,10 @@ mod tests {
         let img = decode_rgb(&fixture("cmyk.jpg")).unwrap();
         assert_eq!(img.dimensions(), (16, 8));
         let left = img.get_pixel(2, 4).0;
-        assert!(left[0] > 200 && left[1] < 60 && left[2] < 60, "cmyk red came out {left:?}");
+        assert!(
+            left[0] > 200 && left[1] < 60 && left[2] < 60,
+            "cmyk red came out {left:?}"
+        );
         let gray = decode_rgb(&fixture("gray.jpg")).unwrap();
         let p = gray.get_pixel(2, 4).0;
         assert!(p[0] == p[1] && p[1] == p[2], "{p:?}");
@@ -97,7 +113,9 @@ mod tests {
     fn truncated_and_garbage_files_are_decode_errors_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.jpg");
-        RgbImage::from_pixel(64, 64, Rgb([1, 2, 3])).save(&good).unwrap();
+        RgbImage::from_pixel(64, 64, Rgb([1, 2, 3]))
+            .save(&good)
+            .unwrap();
         let bytes = std::fs::read(&good).unwrap();
         let truncated = dir.path().join("truncated.jpg");
         std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
@@ -106,7 +124,10 @@ mod tests {
 
         for path in [&truncated, &garbage] {
             let err = decode_rgb(path).unwrap_err().to_string();
-            assert!(err.contains(path.file_name().unwrap().to_str().unwrap()), "{err}");
+            assert!(
+                err.contains(path.file_name().unwrap().to_str().unwrap()),
+                "{err}"
+            );
         }
         assert!(matches!(
             decode_rgb(&dir.path().join("absent.jpg")),
@@ -140,7 +161,11 @@ mod tests {
         for &b in bytes {
             crc ^= b as u32;
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -29,7 +29,13 @@ pub fn classes() -> &'static [ImagenetClass] {
 pub fn index_of(wnid: &str) -> Option<usize> {
     static INDEX: OnceLock<HashMap<&'static str, usize>> = OnceLock::new();
     INDEX
-        .get_or_init(|| classes().iter().enumerate().map(|(i, c)| (c.wnid, i)).collect())
+        .get_or_init(|| {
+            classes()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.wnid, i))
+                .collect()
+        })
         .get(wnid)
         .copied()
 }

@@ -124,7 +124,7 @@ impl Groups {
             .zip(correct)
             .map(|(&s, &c)| (order_key(s), c))
             .collect();
-        rows.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut out = Groups::default();
         let mut i = 0;
         while i < rows.len() {
@@ -623,7 +623,7 @@ impl Presorted {
             .enumerate()
             .map(|(i, &s)| (order_key(s), i as u32))
             .collect();
-        rows.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut bounds = Vec::new();
         let mut group_scores = Vec::new();
         for (pos, &(key, _)) in rows.iter().enumerate() {
@@ -690,8 +690,7 @@ fn summarize(estimate: Option<f64>, diffs: impl Iterator<Item = Option<f64>>) ->
     used.sort_unstable_by(f64::total_cmp);
     PairedDifference {
         estimate,
-        interval: (!used.is_empty())
-            .then(|| (percentile(&used, 0.025), percentile(&used, 0.975))),
+        interval: (!used.is_empty()).then(|| (percentile(&used, 0.025), percentile(&used, 0.975))),
         resamples_used: used.len(),
         resamples_skipped: skipped,
     }
@@ -823,7 +822,11 @@ impl ThresholdTable {
     /// If `scores.len() != correct.len()`.
     pub fn new(scores: &[f32], correct: &[Option<bool>]) -> Self {
         assert_same_len(scores.len(), correct.len());
-        scores.iter().copied().zip(correct.iter().copied()).collect()
+        scores
+            .iter()
+            .copied()
+            .zip(correct.iter().copied())
+            .collect()
     }
 
     /// Number of rows.
@@ -875,18 +878,21 @@ impl ThresholdTable {
             .iter()
             .skip(1)
             .filter(|c| c.right + c.wrong > 0)
-            .map(|c| (c.rows as f64 / n, c.wrong as f64 / (c.right + c.wrong) as f64))
+            .map(|c| {
+                (
+                    c.rows as f64 / n,
+                    c.wrong as f64 / (c.right + c.wrong) as f64,
+                )
+            })
             .collect()
     }
 }
 
 impl FromIterator<(f32, Option<bool>)> for ThresholdTable {
     fn from_iter<I: IntoIterator<Item = (f32, Option<bool>)>>(rows: I) -> Self {
-        let mut rows: Vec<(u32, Option<bool>)> = rows
-            .into_iter()
-            .map(|(s, c)| (order_key(s), c))
-            .collect();
-        rows.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        let mut rows: Vec<(u32, Option<bool>)> =
+            rows.into_iter().map(|(s, c)| (order_key(s), c)).collect();
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut table = ThresholdTable {
             cum: vec![Counts::default()],
             ..Default::default()
@@ -1127,14 +1133,20 @@ mod tests {
         assert!(risk_coverage_curve(&[], &[]).is_empty());
         let t = ThresholdTable::new(&[], &[]);
         let st = t.at(0.5);
-        assert_eq!((st.accepted, st.coverage, st.trusted_accuracy), (0, None, None));
+        assert_eq!(
+            (st.accepted, st.coverage, st.trusted_accuracy),
+            (0, None, None)
+        );
         assert!(t.coverage_curve().is_empty());
     }
 
     #[test]
     fn nan_is_lowest() {
         // NaN ranks below −∞: correct at −∞ beats wrong at NaN → AUROC 1.
-        assert_eq!(auroc(&[f32::NEG_INFINITY, f32::NAN], &[true, false]), Some(1.0));
+        assert_eq!(
+            auroc(&[f32::NEG_INFINITY, f32::NAN], &[true, false]),
+            Some(1.0)
+        );
         assert_eq!(auroc(&[f32::NAN, 0.5], &[false, true]), Some(1.0));
         // Two NaNs tie.
         assert_eq!(auroc(&[f32::NAN, f32::NAN], &[false, true]), Some(0.5));
@@ -1215,7 +1227,10 @@ mod tests {
         assert_eq!(risk_coverage_curve(&a2, &c2), rc);
         assert_eq!(reliability_diagram(&a2, &c2), rel);
         assert_eq!(paired_bootstrap(&a2, &b2, &c2, 200, 3), boot);
-        assert_eq!(ThresholdTable::new(&a2, &labels2).coverage_curve(), table_curve);
+        assert_eq!(
+            ThresholdTable::new(&a2, &labels2).coverage_curve(),
+            table_curve
+        );
         assert_eq!(table_curve, rc);
     }
 
@@ -1273,7 +1288,10 @@ mod tests {
         let c = bools(&[1, 1, 0]);
         let boot = paired_bootstrap(&a, &b, &c, 1000, 0);
         assert!(boot.auroc.resamples_skipped > 200 && boot.auroc.resamples_skipped < 400);
-        assert_eq!(boot.auroc.resamples_used + boot.auroc.resamples_skipped, 1000);
+        assert_eq!(
+            boot.auroc.resamples_used + boot.auroc.resamples_skipped,
+            1000
+        );
         assert_eq!(boot.aurc.resamples_used, 1000);
         // AUROC(a) = 1, AUROC(b) = 0.
         assert_eq!(boot.auroc.estimate, Some(1.0));
@@ -1344,7 +1362,11 @@ mod tests {
             } else {
                 rng.random::<f32>() * 2.0 - 1.0
             };
-            s.push(if x == 0.0 && rng.random_bool(0.5) { -0.0 } else { x });
+            s.push(if x == 0.0 && rng.random_bool(0.5) {
+                -0.0
+            } else {
+                x
+            });
             c.push(match rng.random_range(0..3) {
                 0 => None,
                 1 => Some(false),
@@ -1352,9 +1374,7 @@ mod tests {
             });
         }
         let table = ThresholdTable::new(&s, &c);
-        let mut thresholds: Vec<f32> = (0..3000)
-            .map(|_| rng.random::<f32>() * 2.4 - 1.2)
-            .collect();
+        let mut thresholds: Vec<f32> = (0..3000).map(|_| rng.random::<f32>() * 2.4 - 1.2).collect();
         thresholds.extend(s.iter().take(300));
         thresholds.extend([f32::NEG_INFINITY, f32::INFINITY, 0.0, -0.0, 1.0, -1.0]);
         for &t in &thresholds {

@@ -21,7 +21,12 @@ pub fn data_root() -> PathBuf {
 
 /// Folder names an Imagenette copy may have inside the data folder, in order of preference:
 /// the shared copy, then what `reason fetch imagenette` extracts.
-const IMAGENETTE_NAMES: [&str; 4] = ["imagenette", "imagenette2", "imagenette2-320", "imagenette2-160"];
+const IMAGENETTE_NAMES: [&str; 4] = [
+    "imagenette",
+    "imagenette2",
+    "imagenette2-320",
+    "imagenette2-160",
+];
 
 /// The default dataset root: the first `<data>/<name>` above that exists, else `<data>/imagenette`.
 pub fn default_imagenette() -> PathBuf {
@@ -35,5 +40,7 @@ pub fn default_imagenette() -> PathBuf {
 
 /// `<data>/weights/<backbone>.safetensors`, looked at before the hub.
 pub fn local_weights(backbone: &str) -> PathBuf {
-    data_root().join("weights").join(format!("{backbone}.safetensors"))
+    data_root()
+        .join("weights")
+        .join(format!("{backbone}.safetensors"))
 }

@@ -53,7 +53,11 @@ pub fn for_each_batch(
 fn decode_batch(chunk: &[Sample], offset: usize, preprocess: &Preprocess) -> Result<Batch> {
     let decoded: Vec<std::result::Result<Vec<f32>, String>> = chunk
         .par_iter()
-        .map(|s| decode_rgb(&s.path).map(|img| preprocess.apply(&img)).map_err(|e| e.to_string()))
+        .map(|s| {
+            decode_rgb(&s.path)
+                .map(|img| preprocess.apply(&img))
+                .map_err(|e| e.to_string())
+        })
         .collect();
     let mut indices = Vec::new();
     let mut images = Vec::new();
@@ -120,7 +124,9 @@ mod tests {
             if i == 2 {
                 std::fs::write(&path, b"broken").unwrap();
             } else {
-                image::RgbImage::from_pixel(4, 6, image::Rgb([i as u8; 3])).save(&path).unwrap();
+                image::RgbImage::from_pixel(4, 6, image::Rgb([i as u8; 3]))
+                    .save(&path)
+                    .unwrap();
             }
             samples.push(Sample {
                 id: format!("{i}.png"),

@@ -96,7 +96,11 @@ mod tests {
         // 40x10: left quarter black, middle white, right quarter black. After resizing to 32x8
         // and cropping the centre 8x8, only white remains.
         let wide = RgbImage::from_fn(40, 10, |x, _| {
-            if (10..30).contains(&x) { Rgb([255; 3]) } else { Rgb([0; 3]) }
+            if (10..30).contains(&x) {
+                Rgb([255; 3])
+            } else {
+                Rgb([0; 3])
+            }
         });
         let out = pre(8).resize_and_crop(&wide);
         assert_eq!(out.dimensions(), (8, 8));

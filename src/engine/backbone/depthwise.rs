@@ -4,7 +4,8 @@
 //! EfficientNet layers), which made Lite0 run at ~3 images/s. Here each (image, channel) plane
 //! is one rayon task and a direct loop over the K×K taps. The backward pass gives the input
 //! gradient (and the kernel gradient only when the kernel itself tracks gradients), so input
-//! gradients through EfficientNet stay on this fast path too.
+//! gradients through EfficientNet stay on this fast path too. f32 is the fast path; f64 exists
+//! so gradients can be checked against finite differences exactly.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -18,6 +19,7 @@ pub struct Depthwise {
     pub pad: [usize; 4],
 }
 
+#[derive(Debug, Clone, Copy)]
 struct Dims {
     n: usize,
     c: usize,
@@ -27,9 +29,15 @@ struct Dims {
     ow: usize,
 }
 
+trait Float:
+    candle_core::WithDType + Default + std::ops::Mul<Output = Self> + std::ops::AddAssign
+{
+}
+impl Float for f32 {}
+impl Float for f64 {}
+
 impl Depthwise {
-    fn dims(&self, input: &Layout) -> Result<Dims> {
-        let (n, c, h, w) = input.shape().dims4()?;
+    fn dims(&self, n: usize, c: usize, h: usize, w: usize) -> Result<Dims> {
         let [top, bottom, left, right] = self.pad;
         let (hp, wp) = (h + top + bottom, w + left + right);
         if hp < self.kernel || wp < self.kernel {
@@ -45,6 +53,11 @@ impl Depthwise {
         })
     }
 
+    /// Input row of output row `oy` and tap `ky`, if inside the image.
+    fn input_row(&self, oy: usize, ky: usize, h: usize) -> Option<usize> {
+        (oy * self.stride + ky).checked_sub(self.pad[0]).filter(|&iy| iy < h)
+    }
+
     /// `(x0, x1)`: the output columns whose input column `ox * stride + kx - left` is inside.
     fn valid_cols(&self, kx: usize, w: usize, ow: usize) -> (usize, usize) {
         let left = self.pad[2];
@@ -57,31 +70,11 @@ impl Depthwise {
     pub fn apply(&self, x: &Tensor, kernel: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op2(&kernel.contiguous()?, *self)
     }
-}
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("depthwise: {what} must be contiguous"),
-    }
-}
-
-impl CustomOp2 for Depthwise {
-    fn name(&self) -> &'static str {
-        "depthwise-conv2d"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let d = self.dims(l1)?;
-        let x = contiguous(s1, l1, "input")?;
-        let k = contiguous(s2, l2, "kernel")?;
+    fn forward<T: Float>(&self, d: Dims, x: &[T], k: &[T]) -> Vec<T> {
         let kk = self.kernel * self.kernel;
-        if k.len() != d.c * kk {
-            candle_core::bail!("depthwise: kernel has {} values, expected {}x1x{2}x{2}", k.len(), d.c, self.kernel);
-        }
-        let (top, left) = (self.pad[0], self.pad[2]);
-        let mut out = vec![0f32; d.n * d.c * d.oh * d.ow];
+        let left = self.pad[2];
+        let mut out = vec![T::default(); d.n * d.c * d.oh * d.ow];
         out.par_chunks_mut(d.oh * d.ow).enumerate().for_each(|(plane, out)| {
             let channel = plane % d.c;
             let src = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
@@ -89,14 +82,13 @@ impl CustomOp2 for Depthwise {
             for oy in 0..d.oh {
                 let row = &mut out[oy * d.ow..(oy + 1) * d.ow];
                 for ky in 0..self.kernel {
-                    let Some(iy) = (oy * self.stride + ky).checked_sub(top).filter(|&iy| iy < d.h) else {
-                        continue;
-                    };
+                    let Some(iy) = self.input_row(oy, ky, d.h) else { continue };
                     let src_row = &src[iy * d.w..(iy + 1) * d.w];
                     for kx in 0..self.kernel {
                         let weight = taps[ky * self.kernel + kx];
                         let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
                         if self.stride == 1 {
+                            // Contiguous on both sides: lets the compiler vectorise.
                             let offset = x0 + kx - left;
                             for (o, &v) in row[x0..x1].iter_mut().zip(&src_row[offset..offset + x1 - x0]) {
                                 *o += weight * v;
@@ -110,16 +102,111 @@ impl CustomOp2 for Depthwise {
                 }
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from((d.n, d.c, d.oh, d.ow))))
+        out
+    }
+
+    fn input_grad<T: Float>(&self, d: Dims, g: &[T], k: &[T]) -> Vec<T> {
+        let kk = self.kernel * self.kernel;
+        let left = self.pad[2];
+        let mut out = vec![T::default(); d.n * d.c * d.h * d.w];
+        out.par_chunks_mut(d.h * d.w).enumerate().for_each(|(plane, dx)| {
+            let channel = plane % d.c;
+            let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
+            let taps = &k[channel * kk..(channel + 1) * kk];
+            for oy in 0..d.oh {
+                let grow = &gp[oy * d.ow..(oy + 1) * d.ow];
+                for ky in 0..self.kernel {
+                    let Some(iy) = self.input_row(oy, ky, d.h) else { continue };
+                    let dx_row = &mut dx[iy * d.w..(iy + 1) * d.w];
+                    for kx in 0..self.kernel {
+                        let weight = taps[ky * self.kernel + kx];
+                        let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
+                        for (ox, &gv) in grow.iter().enumerate().take(x1).skip(x0) {
+                            dx_row[ox * self.stride + kx - left] += weight * gv;
+                        }
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    fn kernel_grad<T: Float>(&self, d: Dims, x: &[T], g: &[T]) -> Vec<T> {
+        let kk = self.kernel * self.kernel;
+        let left = self.pad[2];
+        let mut out = vec![T::default(); d.c * kk];
+        out.par_chunks_mut(kk).enumerate().for_each(|(channel, dk)| {
+            for n in 0..d.n {
+                let plane = n * d.c + channel;
+                let xp = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
+                let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
+                for oy in 0..d.oh {
+                    for ky in 0..self.kernel {
+                        let Some(iy) = self.input_row(oy, ky, d.h) else { continue };
+                        for kx in 0..self.kernel {
+                            let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
+                            let mut acc = T::default();
+                            for ox in x0..x1 {
+                                acc += gp[oy * d.ow + ox] * xp[iy * d.w + ox * self.stride + kx - left];
+                            }
+                            dk[ky * self.kernel + kx] += acc;
+                        }
+                    }
+                }
+            }
+        });
+        out
+    }
+}
+
+fn contiguous<'a, T: Float>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [T]> {
+    let data = storage.as_slice::<T>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("depthwise: {what} must be contiguous"),
+    }
+}
+
+/// Runs `kernel(a, b)` on two storages of the same float type.
+fn run<F32, F64>(s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, f32_kernel: F32, f64_kernel: F64) -> Result<CpuStorage>
+where
+    F32: FnOnce(&[f32], &[f32]) -> Vec<f32>,
+    F64: FnOnce(&[f64], &[f64]) -> Vec<f64>,
+{
+    match (s1, s2) {
+        (CpuStorage::F32(_), CpuStorage::F32(_)) => {
+            Ok(CpuStorage::F32(f32_kernel(contiguous(s1, l1, "lhs")?, contiguous(s2, l2, "rhs")?)))
+        }
+        (CpuStorage::F64(_), CpuStorage::F64(_)) => {
+            Ok(CpuStorage::F64(f64_kernel(contiguous(s1, l1, "lhs")?, contiguous(s2, l2, "rhs")?)))
+        }
+        _ => candle_core::bail!("depthwise: f32 or f64 tensors of one dtype expected"),
+    }
+}
+
+impl CustomOp2 for Depthwise {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l1.shape().dims4()?;
+        if l2.shape().elem_count() != c * self.kernel * self.kernel {
+            candle_core::bail!("depthwise: kernel {:?} does not fit {c} channels", l2.shape());
+        }
+        let d = self.dims(n, c, h, w)?;
+        let out = run(s1, l1, s2, l2, |x, k| self.forward(d, x, k), |x, k| self.forward(d, x, k))?;
+        Ok((out, Shape::from((d.n, d.c, d.oh, d.ow))))
     }
 
     fn bwd(&self, x: &Tensor, kernel: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let (_, _, h, w) = x.dims4()?;
-        let grad_x = grad.apply_op2_no_bwd(kernel, &DepthwiseInputGrad { conv: *self, h, w })?;
+        let (n, c, h, w) = x.dims4()?;
+        let dims = self.dims(n, c, h, w)?;
+        let grad_x = grad.apply_op2_no_bwd(kernel, &InputGrad { conv: *self, dims })?;
         // Input gradients (the common case) never pay for the kernel gradient.
         let grad_k = if kernel.track_op() {
-            Some(x.apply_op2_no_bwd(&grad, &DepthwiseKernelGrad { conv: *self })?)
+            Some(x.apply_op2_no_bwd(&grad, &KernelGrad { conv: *self, dims })?)
         } else {
             None
         };
@@ -127,94 +214,39 @@ impl CustomOp2 for Depthwise {
     }
 }
 
-/// ∂loss/∂x of a depthwise convolution: `grad_output.apply_op2(kernel)`, for an input of
-/// `h x w`.
-struct DepthwiseInputGrad {
+/// ∂loss/∂x: `grad_output.apply_op2(kernel)`.
+struct InputGrad {
     conv: Depthwise,
-    h: usize,
-    w: usize,
+    dims: Dims,
 }
 
-impl CustomOp2 for DepthwiseInputGrad {
+impl CustomOp2 for InputGrad {
     fn name(&self) -> &'static str {
         "depthwise-conv2d-input-grad"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let conv = &self.conv;
-        let (n, c, oh, ow) = l1.shape().dims4()?;
-        let d = Dims { n, c, h: self.h, w: self.w, oh, ow };
-        let g = contiguous(s1, l1, "gradient")?;
-        let k = contiguous(s2, l2, "kernel")?;
-        let kk = conv.kernel * conv.kernel;
-        let (top, left) = (conv.pad[0], conv.pad[2]);
-        let mut out = vec![0f32; d.n * d.c * d.h * d.w];
-        out.par_chunks_mut(d.h * d.w).enumerate().for_each(|(plane, dx)| {
-            let channel = plane % d.c;
-            let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
-            let taps = &k[channel * kk..(channel + 1) * kk];
-            for oy in 0..d.oh {
-                let grow = &gp[oy * d.ow..(oy + 1) * d.ow];
-                for ky in 0..conv.kernel {
-                    let Some(iy) = (oy * conv.stride + ky).checked_sub(top).filter(|&iy| iy < d.h) else {
-                        continue;
-                    };
-                    let dx_row = &mut dx[iy * d.w..(iy + 1) * d.w];
-                    for kx in 0..conv.kernel {
-                        let weight = taps[ky * conv.kernel + kx];
-                        let (x0, x1) = conv.valid_cols(kx, d.w, d.ow);
-                        for (ox, &gv) in grow.iter().enumerate().take(x1).skip(x0) {
-                            dx_row[ox * conv.stride + kx - left] += weight * gv;
-                        }
-                    }
-                }
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((d.n, d.c, d.h, d.w))))
+        let (c, d) = (&self.conv, self.dims);
+        let out = run(s1, l1, s2, l2, |g, k| c.input_grad(d, g, k), |g, k| c.input_grad(d, g, k))?;
+        Ok((out, Shape::from((d.n, d.c, d.h, d.w))))
     }
 }
 
-/// ∂loss/∂kernel of a depthwise convolution: `x.apply_op2(grad_output)`.
-struct DepthwiseKernelGrad {
+/// ∂loss/∂kernel: `x.apply_op2(grad_output)`.
+struct KernelGrad {
     conv: Depthwise,
+    dims: Dims,
 }
 
-impl CustomOp2 for DepthwiseKernelGrad {
+impl CustomOp2 for KernelGrad {
     fn name(&self) -> &'static str {
         "depthwise-conv2d-kernel-grad"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let conv = &self.conv;
-        let d = conv.dims(l1)?;
-        let x = contiguous(s1, l1, "input")?;
-        let g = contiguous(s2, l2, "gradient")?;
-        let kk = conv.kernel * conv.kernel;
-        let (top, left) = (conv.pad[0], conv.pad[2]);
-        let mut out = vec![0f32; d.c * kk];
-        out.par_chunks_mut(kk).enumerate().for_each(|(channel, dk)| {
-            for n in 0..d.n {
-                let plane = n * d.c + channel;
-                let xp = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
-                let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
-                for oy in 0..d.oh {
-                    for ky in 0..conv.kernel {
-                        let Some(iy) = (oy * conv.stride + ky).checked_sub(top).filter(|&iy| iy < d.h) else {
-                            continue;
-                        };
-                        for kx in 0..conv.kernel {
-                            let (x0, x1) = conv.valid_cols(kx, d.w, d.ow);
-                            let mut acc = 0f32;
-                            for ox in x0..x1 {
-                                acc += gp[oy * d.ow + ox] * xp[iy * d.w + ox * conv.stride + kx - left];
-                            }
-                            dk[ky * conv.kernel + kx] += acc;
-                        }
-                    }
-                }
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((d.c, 1, conv.kernel, conv.kernel))))
+        let (c, d) = (&self.conv, self.dims);
+        let out = run(s1, l1, s2, l2, |x, g| c.kernel_grad(d, x, g), |x, g| c.kernel_grad(d, x, g))?;
+        Ok((out, Shape::from((d.c, 1, c.kernel, c.kernel))))
     }
 }
 
@@ -225,12 +257,21 @@ mod tests {
 
     fn tensor(shape: (usize, usize, usize, usize), seed: usize) -> Tensor {
         let n = shape.0 * shape.1 * shape.2 * shape.3;
-        let data: Vec<f32> = (0..n).map(|i| (((i + seed) * 2654435761) % 1000) as f32 / 500.0 - 1.0).collect();
+        let data: Vec<f32> = (0..n)
+            .map(|i| (((i + seed) * 2654435761) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
         Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     }
 
     /// Forward, input gradient and kernel gradient equal candle's grouped convolution for the
@@ -247,7 +288,11 @@ mod tests {
             let (n, c) = (2, 3);
             let x = Var::from_tensor(&tensor((n, c, h, w), 1)).unwrap();
             let k = Var::from_tensor(&tensor((c, 1, kernel, kernel), 7)).unwrap();
-            let conv = Depthwise { kernel, stride, pad };
+            let conv = Depthwise {
+                kernel,
+                stride,
+                pad,
+            };
 
             let ours = conv.apply(x.as_tensor(), k.as_tensor()).unwrap();
             let padded = x
@@ -262,11 +307,27 @@ mod tests {
 
             // A non-uniform upstream gradient: weight each output by its position.
             let weights = tensor(ours.dims4().unwrap(), 3);
-            let g_ours = ours.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
-            let g_ref = reference.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
+            let g_ours = ours
+                .mul(&weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g_ref = reference
+                .mul(&weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             for var in [&x, &k] {
                 let (a, b) = (g_ours.get(var).unwrap(), g_ref.get(var).unwrap());
-                assert!(max_diff(a, b) < 1e-4, "k{kernel} s{stride} {pad:?}: {}", max_diff(a, b));
+                assert!(
+                    max_diff(a, b) < 1e-4,
+                    "k{kernel} s{stride} {pad:?}: {}",
+                    max_diff(a, b)
+                );
             }
         }
     }
@@ -275,8 +336,18 @@ mod tests {
     fn constant_kernel_gets_no_gradient() {
         let x = Var::from_tensor(&tensor((1, 2, 5, 5), 1)).unwrap();
         let k = tensor((2, 1, 3, 3), 2);
-        let conv = Depthwise { kernel: 3, stride: 1, pad: [1; 4] };
-        let grads = conv.apply(x.as_tensor(), &k).unwrap().sum_all().unwrap().backward().unwrap();
+        let conv = Depthwise {
+            kernel: 3,
+            stride: 1,
+            pad: [1; 4],
+        };
+        let grads = conv
+            .apply(x.as_tensor(), &k)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         assert!(grads.get(&x).is_some());
         assert!(grads.get(&k).is_none());
     }

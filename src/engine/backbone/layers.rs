@@ -46,7 +46,12 @@ impl ConvBn {
     /// Loads `<conv>.weight` and `<bn>.{weight,bias,running_mean,running_var}`.
     pub fn load(spec: &ConvSpec, conv: VarBuilder, bn: VarBuilder) -> Result<Self> {
         let weight = conv.get(
-            (spec.out_ch, spec.in_ch / spec.groups, spec.kernel, spec.kernel),
+            (
+                spec.out_ch,
+                spec.in_ch / spec.groups,
+                spec.kernel,
+                spec.kernel,
+            ),
             "weight",
         )?;
         // The hints only matter for randomly initialised networks (benchmarks, tests).
@@ -77,27 +82,34 @@ impl ConvBn {
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let conv = if self.is_depthwise() && x.device().is_cpu() {
-            let (_, _, h, w) = x.dims4()?;
-            let pad = match self.padding {
-                Padding::Symmetric(p) => [p; 4],
-                Padding::TfSame => {
-                    let (ph, pw) = (tf_same_total(h, self.kernel, self.stride), tf_same_total(w, self.kernel, self.stride));
-                    [ph / 2, ph - ph / 2, pw / 2, pw - pw / 2]
+        let conv =
+            if self.is_depthwise() && x.device().is_cpu() {
+                let (_, _, h, w) = x.dims4()?;
+                let pad = match self.padding {
+                    Padding::Symmetric(p) => [p; 4],
+                    Padding::TfSame => {
+                        let (ph, pw) = (
+                            tf_same_total(h, self.kernel, self.stride),
+                            tf_same_total(w, self.kernel, self.stride),
+                        );
+                        [ph / 2, ph - ph / 2, pw / 2, pw - pw / 2]
+                    }
+                };
+                Depthwise {
+                    kernel: self.kernel,
+                    stride: self.stride,
+                    pad,
                 }
+                .apply(x, &self.weight)?
+            } else {
+                // CUDA (and any other device) keeps candle's own kernels.
+                let (x, pad) = match self.padding {
+                    Padding::Symmetric(p) => (x.clone(), p),
+                    Padding::TfSame => (tf_same_pad(x, self.kernel, self.stride)?, 0),
+                };
+                x.conv2d(&self.weight, pad, self.stride, 1, self.groups)?
             };
-            Depthwise { kernel: self.kernel, stride: self.stride, pad }.apply(x, &self.weight)?
-        } else {
-            // CUDA (and any other device) keeps candle's own kernels.
-            let (x, pad) = match self.padding {
-                Padding::Symmetric(p) => (x.clone(), p),
-                Padding::TfSame => (tf_same_pad(x, self.kernel, self.stride)?, 0),
-            };
-            x.conv2d(&self.weight, pad, self.stride, 1, self.groups)?
-        };
-        conv
-            .broadcast_mul(&self.scale)?
-            .broadcast_add(&self.shift)
+        conv.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
     }
 }
 
@@ -110,7 +122,10 @@ fn tf_same_total(size: usize, kernel: usize, stride: usize) -> usize {
 /// Zero-pads height and width the way TensorFlow's "SAME" does.
 pub fn tf_same_pad(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
-    let (ph, pw) = (tf_same_total(h, kernel, stride), tf_same_total(w, kernel, stride));
+    let (ph, pw) = (
+        tf_same_total(h, kernel, stride),
+        tf_same_total(w, kernel, stride),
+    );
     if ph == 0 && pw == 0 {
         return Ok(x.clone());
     }
@@ -177,14 +192,26 @@ mod tests {
         // k=3, s=2 on 4: out 2, total pad (2-1)*2+3-4 = 1 -> 0 top, 1 bottom.
         let p = tf_same_pad(&x, 3, 2).unwrap();
         assert_eq!(p.dims4().unwrap(), (1, 1, 5, 5));
-        let v = p.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        let v = p
+            .squeeze(0)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert_eq!(v[0][0], 1.0);
         assert_eq!(v[4][0], 0.0);
         assert_eq!(v[0][4], 0.0);
         // k=5, s=2 on 4: total 3 -> 1 top, 2 bottom.
         let p = tf_same_pad(&x, 5, 2).unwrap();
         assert_eq!(p.dims4().unwrap(), (1, 1, 7, 7));
-        let v = p.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        let v = p
+            .squeeze(0)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert_eq!((v[0][1], v[1][1], v[4][1], v[5][1]), (0.0, 1.0, 1.0, 0.0));
     }
 
@@ -199,7 +226,12 @@ mod tests {
             let var = Var::from_tensor(&x).unwrap();
             let tracked = max_pool_3x3_s2(var.as_tensor()).unwrap();
             assert_eq!(plain.dims(), tracked.dims());
-            let diff = (plain - &tracked).unwrap().abs().unwrap().max_all().unwrap();
+            let diff = (plain - &tracked)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap();
             assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
             let grads = tracked.sum_all().unwrap().backward().unwrap();
             let g = grads.get(&var).unwrap();

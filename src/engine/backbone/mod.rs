@@ -130,16 +130,23 @@ pub struct Backbone {
 
 impl Backbone {
     /// Builds the network from a `VarBuilder` holding tensors with timm's names.
-    pub fn from_var_builder(kind: BackboneKind, num_classes: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn from_var_builder(
+        kind: BackboneKind,
+        num_classes: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let device = vb.device().clone();
         let body = match kind {
-            BackboneKind::EfficientNetLite(level) => {
-                Body::Lite(efficientnet_lite::EfficientNetLite::load(level, vb.clone())?)
-            }
+            BackboneKind::EfficientNetLite(level) => Body::Lite(
+                efficientnet_lite::EfficientNetLite::load(level, vb.clone())?,
+            ),
             BackboneKind::ResNet(depth) => Body::ResNet(resnet::ResNet::load(depth, vb.clone())?),
         };
-        let classifier =
-            candle_nn::linear(kind.embedding_dim(), num_classes, vb.pp(kind.classifier_name()))?;
+        let classifier = candle_nn::linear(
+            kind.embedding_dim(),
+            num_classes,
+            vb.pp(kind.classifier_name()),
+        )?;
         Ok(Self {
             kind,
             num_classes,
@@ -149,10 +156,15 @@ impl Backbone {
         })
     }
 
-    /// Loads ImageNet-1k weights from a safetensors file.
+    /// Loads ImageNet-1k weights from a safetensors file, in f32.
     pub fn load(kind: BackboneKind, weights: &std::path::Path, device: &Device) -> Result<Self> {
+        Self::load_as(kind, weights, device, DType::F32)
+    }
+
+    /// Loads ImageNet-1k weights in `dtype` (f64 serves exact gradient checks).
+    pub fn load_as(kind: BackboneKind, weights: &std::path::Path, device: &Device, dtype: DType) -> Result<Self> {
         // SAFETY: the file is memory-mapped read-only; REASON never writes weight files in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], dtype, device) }
             .map_err(|e| Error::Weights(format!("cannot read {}: {e}", weights.display())))?;
         Self::from_var_builder(kind, 1000, vb).map_err(|e| Error::WeightsMismatch {
             backbone: kind.name().to_string(),
@@ -163,9 +175,26 @@ impl Backbone {
 
     /// A randomly initialised network with plain (non-`Var`) weights, for benchmarks and tests.
     /// Returns the network and its number of trainable parameters (BatchNorm statistics excluded).
-    pub fn random(kind: BackboneKind, num_classes: usize, device: &Device) -> Result<(Self, usize)> {
+    pub fn random(
+        kind: BackboneKind,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<(Self, usize)> {
+        Self::random_as(kind, num_classes, device, DType::F32)
+    }
+
+    pub fn random_as(
+        kind: BackboneKind,
+        num_classes: usize,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<(Self, usize)> {
         let varmap = candle_nn::VarMap::new();
-        Self::from_var_builder(kind, num_classes, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+        Self::from_var_builder(
+            kind,
+            num_classes,
+            VarBuilder::from_varmap(&varmap, dtype, device),
+        )?;
         let vars = varmap.data().lock().expect("varmap lock");
         let parameters = vars
             .iter()
@@ -173,8 +202,11 @@ impl Backbone {
             .map(|(_, v)| v.elem_count())
             .sum();
         // Plain tensors: with `Var`s every op would record backprop history.
-        let tensors = vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect();
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        let tensors = vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect();
+        let vb = VarBuilder::from_tensors(tensors, dtype, device);
         Ok((Self::from_var_builder(kind, num_classes, vb)?, parameters))
     }
 
@@ -215,7 +247,7 @@ impl Backbone {
 
     /// Gradient of `logits[i, classes[i]]` with respect to input `i`, for every `i`.
     pub fn logit_input_gradient(&self, x: &Tensor, classes: &[u32]) -> Result<Tensor> {
-        let mask = one_hot(classes, self.num_classes, &self.device)?;
+        let mask = one_hot(classes, self.num_classes, &self.device)?.to_dtype(x.dtype())?;
         self.input_gradient(x, |out| out.logits.mul(&mask)?.sum_all())
     }
 }
@@ -226,5 +258,9 @@ pub fn one_hot(classes: &[u32], num_classes: usize, device: &Device) -> Result<T
     for (i, &c) in classes.iter().enumerate() {
         mask[i * num_classes + c as usize] = 1.0;
     }
-    Ok(Tensor::from_vec(mask, (classes.len(), num_classes), device)?)
+    Ok(Tensor::from_vec(
+        mask,
+        (classes.len(), num_classes),
+        device,
+    )?)
 }

@@ -46,9 +46,19 @@ struct Block {
 }
 
 impl Block {
-    fn load(vb: VarBuilder, in_ch: usize, width: usize, stride: usize, bottleneck: bool) -> Result<(Self, usize)> {
+    fn load(
+        vb: VarBuilder,
+        in_ch: usize,
+        width: usize,
+        stride: usize,
+        bottleneck: bool,
+    ) -> Result<(Self, usize)> {
         let specs = if bottleneck {
-            vec![conv(in_ch, width, 1, 1), conv(width, width, 3, stride), conv(width, width * 4, 1, 1)]
+            vec![
+                conv(in_ch, width, 1, 1),
+                conv(width, width, 3, stride),
+                conv(width, width * 4, 1, 1),
+            ]
         } else {
             vec![conv(in_ch, width, 3, stride), conv(width, width, 3, 1)]
         };
@@ -56,12 +66,22 @@ impl Block {
         let convs = specs
             .iter()
             .enumerate()
-            .map(|(i, s)| ConvBn::load(s, vb.pp(format!("conv{}", i + 1)), vb.pp(format!("bn{}", i + 1))))
+            .map(|(i, s)| {
+                ConvBn::load(
+                    s,
+                    vb.pp(format!("conv{}", i + 1)),
+                    vb.pp(format!("bn{}", i + 1)),
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let downsample = if stride != 1 || in_ch != out_ch {
             let mut spec = conv(in_ch, out_ch, 1, stride);
             spec.padding = Padding::Symmetric(0);
-            Some(ConvBn::load(&spec, vb.pp("downsample.0"), vb.pp("downsample.1"))?)
+            Some(ConvBn::load(
+                &spec,
+                vb.pp("downsample.0"),
+                vb.pp("downsample.1"),
+            )?)
         } else {
             None
         };
@@ -100,8 +120,13 @@ impl ResNet {
             let width = 64 << stage;
             for j in 0..count {
                 let stride = if j == 0 && stage > 0 { 2 } else { 1 };
-                let (block, out) =
-                    Block::load(vb.pp(format!("layer{}.{j}", stage + 1)), in_ch, width, stride, bottleneck)?;
+                let (block, out) = Block::load(
+                    vb.pp(format!("layer{}.{j}", stage + 1)),
+                    in_ch,
+                    width,
+                    stride,
+                    bottleneck,
+                )?;
                 blocks.push(block);
                 in_ch = out;
             }

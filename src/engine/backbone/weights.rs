@@ -65,7 +65,8 @@ pub fn resolve(kind: BackboneKind, spec: Option<&str>) -> Result<ResolvedWeights
 fn from_hub(hub_id: &str) -> Result<ResolvedWeights> {
     let path = match fetch::cached_hub_weights(hub_id, HUB_FILENAME) {
         Some(path) => path,
-        None => fetch::fetch_hub_weights(hub_id, HUB_FILENAME).map_err(|e| Error::Weights(e.to_string()))?,
+        None => fetch::fetch_hub_weights(hub_id, HUB_FILENAME)
+            .map_err(|e| Error::Weights(e.to_string()))?,
     };
     Ok(ResolvedWeights {
         path,
