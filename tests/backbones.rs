@@ -35,12 +35,26 @@ fn check_gradient(backbone: &Backbone, x: &Tensor, classes: &[u32]) {
     let v = random_input(x.dim(0).unwrap(), x.dim(2).unwrap(), 99);
     let eps = 1e-7;
     let logit = |input: &Tensor| -> Vec<f64> {
-        let logits = backbone.forward(input).unwrap().logits.to_vec2::<f64>().unwrap();
-        classes.iter().enumerate().map(|(i, &c)| logits[i][c as usize]).collect()
+        let logits = backbone
+            .forward(input)
+            .unwrap()
+            .logits
+            .to_vec2::<f64>()
+            .unwrap();
+        classes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| logits[i][c as usize])
+            .collect()
     };
     let plus = logit(&(x + (&v * eps).unwrap()).unwrap());
     let minus = logit(&(x - (&v * eps).unwrap()).unwrap());
-    let analytic: Vec<f64> = (&grad * &v).unwrap().sum((1, 2, 3)).unwrap().to_vec1().unwrap();
+    let analytic: Vec<f64> = (&grad * &v)
+        .unwrap()
+        .sum((1, 2, 3))
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     for i in 0..classes.len() {
         let numeric = (plus[i] - minus[i]) / (2.0 * eps);
         let tolerance = 1e-2 * analytic[i].abs().max(numeric.abs()).max(1e-3);
@@ -132,7 +146,8 @@ fn resnet_logits_equal_candle_transformers() {
 
 #[test]
 fn resnet_input_gradient_matches_finite_differences() {
-    let (backbone, _) = Backbone::random_as(BackboneKind::ResNet(18), 1000, &Device::Cpu, DType::F64).unwrap();
+    let (backbone, _) =
+        Backbone::random_as(BackboneKind::ResNet(18), 1000, &Device::Cpu, DType::F64).unwrap();
     check_gradient(&backbone, &random_input(2, 64, 1), &[3, 998]);
 }
 

@@ -13,5 +13,7 @@ pub mod metrics;
 pub mod paths;
 pub mod pipeline;
 pub mod preprocess;
+pub mod records;
+pub mod session;
 
 pub use error::{Error, Result};

@@ -41,7 +41,10 @@ impl Depthwise {
         let [top, bottom, left, right] = self.pad;
         let (hp, wp) = (h + top + bottom, w + left + right);
         if hp < self.kernel || wp < self.kernel {
-            candle_core::bail!("depthwise: input {h}x{w} smaller than kernel {}", self.kernel);
+            candle_core::bail!(
+                "depthwise: input {h}x{w} smaller than kernel {}",
+                self.kernel
+            );
         }
         Ok(Dims {
             n,
@@ -55,7 +58,9 @@ impl Depthwise {
 
     /// Input row of output row `oy` and tap `ky`, if inside the image.
     fn input_row(&self, oy: usize, ky: usize, h: usize) -> Option<usize> {
-        (oy * self.stride + ky).checked_sub(self.pad[0]).filter(|&iy| iy < h)
+        (oy * self.stride + ky)
+            .checked_sub(self.pad[0])
+            .filter(|&iy| iy < h)
     }
 
     /// `(x0, x1)`: the output columns whose input column `ox * stride + kx - left` is inside.
@@ -75,33 +80,40 @@ impl Depthwise {
         let kk = self.kernel * self.kernel;
         let left = self.pad[2];
         let mut out = vec![T::default(); d.n * d.c * d.oh * d.ow];
-        out.par_chunks_mut(d.oh * d.ow).enumerate().for_each(|(plane, out)| {
-            let channel = plane % d.c;
-            let src = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
-            let taps = &k[channel * kk..(channel + 1) * kk];
-            for oy in 0..d.oh {
-                let row = &mut out[oy * d.ow..(oy + 1) * d.ow];
-                for ky in 0..self.kernel {
-                    let Some(iy) = self.input_row(oy, ky, d.h) else { continue };
-                    let src_row = &src[iy * d.w..(iy + 1) * d.w];
-                    for kx in 0..self.kernel {
-                        let weight = taps[ky * self.kernel + kx];
-                        let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
-                        if self.stride == 1 {
-                            // Contiguous on both sides: lets the compiler vectorise.
-                            let offset = x0 + kx - left;
-                            for (o, &v) in row[x0..x1].iter_mut().zip(&src_row[offset..offset + x1 - x0]) {
-                                *o += weight * v;
-                            }
-                        } else {
-                            for (ox, o) in row.iter_mut().enumerate().take(x1).skip(x0) {
-                                *o += weight * src_row[ox * self.stride + kx - left];
+        out.par_chunks_mut(d.oh * d.ow)
+            .enumerate()
+            .for_each(|(plane, out)| {
+                let channel = plane % d.c;
+                let src = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
+                let taps = &k[channel * kk..(channel + 1) * kk];
+                for oy in 0..d.oh {
+                    let row = &mut out[oy * d.ow..(oy + 1) * d.ow];
+                    for ky in 0..self.kernel {
+                        let Some(iy) = self.input_row(oy, ky, d.h) else {
+                            continue;
+                        };
+                        let src_row = &src[iy * d.w..(iy + 1) * d.w];
+                        for kx in 0..self.kernel {
+                            let weight = taps[ky * self.kernel + kx];
+                            let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
+                            if self.stride == 1 {
+                                // Contiguous on both sides: lets the compiler vectorise.
+                                let offset = x0 + kx - left;
+                                for (o, &v) in row[x0..x1]
+                                    .iter_mut()
+                                    .zip(&src_row[offset..offset + x1 - x0])
+                                {
+                                    *o += weight * v;
+                                }
+                            } else {
+                                for (ox, o) in row.iter_mut().enumerate().take(x1).skip(x0) {
+                                    *o += weight * src_row[ox * self.stride + kx - left];
+                                }
                             }
                         }
                     }
                 }
-            }
-        });
+            });
         out
     }
 
@@ -109,25 +121,29 @@ impl Depthwise {
         let kk = self.kernel * self.kernel;
         let left = self.pad[2];
         let mut out = vec![T::default(); d.n * d.c * d.h * d.w];
-        out.par_chunks_mut(d.h * d.w).enumerate().for_each(|(plane, dx)| {
-            let channel = plane % d.c;
-            let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
-            let taps = &k[channel * kk..(channel + 1) * kk];
-            for oy in 0..d.oh {
-                let grow = &gp[oy * d.ow..(oy + 1) * d.ow];
-                for ky in 0..self.kernel {
-                    let Some(iy) = self.input_row(oy, ky, d.h) else { continue };
-                    let dx_row = &mut dx[iy * d.w..(iy + 1) * d.w];
-                    for kx in 0..self.kernel {
-                        let weight = taps[ky * self.kernel + kx];
-                        let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
-                        for (ox, &gv) in grow.iter().enumerate().take(x1).skip(x0) {
-                            dx_row[ox * self.stride + kx - left] += weight * gv;
+        out.par_chunks_mut(d.h * d.w)
+            .enumerate()
+            .for_each(|(plane, dx)| {
+                let channel = plane % d.c;
+                let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
+                let taps = &k[channel * kk..(channel + 1) * kk];
+                for oy in 0..d.oh {
+                    let grow = &gp[oy * d.ow..(oy + 1) * d.ow];
+                    for ky in 0..self.kernel {
+                        let Some(iy) = self.input_row(oy, ky, d.h) else {
+                            continue;
+                        };
+                        let dx_row = &mut dx[iy * d.w..(iy + 1) * d.w];
+                        for kx in 0..self.kernel {
+                            let weight = taps[ky * self.kernel + kx];
+                            let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
+                            for (ox, &gv) in grow.iter().enumerate().take(x1).skip(x0) {
+                                dx_row[ox * self.stride + kx - left] += weight * gv;
+                            }
                         }
                     }
                 }
-            }
-        });
+            });
         out
     }
 
@@ -135,31 +151,40 @@ impl Depthwise {
         let kk = self.kernel * self.kernel;
         let left = self.pad[2];
         let mut out = vec![T::default(); d.c * kk];
-        out.par_chunks_mut(kk).enumerate().for_each(|(channel, dk)| {
-            for n in 0..d.n {
-                let plane = n * d.c + channel;
-                let xp = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
-                let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
-                for oy in 0..d.oh {
-                    for ky in 0..self.kernel {
-                        let Some(iy) = self.input_row(oy, ky, d.h) else { continue };
-                        for kx in 0..self.kernel {
-                            let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
-                            let mut acc = T::default();
-                            for ox in x0..x1 {
-                                acc += gp[oy * d.ow + ox] * xp[iy * d.w + ox * self.stride + kx - left];
+        out.par_chunks_mut(kk)
+            .enumerate()
+            .for_each(|(channel, dk)| {
+                for n in 0..d.n {
+                    let plane = n * d.c + channel;
+                    let xp = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
+                    let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
+                    for oy in 0..d.oh {
+                        for ky in 0..self.kernel {
+                            let Some(iy) = self.input_row(oy, ky, d.h) else {
+                                continue;
+                            };
+                            for kx in 0..self.kernel {
+                                let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
+                                let mut acc = T::default();
+                                for ox in x0..x1 {
+                                    acc += gp[oy * d.ow + ox]
+                                        * xp[iy * d.w + ox * self.stride + kx - left];
+                                }
+                                dk[ky * self.kernel + kx] += acc;
                             }
-                            dk[ky * self.kernel + kx] += acc;
                         }
                     }
                 }
-            }
-        });
+            });
         out
     }
 }
 
-fn contiguous<'a, T: Float>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [T]> {
+fn contiguous<'a, T: Float>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
     let data = storage.as_slice::<T>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
@@ -168,18 +193,27 @@ fn contiguous<'a, T: Float>(storage: &'a CpuStorage, layout: &Layout, what: &str
 }
 
 /// Runs `kernel(a, b)` on two storages of the same float type.
-fn run<F32, F64>(s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, f32_kernel: F32, f64_kernel: F64) -> Result<CpuStorage>
+fn run<F32, F64>(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    f32_kernel: F32,
+    f64_kernel: F64,
+) -> Result<CpuStorage>
 where
     F32: FnOnce(&[f32], &[f32]) -> Vec<f32>,
     F64: FnOnce(&[f64], &[f64]) -> Vec<f64>,
 {
     match (s1, s2) {
-        (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-            Ok(CpuStorage::F32(f32_kernel(contiguous(s1, l1, "lhs")?, contiguous(s2, l2, "rhs")?)))
-        }
-        (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-            Ok(CpuStorage::F64(f64_kernel(contiguous(s1, l1, "lhs")?, contiguous(s2, l2, "rhs")?)))
-        }
+        (CpuStorage::F32(_), CpuStorage::F32(_)) => Ok(CpuStorage::F32(f32_kernel(
+            contiguous(s1, l1, "lhs")?,
+            contiguous(s2, l2, "rhs")?,
+        ))),
+        (CpuStorage::F64(_), CpuStorage::F64(_)) => Ok(CpuStorage::F64(f64_kernel(
+            contiguous(s1, l1, "lhs")?,
+            contiguous(s2, l2, "rhs")?,
+        ))),
         _ => candle_core::bail!("depthwise: f32 or f64 tensors of one dtype expected"),
     }
 }
@@ -189,17 +223,39 @@ impl CustomOp2 for Depthwise {
         "depthwise-conv2d"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = l1.shape().dims4()?;
         if l2.shape().elem_count() != c * self.kernel * self.kernel {
-            candle_core::bail!("depthwise: kernel {:?} does not fit {c} channels", l2.shape());
+            candle_core::bail!(
+                "depthwise: kernel {:?} does not fit {c} channels",
+                l2.shape()
+            );
         }
         let d = self.dims(n, c, h, w)?;
-        let out = run(s1, l1, s2, l2, |x, k| self.forward(d, x, k), |x, k| self.forward(d, x, k))?;
+        let out = run(
+            s1,
+            l1,
+            s2,
+            l2,
+            |x, k| self.forward(d, x, k),
+            |x, k| self.forward(d, x, k),
+        )?;
         Ok((out, Shape::from((d.n, d.c, d.oh, d.ow))))
     }
 
-    fn bwd(&self, x: &Tensor, kernel: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        kernel: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (n, c, h, w) = x.dims4()?;
         let dims = self.dims(n, c, h, w)?;
@@ -225,9 +281,22 @@ impl CustomOp2 for InputGrad {
         "depthwise-conv2d-input-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (c, d) = (&self.conv, self.dims);
-        let out = run(s1, l1, s2, l2, |g, k| c.input_grad(d, g, k), |g, k| c.input_grad(d, g, k))?;
+        let out = run(
+            s1,
+            l1,
+            s2,
+            l2,
+            |g, k| c.input_grad(d, g, k),
+            |g, k| c.input_grad(d, g, k),
+        )?;
         Ok((out, Shape::from((d.n, d.c, d.h, d.w))))
     }
 }
@@ -243,9 +312,22 @@ impl CustomOp2 for KernelGrad {
         "depthwise-conv2d-kernel-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (c, d) = (&self.conv, self.dims);
-        let out = run(s1, l1, s2, l2, |x, g| c.kernel_grad(d, x, g), |x, g| c.kernel_grad(d, x, g))?;
+        let out = run(
+            s1,
+            l1,
+            s2,
+            l2,
+            |x, g| c.kernel_grad(d, x, g),
+            |x, g| c.kernel_grad(d, x, g),
+        )?;
         Ok((out, Shape::from((d.c, 1, c.kernel, c.kernel))))
     }
 }

@@ -16,16 +16,22 @@ pub enum Padding {
     TfSame,
 }
 
-/// A bias-free convolution followed by BatchNorm in inference mode.
+/// A bias-free convolution followed by BatchNorm in inference mode, folded into one
+/// convolution with a bias at load time.
 ///
-/// BatchNorm is kept as a per-channel `scale` and `shift` computed once at load time
-/// (scale = gamma / sqrt(var + eps), shift = beta - mean * scale), which is exactly what
-/// running-statistics BatchNorm computes.
+/// Running-statistics BatchNorm is the per-channel affine map y = scale * x + shift with
+/// scale = gamma / sqrt(var + eps) and shift = beta - mean * scale, so the convolution weight is
+/// multiplied by `scale` and `shift` becomes its bias: one op less per layer, forward and backward.
 #[derive(Debug, Clone)]
 pub struct ConvBn {
+    /// `(out, in / groups, k, k)`, BatchNorm scale folded in.
     weight: Tensor,
-    scale: Tensor,
-    shift: Tensor,
+    /// `(1, out, 1, 1)`.
+    bias: Tensor,
+    /// The weight as an `(out, in)` matrix for 1x1 stride-1 convolutions, which run as a
+    /// matrix product (candle's conv2d copies the input through im2col, and its backward uses a
+    /// slow transposed convolution).
+    pointwise: Option<Tensor>,
     kernel: usize,
     stride: usize,
     groups: usize,
@@ -61,20 +67,21 @@ impl ConvBn {
         let var = bn.get_with_hints(spec.out_ch, "running_var", Init::Const(1.0))?;
         let scale = gamma.div(&(var + spec.bn_eps)?.sqrt()?)?;
         let shift = beta.sub(&mean.mul(&scale)?)?;
-        let per_channel = (1, spec.out_ch, 1, 1);
+        let weight = weight.broadcast_mul(&scale.reshape((spec.out_ch, 1, 1, 1))?)?;
+        let pointwise = (spec.kernel == 1 && spec.stride == 1 && spec.groups == 1)
+            .then(|| weight.reshape((spec.out_ch, spec.in_ch)))
+            .transpose()?;
         Ok(Self {
             weight,
-            scale: scale.reshape(per_channel)?,
-            shift: shift.reshape(per_channel)?,
+            bias: shift.reshape((1, spec.out_ch, 1, 1))?,
+            pointwise,
             kernel: spec.kernel,
             stride: spec.stride,
             groups: spec.groups,
             padding: spec.padding,
         })
     }
-}
 
-impl ConvBn {
     fn is_depthwise(&self) -> bool {
         self.groups > 1 && self.groups == self.weight.dim(0).unwrap_or(0)
     }
@@ -82,34 +89,36 @@ impl ConvBn {
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let conv =
-            if self.is_depthwise() && x.device().is_cpu() {
-                let (_, _, h, w) = x.dims4()?;
-                let pad = match self.padding {
-                    Padding::Symmetric(p) => [p; 4],
-                    Padding::TfSame => {
-                        let (ph, pw) = (
-                            tf_same_total(h, self.kernel, self.stride),
-                            tf_same_total(w, self.kernel, self.stride),
-                        );
-                        [ph / 2, ph - ph / 2, pw / 2, pw - pw / 2]
-                    }
-                };
-                Depthwise {
-                    kernel: self.kernel,
-                    stride: self.stride,
-                    pad,
+        let conv = if let Some(matrix) = &self.pointwise {
+            let (n, c, h, w) = x.dims4()?;
+            matrix
+                .broadcast_matmul(&x.reshape((n, c, h * w))?)?
+                .reshape((n, matrix.dim(0)?, h, w))?
+        } else if self.is_depthwise() && x.device().is_cpu() {
+            let (_, _, h, w) = x.dims4()?;
+            let pad = match self.padding {
+                Padding::Symmetric(p) => [p; 4],
+                Padding::TfSame => {
+                    let ph = tf_same_total(h, self.kernel, self.stride);
+                    let pw = tf_same_total(w, self.kernel, self.stride);
+                    [ph / 2, ph - ph / 2, pw / 2, pw - pw / 2]
                 }
-                .apply(x, &self.weight)?
-            } else {
-                // CUDA (and any other device) keeps candle's own kernels.
-                let (x, pad) = match self.padding {
-                    Padding::Symmetric(p) => (x.clone(), p),
-                    Padding::TfSame => (tf_same_pad(x, self.kernel, self.stride)?, 0),
-                };
-                x.conv2d(&self.weight, pad, self.stride, 1, self.groups)?
             };
-        conv.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+            Depthwise {
+                kernel: self.kernel,
+                stride: self.stride,
+                pad,
+            }
+            .apply(x, &self.weight)?
+        } else {
+            // CUDA (and any other device) keeps candle's own kernels.
+            let (x, pad) = match self.padding {
+                Padding::Symmetric(p) => (x.clone(), p),
+                Padding::TfSame => (tf_same_pad(x, self.kernel, self.stride)?, 0),
+            };
+            x.conv2d(&self.weight, pad, self.stride, 1, self.groups)?
+        };
+        conv.broadcast_add(&self.bias)
     }
 }
 
@@ -133,9 +142,7 @@ pub fn tf_same_pad(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
         .pad_with_zeros(3, pw / 2, pw - pw / 2)
 }
 
-pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    x.clamp(0f32, 6f32)
-}
+pub use super::activation::relu6;
 
 /// Global average pooling: `(N, C, H, W)` to `(N, C)`.
 pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {

@@ -1,6 +1,7 @@
 //! Backbones: candle CNNs whose one forward pass gives both the logits and the penultimate
 //! embedding, and which give input gradients of any logit.
 
+pub mod activation;
 pub mod depthwise;
 pub mod efficientnet_lite;
 pub mod layers;
@@ -162,7 +163,12 @@ impl Backbone {
     }
 
     /// Loads ImageNet-1k weights in `dtype` (f64 serves exact gradient checks).
-    pub fn load_as(kind: BackboneKind, weights: &std::path::Path, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn load_as(
+        kind: BackboneKind,
+        weights: &std::path::Path,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         // SAFETY: the file is memory-mapped read-only; REASON never writes weight files in place.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], dtype, device) }
             .map_err(|e| Error::Weights(format!("cannot read {}: {e}", weights.display())))?;

@@ -1,0 +1,124 @@
+//! What REASON computes per sample, in one shape that the dashboard, `eval`, the caches and
+//! the exports all read.
+
+use serde::{Deserialize, Serialize};
+
+/// One named block of the meta-vector (a meta-feature family).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureBlock {
+    /// Family name, e.g. `entropy`, `mc_dropout`, `pca`.
+    pub family: String,
+    /// One name per dimension, e.g. `mc_dropout.var_p_pred`.
+    pub names: Vec<String>,
+    /// Offset of the first dimension in the meta-vector.
+    pub offset: usize,
+}
+
+/// The documented, named layout of the meta-vector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeatureLayout {
+    pub blocks: Vec<FeatureBlock>,
+}
+
+impl FeatureLayout {
+    pub fn dim(&self) -> usize {
+        self.blocks.iter().map(|b| b.names.len()).sum()
+    }
+
+    /// Name of dimension `i`.
+    pub fn name(&self, i: usize) -> Option<&str> {
+        self.blocks
+            .iter()
+            .find(|b| (b.offset..b.offset + b.names.len()).contains(&i))
+            .map(|b| b.names[i - b.offset].as_str())
+    }
+
+    /// The family that dimension `i` belongs to.
+    pub fn family_of(&self, i: usize) -> Option<&str> {
+        self.blocks
+            .iter()
+            .find(|b| (b.offset..b.offset + b.names.len()).contains(&i))
+            .map(|b| b.family.as_str())
+    }
+}
+
+/// The scalar diagnostics shown beside every prediction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// Max softmax probability of the head (the MSP baseline).
+    pub msp: f32,
+    /// Entropy of the head's softmax (nats).
+    pub entropy: f32,
+    /// Top-1 minus top-2 logit.
+    pub logit_gap: f32,
+    /// Variance of p(predicted class) over MC-dropout passes.
+    pub mc_variance: f32,
+    /// ‖∂ log p_ŷ / ∂x‖₂ with respect to the normalised input.
+    pub grad_sensitivity: f32,
+    /// Mean distance to the k nearest reference embeddings (PCA space).
+    pub knn_distance: f32,
+    /// Distance to nearest other class / distance to nearest predicted class.
+    pub trust_score: f32,
+}
+
+/// Everything computed for one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    /// Path relative to the dataset root: the sample's identity.
+    pub id: String,
+    /// Index into the class list, `None` when unlabelled.
+    pub label: Option<u16>,
+    /// Predicted class (argmax of the head).
+    pub pred: u16,
+    /// Head probabilities over the dataset's classes.
+    pub probs: Vec<f32>,
+    /// The MetaNet's calibrated P(correct).
+    pub p_correct: f32,
+    pub diagnostics: Diagnostics,
+    /// The meta-vector, in `FeatureLayout` order (raw, before standardisation).
+    pub meta: Vec<f32>,
+}
+
+impl SampleRecord {
+    pub fn correct(&self) -> Option<bool> {
+        self.label.map(|l| l == self.pred)
+    }
+}
+
+/// A scored dataset: records plus what is needed to read them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordSet {
+    /// Class identifiers (folder names / wnids), indexed by `label` and `pred`.
+    pub classes: Vec<String>,
+    /// Readable class names, same order.
+    pub class_names: Vec<String>,
+    pub layout: FeatureLayout,
+    /// The operating threshold on P(correct) saved with the artifacts.
+    pub threshold: f32,
+    pub records: Vec<SampleRecord>,
+}
+
+/// Progress of a background scoring run, as sent to whoever displays it.
+#[derive(Debug, Clone)]
+pub enum ScoringEvent {
+    /// The run knows its size and the set-up (classes, layout, threshold; no records yet).
+    Started {
+        total: usize,
+        header: RecordSet,
+    },
+    /// A stage of the work with a progress count, e.g. ("features", 128, 3925).
+    Progress {
+        stage: String,
+        done: usize,
+        total: usize,
+    },
+    /// Newly scored samples, in dataset order.
+    Records(Vec<SampleRecord>),
+    /// A sample that could not be used.
+    Skipped {
+        id: String,
+        reason: String,
+    },
+    Finished,
+    Failed(String),
+}

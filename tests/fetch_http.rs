@@ -1,0 +1,711 @@
+//! `engine::fetch` against a real HTTP server on 127.0.0.1 (no internet needed): resumable
+//! downloads, truncation, size and checksum checks, safe extraction, Imagenette end to end
+//! and a server imitating the Hugging Face hub.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use flate2::{write::GzEncoder, Compression};
+use reason::engine::fetch::{
+    cached_hub_weights_in, download, extract_tar_gz, fetch_hub_weights_from, fetch_imagenette,
+    hub_url, DownloadOptions, FetchError, HubSource, ImagenetteSize, COMPLETE_MARKER,
+};
+use sha2::{Digest, Sha256};
+use tar::{EntryType, Header};
+use tiny_http::{Header as HttpHeader, Response, Server, StatusCode};
+
+// ---------------------------------------------------------------------------------------------
+// A small file server
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Honour `Range` requests with 206 + Content-Range.
+    Ranges,
+    /// Ignore `Range` and always send the whole file with 200.
+    NoRanges,
+    /// Announce the full length but send only this many bytes, then close.
+    Truncate(usize),
+}
+
+#[derive(Clone)]
+struct Route {
+    body: Vec<u8>,
+    mode: Mode,
+    headers: Vec<(String, String)>,
+}
+
+/// Requests seen: (path, value of the Range header).
+type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+struct TestServer {
+    base: String,
+    routes: Arc<Mutex<HashMap<String, Route>>>,
+    log: Log,
+    server: Arc<Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    fn start() -> Self {
+        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0"));
+        let port = server.server_addr().to_ip().expect("ip address").port();
+        let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
+        let log: Log = Arc::default();
+        let thread = {
+            let (server, routes, log) = (server.clone(), routes.clone(), log.clone());
+            std::thread::spawn(move || {
+                for request in server.incoming_requests() {
+                    let range = request
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv("Range"))
+                        .map(|h| h.value.to_string());
+                    let path = request.url().to_string();
+                    log.lock().unwrap().push((path.clone(), range.clone()));
+                    let route = routes.lock().unwrap().get(&path).cloned();
+                    let _ = match route {
+                        None => request.respond(Response::empty(404)),
+                        Some(route) => request.respond(answer(&route, range.as_deref())),
+                    };
+                }
+            })
+        };
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            routes,
+            log,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    fn serve(&self, path: &str, body: &[u8], mode: Mode) {
+        self.serve_with_headers(path, body, mode, Vec::new());
+    }
+
+    fn serve_with_headers(
+        &self,
+        path: &str,
+        body: &[u8],
+        mode: Mode,
+        headers: Vec<(String, String)>,
+    ) {
+        let route = Route {
+            body: body.to_vec(),
+            mode,
+            headers,
+        };
+        self.routes.lock().unwrap().insert(path.to_string(), route);
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> HttpHeader {
+    HttpHeader::from_bytes(name.as_bytes(), value.as_bytes()).unwrap()
+}
+
+/// Builds the reply for `route` to a request with the given `Range` header.
+fn answer(route: &Route, range: Option<&str>) -> Response<Cursor<Vec<u8>>> {
+    let len = route.body.len();
+    // "bytes=START-" or "bytes=START-END"
+    let range = range
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.split_once('-'))
+        .map(|(start, end)| {
+            let start: usize = start.parse().unwrap();
+            let end: usize = end
+                .parse()
+                .map_or(len.saturating_sub(1), |e: usize| e.min(len - 1));
+            (start, end)
+        });
+    let (status, body, mut headers) = match (route.mode, range) {
+        (Mode::Ranges | Mode::Truncate(_), Some((start, _))) if start >= len => (
+            416,
+            Vec::new(),
+            vec![header("Content-Range", &format!("bytes */{len}"))],
+        ),
+        (Mode::Ranges | Mode::Truncate(_), Some((start, end))) => (
+            206,
+            route.body[start..=end].to_vec(),
+            vec![header(
+                "Content-Range",
+                &format!("bytes {start}-{end}/{len}"),
+            )],
+        ),
+        _ => (200, route.body.clone(), Vec::new()),
+    };
+    headers.extend(route.headers.iter().map(|(k, v)| header(k, v)));
+    let announced = body.len();
+    let sent = match route.mode {
+        Mode::Truncate(n) => body[..n.min(announced)].to_vec(),
+        _ => body,
+    };
+    // Never chunked: the length is announced up front, as file servers do, so a short body
+    // is detectably short.
+    Response::new(
+        StatusCode(status),
+        headers,
+        Cursor::new(sent),
+        Some(announced),
+        None,
+    )
+    .with_chunked_threshold(usize::MAX)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test data
+// ---------------------------------------------------------------------------------------------
+
+/// Deterministic bytes that do not compress (so a cut archive really is cut mid-stream).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Appends an entry whose name bytes are written by hand, so that names `tar::Builder` would
+/// refuse (`..`, absolute paths) really end up in the archive.
+fn append_raw<W: Write>(
+    builder: &mut tar::Builder<W>,
+    name: &str,
+    kind: EntryType,
+    link: Option<&str>,
+    data: &[u8],
+) {
+    let mut h = Header::new_gnu();
+    assert!(name.len() < 100, "name too long for the old header");
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_entry_type(kind);
+    h.set_mode(if kind == EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
+    h.set_mtime(1_700_000_000);
+    h.set_size(data.len() as u64);
+    if let Some(link) = link {
+        h.set_link_name(link).unwrap();
+    }
+    h.set_cksum();
+    builder.append(&h, data).unwrap();
+}
+
+const TRAIN_IMAGE: &[u8] = b"pretend this is a JPEG of a tench";
+const VAL_IMAGE: &[u8] = b"pretend this is another tench";
+
+/// An imagenette-like archive with two real images, safe links, a large file, and malicious
+/// entries: a `..` path, an absolute path (`absolute_target`), a symlink and a hard link
+/// leading outside.
+fn imagenette_archive(absolute_target: &Path, big: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+    let f = EntryType::Regular;
+    append_raw(&mut b, "imagenette2-160/", EntryType::Directory, None, b"");
+    append_raw(
+        &mut b,
+        "imagenette2-160/train/n01440764/a.JPEG",
+        f,
+        None,
+        TRAIN_IMAGE,
+    );
+    append_raw(&mut b, "../escape.txt", f, None, b"escaped via ..");
+    append_raw(
+        &mut b,
+        absolute_target.to_str().unwrap(),
+        f,
+        None,
+        b"escaped via /",
+    );
+    append_raw(
+        &mut b,
+        "imagenette2-160/val/n01440764/b.JPEG",
+        f,
+        None,
+        VAL_IMAGE,
+    );
+    let symlink = EntryType::Symlink;
+    append_raw(
+        &mut b,
+        "imagenette2-160/passwd",
+        symlink,
+        Some("../../etc/passwd"),
+        b"",
+    );
+    append_raw(
+        &mut b,
+        "imagenette2-160/val/n01440764/c.JPEG",
+        symlink,
+        Some("b.JPEG"),
+        b"",
+    );
+    let hard = EntryType::Link;
+    append_raw(
+        &mut b,
+        "imagenette2-160/val/n01440764/d.JPEG",
+        hard,
+        Some("imagenette2-160/val/n01440764/b.JPEG"),
+        b"",
+    );
+    append_raw(
+        &mut b,
+        "imagenette2-160/hard-escape",
+        hard,
+        Some("../escape.txt"),
+        b"",
+    );
+    append_raw(&mut b, "imagenette2-160/train/big.bin", f, None, big);
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn partial_of(dest: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.partial", dest.display()))
+}
+
+fn quiet() -> DownloadOptions {
+    DownloadOptions::default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downloads
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn plain_download_then_skip_when_present() {
+    let server = TestServer::start();
+    let body = noise(70_000, 1);
+    server.serve("/file.bin", &body, Mode::Ranges);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("sub/file.bin");
+
+    let report = download(&server.url("/file.bin"), &dest, &quiet()).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), body);
+    assert_eq!(
+        (report.bytes, report.skipped, report.resumed_from),
+        (70_000, false, 0)
+    );
+    assert!(!partial_of(&dest).exists());
+
+    let opts = DownloadOptions {
+        expected_size: Some(70_000),
+        ..quiet()
+    };
+    let again = download(&server.url("/file.bin"), &dest, &opts).unwrap();
+    assert!(again.skipped);
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "a complete file must not be fetched again"
+    );
+}
+
+#[test]
+fn resume_sends_range_and_yields_identical_file() {
+    let server = TestServer::start();
+    let body = noise(100_001, 2);
+    server.serve("/data.tgz", &body, Mode::Ranges);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("data.tgz");
+    let half = body.len() / 2;
+    fs::write(partial_of(&dest), &body[..half]).unwrap();
+
+    let report = download(&server.url("/data.tgz"), &dest, &quiet()).unwrap();
+    assert_eq!(report.resumed_from, half as u64);
+    assert_eq!(report.bytes, body.len() as u64);
+    assert_eq!(
+        server.requests(),
+        vec![("/data.tgz".to_string(), Some(format!("bytes={half}-")))]
+    );
+    assert!(fs::read(&dest).unwrap() == body, "resumed file differs");
+    assert!(!partial_of(&dest).exists());
+}
+
+#[test]
+fn server_without_range_support_restarts_from_zero() {
+    let server = TestServer::start();
+    let body = noise(50_000, 3);
+    server.serve("/data.tgz", &body, Mode::NoRanges);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("data.tgz");
+    // Garbage that must be discarded, not appended to.
+    fs::write(partial_of(&dest), vec![0xAA; 20_000]).unwrap();
+
+    let report = download(&server.url("/data.tgz"), &dest, &quiet()).unwrap();
+    assert_eq!(report.resumed_from, 0);
+    assert!(fs::read(&dest).unwrap() == body);
+    assert_eq!(server.requests()[0].1.as_deref(), Some("bytes=20000-"));
+}
+
+#[test]
+fn truncated_body_is_an_error_keeps_partial_and_resumes_later() {
+    let server = TestServer::start();
+    let body = noise(80_000, 4);
+    server.serve("/cut.tgz", &body, Mode::Truncate(30_000));
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("cut.tgz");
+
+    let err = download(&server.url("/cut.tgz"), &dest, &quiet()).unwrap_err();
+    match &err {
+        FetchError::Truncated {
+            received, expected, ..
+        } => assert_eq!((*received, *expected), (30_000, Some(80_000))),
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+    assert!(err.to_string().contains("resume"), "{err}");
+    assert!(
+        !dest.exists(),
+        "a truncated download must not look complete"
+    );
+    assert_eq!(fs::read(partial_of(&dest)).unwrap(), &body[..30_000]);
+
+    // The server recovers: the next run only fetches the rest.
+    server.serve("/cut.tgz", &body, Mode::Ranges);
+    let report = download(&server.url("/cut.tgz"), &dest, &quiet()).unwrap();
+    assert_eq!(report.resumed_from, 30_000);
+    assert!(fs::read(&dest).unwrap() == body);
+    assert_eq!(server.requests()[1].1.as_deref(), Some("bytes=30000-"));
+}
+
+#[test]
+fn expected_size_mismatch_is_an_error_without_final_file() {
+    let server = TestServer::start();
+    let body = noise(10_000, 5);
+    server.serve("/f.bin", &body, Mode::Ranges);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("f.bin");
+    let opts = DownloadOptions {
+        expected_size: Some(10_001),
+        ..quiet()
+    };
+    let err = download(&server.url("/f.bin"), &dest, &opts).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FetchError::SizeMismatch {
+                expected: 10_001,
+                actual: 10_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!dest.exists());
+}
+
+#[test]
+fn checksum_is_verified() {
+    let server = TestServer::start();
+    let body = noise(20_000, 6);
+    server.serve("/w.bin", &body, Mode::Ranges);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let good = tmp.path().join("good.bin");
+    let opts = DownloadOptions {
+        sha256: Some(sha256_hex(&body).to_uppercase()),
+        ..quiet()
+    };
+    download(&server.url("/w.bin"), &good, &opts).unwrap();
+    assert!(fs::read(&good).unwrap() == body);
+
+    let bad = tmp.path().join("bad.bin");
+    let opts = DownloadOptions {
+        sha256: Some(sha256_hex(b"something else")),
+        ..quiet()
+    };
+    let err = download(&server.url("/w.bin"), &bad, &opts).unwrap_err();
+    assert!(
+        matches!(err, FetchError::ChecksumMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(!bad.exists());
+    assert!(!partial_of(&bad).exists());
+    assert!(tmp.path().join("bad.bin.corrupt").exists());
+}
+
+#[test]
+fn http_and_connection_errors_name_the_url() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = server.url("/missing.tgz");
+    let err = download(&url, &tmp.path().join("m.tgz"), &quiet()).unwrap_err();
+    assert!(
+        matches!(err, FetchError::HttpStatus { status: 404, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&url) && message.contains("404"),
+        "{message}"
+    );
+
+    drop(server); // nothing listens on that port any more
+    let err = download(&url, &tmp.path().join("m.tgz"), &quiet()).unwrap_err();
+    assert!(matches!(err, FetchError::Network { .. }), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+    assert!(!tmp.path().join("m.tgz").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extraction and Imagenette
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn extraction_refuses_escaping_entries_and_reports_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let absolute = outside.path().join("absolute.txt");
+    let archive = tmp.path().join("a.tgz");
+    fs::write(&archive, imagenette_archive(&absolute, &noise(1000, 7))).unwrap();
+    let base = tmp.path().join("nest");
+    let dest = base.join("out");
+
+    let report = extract_tar_gz(&archive, &dest).unwrap();
+    assert_eq!(report.files, 3, "{report:?}");
+    assert_eq!(report.links, 2, "{report:?}");
+    let refused: HashMap<&str, &str> = report
+        .refused
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert!(refused["../escape.txt"].contains(".."));
+    assert!(refused[absolute.to_str().unwrap()].contains("absolute"));
+    assert!(refused["imagenette2-160/passwd"].contains("outside"));
+    assert!(refused["imagenette2-160/hard-escape"].contains("hard link"));
+
+    let root = dest.join("imagenette2-160");
+    assert_eq!(
+        fs::read(root.join("train/n01440764/a.JPEG")).unwrap(),
+        TRAIN_IMAGE
+    );
+    assert_eq!(
+        fs::read(root.join("val/n01440764/d.JPEG")).unwrap(),
+        VAL_IMAGE
+    );
+    #[cfg(unix)]
+    assert_eq!(
+        fs::read(root.join("val/n01440764/c.JPEG")).unwrap(),
+        VAL_IMAGE
+    );
+    assert!(fs::symlink_metadata(root.join("passwd")).is_err());
+    assert!(fs::symlink_metadata(root.join("hard-escape")).is_err());
+    assert!(!absolute.exists());
+    assert_eq!(
+        names(&base),
+        vec!["out"],
+        "nothing but the destination may appear"
+    );
+    assert_eq!(names(&dest), vec!["imagenette2-160"]);
+
+    // A destination with content is left alone.
+    let err = extract_tar_gz(&archive, &dest).unwrap_err();
+    assert!(
+        matches!(err, FetchError::DestinationExists { .. }),
+        "{err:?}"
+    );
+    // An empty destination folder is fine.
+    let empty = base.join("empty");
+    fs::create_dir(&empty).unwrap();
+    assert_eq!(extract_tar_gz(&archive, &empty).unwrap().files, 3);
+}
+
+#[test]
+fn interrupted_extraction_leaves_no_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let full = imagenette_archive(&outside.path().join("x"), &noise(300_000, 8));
+    let archive = tmp.path().join("cut.tgz");
+    fs::write(&archive, &full[..full.len() * 2 / 3]).unwrap();
+    let dest = tmp.path().join("out");
+
+    assert!(extract_tar_gz(&archive, &dest).is_err());
+    assert!(!dest.exists(), "a failed extraction must not look complete");
+
+    // The next attempt (with a good archive) clears the leftover staging folder.
+    fs::write(&archive, &full).unwrap();
+    extract_tar_gz(&archive, &dest).unwrap();
+    assert_eq!(names(tmp.path()), vec!["cut.tgz", "out"]);
+}
+
+#[test]
+fn imagenette_end_to_end_against_local_server() {
+    let server = TestServer::start();
+    let outside = tempfile::tempdir().unwrap();
+    let absolute = outside.path().join("absolute.txt");
+    let archive = imagenette_archive(&absolute, &noise(200_000, 9));
+    server.serve("/mirror/imagenette2-160.tgz", &archive, Mode::Ranges);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest_dir = tmp.path().join("data");
+    let base_url = server.url("/mirror");
+
+    let root = fetch_imagenette(ImagenetteSize::Px160, &dest_dir, Some(&base_url), false).unwrap();
+    assert_eq!(root, dest_dir.join("imagenette2-160"));
+    assert_eq!(
+        fs::read(root.join("train/n01440764/a.JPEG")).unwrap(),
+        TRAIN_IMAGE
+    );
+    assert_eq!(
+        fs::read(root.join("val/n01440764/b.JPEG")).unwrap(),
+        VAL_IMAGE
+    );
+    let marker = fs::read_to_string(root.join(COMPLETE_MARKER)).unwrap();
+    for refused in [
+        "../escape.txt",
+        absolute.to_str().unwrap(),
+        "imagenette2-160/passwd",
+    ] {
+        assert!(
+            marker.contains(refused),
+            "marker does not list {refused}:\n{marker}"
+        );
+    }
+    // Nothing escaped, and no archive or work folders are left behind.
+    assert!(!absolute.exists());
+    assert!(!tmp.path().join("escape.txt").exists());
+    assert!(!dest_dir.join("escape.txt").exists());
+    assert!(fs::symlink_metadata(root.join("passwd")).is_err());
+    assert_eq!(names(tmp.path()), vec!["data"]);
+    assert_eq!(names(&dest_dir), vec!["imagenette2-160"]);
+
+    // Already complete: returns at once, without a request.
+    let requests = server.requests().len();
+    let again = fetch_imagenette(ImagenetteSize::Px160, &dest_dir, Some(&base_url), false).unwrap();
+    assert_eq!(again, root);
+    assert_eq!(server.requests().len(), requests);
+
+    // A root without the completion marker is not trusted.
+    fs::remove_file(root.join(COMPLETE_MARKER)).unwrap();
+    let err =
+        fetch_imagenette(ImagenetteSize::Px160, &dest_dir, Some(&base_url), false).unwrap_err();
+    assert!(
+        matches!(err, FetchError::DatasetUnverified { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn imagenette_rejects_an_archive_without_train_and_val() {
+    let server = TestServer::start();
+    let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+    append_raw(
+        &mut b,
+        "imagenette2-320/readme.txt",
+        EntryType::Regular,
+        None,
+        b"hi",
+    );
+    let archive = b.into_inner().unwrap().finish().unwrap();
+    server.serve("/imagenette2-320.tgz", &archive, Mode::Ranges);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let err =
+        fetch_imagenette(ImagenetteSize::Px320, tmp.path(), Some(&server.base), false).unwrap_err();
+    assert!(matches!(err, FetchError::NotImagenette { .. }), "{err:?}");
+    assert!(!tmp.path().join("imagenette2-320").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hugging Face hub
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn hub_weights_land_in_the_cache_and_offline_errors_say_what_to_do() {
+    let server = TestServer::start();
+    let weights = noise(40_000, 10);
+    let hub_id = "test-org/tiny-model";
+    // What hf-hub's sync client reads: ETag (blob name), X-Repo-Commit (snapshot folder) and,
+    // from its `Range: bytes=0-0` probe, Content-Range (size).
+    let headers = vec![
+        ("ETag".to_string(), format!("\"{}\"", sha256_hex(&weights))),
+        (
+            "X-Repo-Commit".to_string(),
+            "0123456789abcdef0123456789abcdef01234567".to_string(),
+        ),
+    ];
+    let path = format!("/{hub_id}/resolve/main/model.safetensors");
+    server.serve_with_headers(&path, &weights, Mode::Ranges, headers);
+    let tmp = tempfile::tempdir().unwrap();
+    let source = HubSource {
+        endpoint: server.base.clone(),
+        cache_dir: tmp.path().join("hub"),
+        progress: false,
+    };
+
+    assert_eq!(
+        cached_hub_weights_in(&source.cache_dir, hub_id, "model.safetensors"),
+        None
+    );
+    let got = fetch_hub_weights_from(&source, hub_id, "model.safetensors").unwrap();
+    assert!(got.starts_with(&source.cache_dir), "{got:?}");
+    assert!(fs::read(&got).unwrap() == weights);
+    assert_eq!(
+        cached_hub_weights_in(&source.cache_dir, hub_id, "model.safetensors"),
+        Some(got.clone())
+    );
+    assert!(server.requests().iter().all(|(p, _)| *p == path));
+
+    let endpoint = server.base.clone();
+    drop(server);
+    // Offline, the cached copy still answers...
+    assert_eq!(
+        fetch_hub_weights_from(&source, hub_id, "model.safetensors").unwrap(),
+        got
+    );
+    // ...and without one the error says what to download and how to pass it.
+    let empty = HubSource {
+        cache_dir: tmp.path().join("empty-hub"),
+        ..source
+    };
+    let err = fetch_hub_weights_from(&empty, hub_id, "model.safetensors").unwrap_err();
+    let message = err.to_string();
+    let url = hub_url(&endpoint, hub_id, "model.safetensors");
+    assert!(message.contains(&url), "{message}");
+    assert!(message.contains("--weights"), "{message}");
+    assert_eq!(
+        cached_hub_weights_in(&empty.cache_dir, hub_id, "model.safetensors"),
+        None
+    );
+}
