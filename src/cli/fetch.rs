@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::engine::backbone::weights::HUB_FILENAME;
-use crate::engine::fetch_tmp::{self as fetch, ImagenetteSize};
+use crate::engine::fetch::{self, ImagenetteSize};
 use crate::engine::paths;
 
 #[derive(Debug, clap::Args)]

@@ -325,7 +325,7 @@ fn already_downloaded(
 enum Transfer {
     /// Stream `response` into the partial file starting at byte `offset`.
     Body {
-        response: ureq::Response,
+        response: Box<ureq::Response>,
         offset: u64,
         total: Option<u64>,
     },
@@ -356,7 +356,7 @@ fn start_transfer(
                 .and_then(parse_content_range);
             match range {
                 Some(range) if range.start == have => Ok(Transfer::Body {
-                    response,
+                    response: Box::new(response),
                     offset: have,
                     total: range.total,
                 }),
@@ -378,7 +378,7 @@ fn start_transfer(
                 .header("Content-Length")
                 .and_then(|v| v.trim().parse().ok());
             Ok(Transfer::Body {
-                response,
+                response: Box::new(response),
                 offset: 0,
                 total,
             })
@@ -414,7 +414,7 @@ fn start_transfer(
 /// the partial file's length once the body ends. A read error is a truncated download.
 fn stream_to_partial(
     url: &str,
-    response: ureq::Response,
+    response: Box<ureq::Response>,
     partial: &Path,
     offset: u64,
     total: Option<u64>,

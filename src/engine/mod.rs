@@ -2,15 +2,21 @@
 
 pub mod backbone;
 pub mod classify;
+pub mod corrupt;
 pub mod dataset;
 pub mod device;
 pub mod error;
+pub mod export;
 pub mod fetch;
-pub mod fetch_tmp;
+pub mod features;
 pub mod imageio;
+pub mod knn;
 pub mod imagenet;
+pub mod head;
 pub mod metrics;
+pub mod metanet;
 pub mod paths;
+pub mod pca;
 pub mod pipeline;
 pub mod preprocess;
 pub mod records;

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::BackboneKind;
 use crate::engine::error::{Error, Result};
-use crate::engine::{fetch_tmp as fetch, paths};
+use crate::engine::{fetch, paths};
 
 pub const HUB_FILENAME: &str = "model.safetensors";
 
