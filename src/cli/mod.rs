@@ -3,6 +3,8 @@
 mod bench;
 mod fetch;
 mod predict;
+mod progress;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,8 @@ pub enum Command {
     Fetch(fetch::FetchArgs),
     /// Measure decoding and network throughput on this machine.
     Bench(bench::BenchArgs),
+    /// Train the reliability model (head, meta-features, MetaNet) into reason_saved/.
+    Train(train::TrainArgs),
 }
 
 /// Options shared by every command that runs a backbone.
@@ -87,5 +91,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Fetch(args) => fetch::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Train(args) => train::run(args),
     }
 }

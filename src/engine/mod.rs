@@ -1,6 +1,8 @@
 //! The UI-free half of REASON: data, models, metrics, downloads.
 
+pub mod artifacts;
 pub mod backbone;
+pub mod cache;
 pub mod classify;
 pub mod corrupt;
 pub mod dataset;
@@ -8,6 +10,7 @@ pub mod device;
 pub mod error;
 pub mod export;
 pub mod fetch;
+pub mod extract;
 pub mod features;
 pub mod imageio;
 pub mod knn;
@@ -18,8 +21,10 @@ pub mod metanet;
 pub mod paths;
 pub mod pca;
 pub mod pipeline;
+pub mod plots;
 pub mod preprocess;
 pub mod records;
+pub mod train;
 pub mod session;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@
 use std::sync::mpsc::sync_channel;
 
 use candle_core::{Device, Tensor};
+use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::engine::dataset::Sample;
@@ -30,6 +31,20 @@ pub fn for_each_batch(
     samples: &[Sample],
     preprocess: &Preprocess,
     batch_size: usize,
+    consume: impl FnMut(Batch) -> Result<()>,
+) -> Result<()> {
+    for_each_batch_transformed(samples, preprocess, batch_size, None, consume)
+}
+
+/// A change applied to each decoded image before preprocessing (e.g. a corruption).
+pub type ImageTransform = dyn Fn(&Sample, RgbImage) -> RgbImage + Sync;
+
+/// [`for_each_batch`] with an optional transform of every decoded image.
+pub fn for_each_batch_transformed(
+    samples: &[Sample],
+    preprocess: &Preprocess,
+    batch_size: usize,
+    transform: Option<&ImageTransform>,
     mut consume: impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     let batch_size = batch_size.max(1);
@@ -37,7 +52,7 @@ pub fn for_each_batch(
     std::thread::scope(|scope| {
         scope.spawn(move || {
             for (chunk_index, chunk) in samples.chunks(batch_size).enumerate() {
-                let batch = decode_batch(chunk, chunk_index * batch_size, preprocess);
+                let batch = decode_batch(chunk, chunk_index * batch_size, preprocess, transform);
                 if tx.send(batch).is_err() {
                     return; // the consumer stopped early
                 }
@@ -50,11 +65,20 @@ pub fn for_each_batch(
     })
 }
 
-fn decode_batch(chunk: &[Sample], offset: usize, preprocess: &Preprocess) -> Result<Batch> {
+fn decode_batch(
+    chunk: &[Sample],
+    offset: usize,
+    preprocess: &Preprocess,
+    transform: Option<&ImageTransform>,
+) -> Result<Batch> {
     let decoded: Vec<std::result::Result<Vec<f32>, String>> = chunk
         .par_iter()
         .map(|s| {
             decode_rgb(&s.path)
+                .map(|img| match transform {
+                    Some(t) => t(s, img),
+                    None => img,
+                })
                 .map(|img| preprocess.apply(&img))
                 .map_err(|e| e.to_string())
         })

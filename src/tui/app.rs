@@ -234,6 +234,9 @@ pub struct App {
     pub list_offset: usize,
     /// A sample to put the cursor on once it arrives (the session's cursor while scoring).
     pending_cursor: Option<String>,
+    /// The record the user last put the cursor on. A filter that hides it moves the cursor
+    /// elsewhere, but the cursor comes back to it when a later view shows it again.
+    anchor: Option<u32>,
     pub mode: Mode,
     pub side_panel: SidePanel,
     /// The terminal size.
@@ -294,6 +297,7 @@ impl App {
             selected: 0,
             list_offset: 0,
             pending_cursor: session.cursor.clone(),
+            anchor: None,
             session,
             mode: Mode::Normal,
             side_panel: SidePanel::default(),
@@ -448,7 +452,6 @@ impl App {
     /// After the filter, the search or (for threshold-dependent filters) the threshold changed.
     /// The cursor stays on the same sample when it is still shown.
     pub(crate) fn refresh_view(&mut self) {
-        let keep = self.view.get(self.selected).copied();
         let records = &self.data.records;
         let class = match &self.filter {
             Filter::Class(c) => Some(self.data.classes.iter().position(|x| x == c)),
@@ -465,7 +468,7 @@ impl App {
             })
             .collect();
         self.view = view;
-        self.place_cursor(keep);
+        self.place_cursor();
     }
 
     fn passes_filter(&self, r: &SampleRecord, class: Option<Option<usize>>) -> bool {
@@ -488,9 +491,9 @@ impl App {
         }
     }
 
-    /// Puts the cursor on the pending session cursor when it has arrived, else on record
-    /// `keep` when still shown, else at the same position (clamped).
-    fn place_cursor(&mut self, keep: Option<u32>) {
+    /// Puts the cursor on the pending session cursor when it has arrived, else on the anchor
+    /// when shown, else at the same position (clamped).
+    fn place_cursor(&mut self) {
         let records = &self.data.records;
         let pending = self.pending_cursor.as_deref().and_then(|id| {
             self.view
@@ -500,7 +503,11 @@ impl App {
         if let Some(pos) = pending {
             self.selected = pos;
             self.pending_cursor = None;
-        } else if let Some(pos) = keep.and_then(|k| self.view.iter().position(|&i| i == k)) {
+            self.anchor = self.view.get(pos).copied();
+        } else if let Some(pos) = self
+            .anchor
+            .and_then(|k| self.view.iter().position(|&i| i == k))
+        {
             self.selected = pos;
         } else {
             self.selected = self.selected.min(self.view.len().saturating_sub(1));
@@ -522,6 +529,7 @@ impl App {
     /// The user moved the cursor: the session's cursor no longer applies.
     pub(crate) fn cursor_moved(&mut self) {
         self.pending_cursor = None;
+        self.anchor = self.view.get(self.selected).copied();
         self.scroll_to_cursor();
         self.mark_unsaved(SaveUrgency::Debounced);
     }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender};
 
 use ratatui::layout::Size;
 use ratatui_image::picker::Picker;
@@ -120,10 +120,9 @@ pub fn run_worker(
         return;
     };
     loop {
-        match newest(&requests) {
-            Ok(Some(batch)) => queue = VecDeque::from(batch),
-            Ok(None) => {}
-            Err(()) => return,
+        // A newer list replaces what is left of the current one.
+        if let Some(batch) = requests.try_iter().last() {
+            queue = VecDeque::from(batch);
         }
         let Some(key) = queue.pop_front() else {
             match requests.recv() {
@@ -139,18 +138,6 @@ pub fn run_worker(
         .unwrap_or_else(|_| Err(format!("decoding {} crashed", path.display())));
         if !results(PreviewResult { key, image }) {
             return;
-        }
-    }
-}
-
-/// The newest pending batch, if any; `Err` when the sender is gone and nothing is pending.
-fn newest(requests: &Receiver<Vec<PreviewKey>>) -> Result<Option<Vec<PreviewKey>>, ()> {
-    let mut latest = None;
-    loop {
-        match requests.try_recv() {
-            Ok(batch) => latest = Some(batch),
-            Err(TryRecvError::Empty) => return Ok(latest),
-            Err(TryRecvError::Disconnected) => return latest.map(Some).ok_or(()),
         }
     }
 }

@@ -1,0 +1,97 @@
+//! `reason train`: cross-fitted head, meta-features, MetaNet, calibration → `reason_saved/`.
+
+use std::path::PathBuf;
+
+use super::progress::StageBars;
+use super::ModelArgs;
+use crate::engine::backbone::weights;
+use crate::engine::dataset::Dataset;
+use crate::engine::head::HeadConfig;
+use crate::engine::metanet::MetaNetConfig;
+use crate::engine::paths;
+use crate::engine::train::{train, TrainOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Dataset root with train/ (default: Imagenette in the data folder).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Split to train on.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output folder of the artifacts.
+    #[arg(long, default_value = "reason_saved")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Cross-fitting folds.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Train on a seeded subset of this many rows (all families for every row used).
+    #[arg(long)]
+    pub subset: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Selective risk the saved operating threshold aims for (on the calibration rows).
+    #[arg(long, default_value_t = 0.005)]
+    pub target_risk: f32,
+    /// Epochs of the base head.
+    #[arg(long, default_value_t = HeadConfig::default().epochs)]
+    pub head_epochs: usize,
+    /// Maximum epochs of the MetaNet (early stopping usually ends sooner).
+    #[arg(long, default_value_t = MetaNetConfig::default().max_epochs)]
+    pub metanet_epochs: usize,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let root = args.data.clone().unwrap_or_else(paths::default_imagenette);
+    let dataset = Dataset::open_split(&root, &args.split)?;
+    eprintln!("{}: {} images, {} classes", root.join(&args.split).display(), dataset.samples.len(), dataset.classes.len());
+    let device = args.model.device()?;
+    let kind = args.model.kind()?;
+    let resolved = weights::resolve(kind, args.model.weights.as_deref())?;
+    let sha = weights::sha256_file(&resolved.path)?;
+    let backbone = crate::engine::backbone::Backbone::load(kind, &resolved.path, &device.device)?;
+    let bars = StageBars::new();
+    let opts = TrainOptions {
+        backbone: &backbone,
+        weights_source: match &resolved.origin {
+            weights::WeightsOrigin::Hub(id) => format!("hub:{id}"),
+            _ => resolved.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        },
+        weights_sha256: sha,
+        dataset: &dataset,
+        split: args.split.clone(),
+        subset: args.subset,
+        folds: args.folds,
+        seed: args.seed,
+        batch_size: args.batch_size,
+        head: HeadConfig { epochs: args.head_epochs, ..Default::default() },
+        metanet: MetaNetConfig { max_epochs: args.metanet_epochs, ..Default::default() },
+        target_risk: args.target_risk,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let artifacts = train(&opts, &|stage, done, total| bars.update(stage, done, total))?;
+    bars.finish();
+    artifacts.save(&args.out)?;
+    let m = &artifacts.manifest;
+    println!("artifacts written to {}", args.out.display());
+    println!(
+        "rows: {} of {} ({}), {} folds, seed {}",
+        m.protocol.rows_used,
+        m.protocol.rows_in_split,
+        if m.protocol.subset_seed.is_some() { "seeded subset" } else { "all" },
+        m.protocol.folds,
+        m.protocol.seed
+    );
+    for (k, v) in &m.metrics {
+        println!("{k}: {v}");
+    }
+    println!("operating threshold on P(correct): {:.4} (target risk {})", m.calibration.threshold, m.calibration.target_risk);
+    for t in &m.timings {
+        println!("time {:<12} {:8.1} s  {:8.1} images/s", t.stage, t.seconds, t.images as f64 / t.seconds.max(1e-9));
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Backbone passes over samples: embeddings (forward only) and, with a head, the gradient
+//! sensitivity ‖∂ log p_ŷ / ∂x‖₂ of the predicted class (forward + backward). Both are cached.
+
+use std::collections::HashMap;
+
+use candle_core::{Tensor, Var};
+use sha2::{Digest, Sha256};
+
+use crate::engine::backbone::{one_hot, Backbone};
+use crate::engine::cache::{self, CacheKey};
+use crate::engine::corrupt::{self, CorruptionSpec};
+use crate::engine::dataset::Sample;
+use crate::engine::error::Result;
+use crate::engine::head::LinearHead;
+use crate::engine::pipeline::{for_each_batch_transformed, ImageTransform};
+
+/// Per-sample backbone outputs for the samples that decoded.
+#[derive(Debug, Clone, Default)]
+pub struct Extracted {
+    /// Index (into the slice given) of each row.
+    pub rows: Vec<usize>,
+    pub dim: usize,
+    /// `rows.len() × dim`, row-major.
+    pub embeddings: Vec<f32>,
+    /// Gradient sensitivity per row (only when a head was given).
+    pub grad_norms: Vec<f32>,
+    /// (sample id, reason) of the samples that could not be used.
+    pub skipped: Vec<(String, String)>,
+}
+
+impl Extracted {
+    pub fn embedding(&self, row: usize) -> &[f32] {
+        &self.embeddings[row * self.dim..(row + 1) * self.dim]
+    }
+}
+
+/// What determines the images the backbone sees.
+pub struct ExtractSpec<'a> {
+    pub backbone: &'a Backbone,
+    pub weights_sha256: &'a str,
+    pub corruption: Option<CorruptionSpec>,
+    pub seed: u64,
+    pub batch_size: usize,
+}
+
+impl ExtractSpec<'_> {
+    fn key(&self, kind: &str, samples: &[Sample]) -> CacheKey {
+        let pre = serde_json::to_string(&self.backbone.kind.preprocess()).unwrap_or_default();
+        CacheKey::new(kind)
+            .part("backbone", self.backbone.kind.name())
+            .part("weights", self.weights_sha256)
+            .part("preprocess", pre)
+            .part("corruption", self.corruption.map(|c| c.to_string()).unwrap_or_default())
+            .part("seed", self.seed.to_le_bytes())
+            .samples(&samples.iter().collect::<Vec<_>>())
+    }
+
+    fn transform(&self) -> Option<Box<ImageTransform>> {
+        let spec = self.corruption?;
+        let seed = self.seed;
+        Some(Box::new(move |s: &Sample, img| corrupt::apply(&img, &spec, &s.id, seed).0))
+    }
+
+    /// Embeddings of `samples` (forward passes only).
+    pub fn embeddings(&self, samples: &[Sample], progress: &dyn Fn(usize, usize)) -> Result<Extracted> {
+        self.run(samples, None, progress)
+    }
+
+    /// Embeddings and gradient sensitivity under `head`.
+    pub fn with_gradients(&self, samples: &[Sample], head: &LinearHead, progress: &dyn Fn(usize, usize)) -> Result<Extracted> {
+        self.run(samples, Some(head), progress)
+    }
+
+    fn run(&self, samples: &[Sample], head: Option<&LinearHead>, progress: &dyn Fn(usize, usize)) -> Result<Extracted> {
+        let mut key = self.key(if head.is_some() { "grad" } else { "embed" }, samples);
+        if let Some(h) = head {
+            key = key.part("head", head_hash(h));
+        }
+        if let Some(hit) = load(&key) {
+            progress(samples.len(), samples.len());
+            return Ok(hit);
+        }
+        let device = self.backbone.device().clone();
+        let transform = self.transform();
+        let mut out = Extracted {
+            dim: self.backbone.kind.embedding_dim(),
+            ..Default::default()
+        };
+        let mut done = 0;
+        for_each_batch_transformed(samples, &self.backbone.kind.preprocess(), self.batch_size, transform.as_deref(), |batch| {
+            for (i, reason) in batch.failures {
+                out.skipped.push((samples[i].id.clone(), reason));
+            }
+            done += batch.indices.len();
+            if let Some(input) = batch.input {
+                let input = input.to_device(&device)?;
+                let (embedding, norms) = match head {
+                    None => (self.backbone.embed(&input)?, Vec::new()),
+                    Some(head) => gradient_pass(self.backbone, head, &input)?,
+                };
+                out.embeddings.extend(embedding.flatten_all()?.to_vec1::<f32>()?);
+                out.grad_norms.extend(norms);
+                out.rows.extend(batch.indices);
+            }
+            progress(done + out.skipped.len(), samples.len());
+            Ok(())
+        })?;
+        store(&key, &out)?;
+        Ok(out)
+    }
+}
+
+/// One forward + backward pass: embeddings and ‖∂ log p_ŷ / ∂x‖₂ per image, where ŷ is the
+/// head's prediction (never the label).
+fn gradient_pass(backbone: &Backbone, head: &LinearHead, input: &Tensor) -> Result<(Tensor, Vec<f32>)> {
+    let x = Var::from_tensor(input)?;
+    let embedding = backbone.embed(x.as_tensor())?;
+    let logits = head.logits_tensor(&embedding)?;
+    let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
+    let mask = one_hot(&predicted, head.classes, input.device())?;
+    let objective = candle_nn::ops::log_softmax(&logits, 1)?.mul(&mask)?.sum_all()?;
+    let grads = objective.backward()?;
+    let g = grads.get(&x).expect("the objective depends on the input");
+    let norms = g.sqr()?.sum((1, 2, 3))?.sqrt()?.to_vec1::<f32>()?;
+    Ok((embedding.detach(), norms))
+}
+
+pub fn head_hash(head: &LinearHead) -> String {
+    let mut h = Sha256::new();
+    for part in [&head.weight, &head.bias, &head.mean, &head.std] {
+        for v in part.iter() {
+            h.update(v.to_le_bytes());
+        }
+    }
+    format!("{:x}", h.finalize())
+}
+
+fn store(key: &CacheKey, e: &Extracted) -> Result<()> {
+    let d = candle_core::Device::Cpu;
+    let n = e.rows.len();
+    let mut t = HashMap::new();
+    t.insert("rows".to_string(), Tensor::from_vec(e.rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), n, &d)?);
+    t.insert("embeddings".to_string(), Tensor::from_slice(&e.embeddings, (n, e.dim), &d)?);
+    if !e.grad_norms.is_empty() {
+        t.insert("grad_norms".to_string(), Tensor::from_slice(&e.grad_norms, n, &d)?);
+    }
+    if n > 0 {
+        cache::store_tensors(key, &t)?;
+    }
+    cache::store_json(key, &e.skipped)
+}
+
+fn load(key: &CacheKey) -> Option<Extracted> {
+    let skipped: Vec<(String, String)> = cache::load_json(key)?;
+    let t = cache::load_tensors(key).unwrap_or_default();
+    let rows: Vec<u32> = t.get("rows").and_then(|r| r.to_vec1().ok()).unwrap_or_default();
+    let embeddings = t.get("embeddings");
+    let dim = embeddings.and_then(|e| e.dim(1).ok()).unwrap_or(0);
+    Some(Extracted {
+        rows: rows.into_iter().map(|r| r as usize).collect(),
+        dim,
+        embeddings: embeddings.and_then(|e| e.flatten_all().ok()?.to_vec1().ok()).unwrap_or_default(),
+        grad_norms: t.get("grad_norms").and_then(|g| g.to_vec1().ok()).unwrap_or_default(),
+        skipped,
+    })
+}
