@@ -1,6 +1,7 @@
 //! Command-line edge: argument definitions and the code behind each subcommand.
 
 mod bench;
+mod eval;
 mod fetch;
 mod predict;
 mod progress;
@@ -35,6 +36,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Train the reliability model (head, meta-features, MetaNet) into reason_saved/.
     Train(train::TrainArgs),
+    /// Evaluate P(correct) against every baseline on the evaluation split.
+    Eval(eval::EvalArgs),
 }
 
 /// Options shared by every command that runs a backbone.
@@ -92,5 +95,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fetch(args) => fetch::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }

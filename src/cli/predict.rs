@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::ModelArgs;
-use crate::engine::classify::{classify_dataset, ClassifySummary, Prediction};
+use crate::engine::artifacts::{self, Artifacts};
+use crate::engine::backbone::{weights, Backbone, BackboneKind};
+use crate::engine::classify::{classify_dataset, predict_one, ClassifySummary, Prediction};
+use crate::engine::features;
+use crate::engine::records::{SampleRecord, ScoringEvent};
+use crate::engine::scoring::{ExtraScores, Scorer};
 use crate::engine::dataset::Dataset;
 use crate::engine::imageio::decode_rgb;
 use crate::engine::paths;
@@ -29,6 +34,10 @@ pub struct PredictArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Trained reliability artifacts: adds the head's top-5, P(correct), the verdict and the
+    /// meta-features. Used when present; an explicitly given folder must match the backbone.
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
@@ -38,10 +47,17 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         args.paths.clone()
     };
     let device = args.model.device()?;
-    let backbone = args.model.load_backbone(&device)?;
+    let kind = args.model.kind()?;
+    let resolved = weights::resolve(kind, args.model.weights.as_deref())?;
+    let backbone = Backbone::load(kind, &resolved.path, &device.device)?;
+    let reliability = load_reliability(&args, kind, &resolved.path)?;
     let stdout = std::io::stdout();
     for path in &paths {
         let dataset = Dataset::open(path)?;
+        if let Some((artifacts, sha)) = &reliability {
+            predict_reliable(&args, &dataset, &backbone, artifacts, sha)?;
+            continue;
+        }
         eprintln!(
             "{}: {} images, {} classes{}",
             path.display(),
@@ -167,4 +183,146 @@ fn print_summary(s: &ClassifySummary, dataset: &Dataset, batch: usize, device: &
         s.images_per_second(),
         s.seconds
     );
+}
+
+/// The artifacts to add reliability with, or `None` (said on stderr) when there are none.
+fn load_reliability(args: &PredictArgs, kind: BackboneKind, weights_path: &std::path::Path) -> anyhow::Result<Option<(Artifacts, String)>> {
+    let explicit = args.artifacts.is_some();
+    let dir = args.artifacts.clone().unwrap_or_else(|| PathBuf::from("reason_saved"));
+    if !artifacts::manifest_path(&dir).is_file() {
+        if explicit {
+            anyhow::bail!("no artifacts in {} (run `reason train` first)", dir.display());
+        }
+        eprintln!("no trained artifacts in {}: ImageNet top-5 only (run `reason train` for P(correct))", dir.display());
+        return Ok(None);
+    }
+    let loaded = Artifacts::load(&dir).and_then(|a| {
+        let sha = weights::sha256_file(weights_path)?;
+        a.check_compatible(kind, &sha, &features::layout(a.manifest.classes.len()))?;
+        Ok((a, sha))
+    });
+    match loaded {
+        Ok(found) => Ok(Some(found)),
+        Err(e) if explicit => Err(e.into()),
+        Err(e) => {
+            eprintln!("not using {}: {e}", dir.display());
+            Ok(None)
+        }
+    }
+}
+
+/// One image's prediction with its reliability, as printed by `reason predict --json` when
+/// artifacts are present.
+#[derive(serde::Serialize)]
+struct ReliablePrediction<'a> {
+    #[serde(flatten)]
+    imagenet: Prediction,
+    reliability: Reliability<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Reliability<'a> {
+    /// Top-5 of the trained head over the artifacts' classes.
+    head_top5: Vec<serde_json::Value>,
+    pred: &'a str,
+    p_correct: f32,
+    verdict: &'static str,
+    threshold: f32,
+    diagnostics: &'a crate::engine::records::Diagnostics,
+    /// The meta-vector by name, in layout order.
+    meta: serde_json::Map<String, serde_json::Value>,
+}
+
+fn predict_reliable(args: &PredictArgs, dataset: &Dataset, backbone: &Backbone, artifacts: &Artifacts, sha: &str) -> anyhow::Result<()> {
+    let scorer = Scorer { backbone, weights_sha256: sha, artifacts, batch_size: args.batch_size, seed: 0, imagenet_logits: true };
+    let scored = scorer.score(dataset, None, &|event| {
+        if let ScoringEvent::Skipped { id, reason } = event {
+            eprintln!("skipped {id}: {reason}");
+        }
+    })?;
+    let threshold = artifacts.manifest.calibration.threshold;
+    let in_dataset = dataset.imagenet_indices();
+    let index_of: std::collections::HashMap<&str, usize> = dataset.samples.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let mut out = std::io::stdout().lock();
+    let per_image = args.json || !args.summary;
+    for (record, extra) in scored.records.iter().zip(&scored.extra) {
+        if !per_image {
+            break;
+        }
+        let sample = index_of[record.id.as_str()];
+        if args.show {
+            show(&dataset.root.join(&record.id));
+        }
+        let imagenet = predict_one(dataset, sample, extra.imagenet_logits.as_deref().unwrap_or_default(), in_dataset.as_deref());
+        let written = if args.json {
+            let line = ReliablePrediction { imagenet, reliability: reliability(record, extra, artifacts, threshold) };
+            serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+        } else {
+            write_human(&mut out, &imagenet, dataset).and_then(|_| write_reliability(&mut out, record, artifacts, threshold))
+        };
+        if written.is_err() {
+            break; // stdout closed (e.g. piped into head)
+        }
+    }
+    if args.summary {
+        let labelled: Vec<&SampleRecord> = scored.records.iter().filter(|r| r.label.is_some()).collect();
+        let accepted: Vec<&&SampleRecord> = labelled.iter().filter(|r| r.p_correct >= threshold).collect();
+        let right = |rs: &mut dyn Iterator<Item = &SampleRecord>| rs.filter(|r| r.correct() == Some(true)).count();
+        println!("images: {} found, {} scored, {} skipped", dataset.samples.len(), scored.records.len(), scored.skipped.len());
+        if !labelled.is_empty() {
+            println!(
+                "head accuracy on {} labelled images: {:.2} %",
+                labelled.len(),
+                100.0 * right(&mut labelled.iter().copied()) as f64 / labelled.len() as f64
+            );
+            println!(
+                "at threshold {threshold:.4}: {} accepted ({:.2} % coverage), trusted accuracy {}",
+                accepted.len(),
+                100.0 * accepted.len() as f64 / labelled.len() as f64,
+                if accepted.is_empty() { "-".to_string() } else { format!("{:.2} %", 100.0 * right(&mut accepted.iter().map(|r| **r)) as f64 / accepted.len() as f64) }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn reliability<'a>(record: &'a SampleRecord, _extra: &ExtraScores, a: &'a Artifacts, threshold: f32) -> Reliability<'a> {
+    let m = &a.manifest;
+    let head_top5 = crate::engine::pipeline::top_k(&record.probs, 5)
+        .into_iter()
+        .map(|c| serde_json::json!({ "class": m.classes[c], "name": m.class_names[c], "prob": record.probs[c] }))
+        .collect();
+    let meta = record
+        .meta
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (m.layout.name(i).unwrap_or("?").to_string(), serde_json::json!(v)))
+        .collect();
+    Reliability {
+        head_top5,
+        pred: &m.classes[record.pred as usize],
+        p_correct: record.p_correct,
+        verdict: if record.p_correct >= threshold { "accept" } else { "reject" },
+        threshold,
+        diagnostics: &record.diagnostics,
+        meta,
+    }
+}
+
+fn write_reliability(out: &mut impl Write, r: &SampleRecord, a: &Artifacts, threshold: f32) -> std::io::Result<()> {
+    let m = &a.manifest;
+    let d = &r.diagnostics;
+    writeln!(
+        out,
+        "  head: {} {:.2} %   P(correct) {:.4} -> {} (threshold {threshold:.4})",
+        m.class_names[r.pred as usize],
+        r.probs[r.pred as usize] * 100.0,
+        r.p_correct,
+        if r.p_correct >= threshold { "accept" } else { "reject" }
+    )?;
+    writeln!(
+        out,
+        "  entropy {:.4}  gap {:.3}  MC variance {:.2e}  gradient {:.4}  k-NN distance {:.3}  trust {:.3}",
+        d.entropy, d.logit_gap, d.mc_variance, d.grad_sensitivity, d.knn_distance, d.trust_score
+    )
 }

@@ -59,7 +59,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         backbone: &backbone,
         weights_source: match &resolved.origin {
             weights::WeightsOrigin::Hub(id) => format!("hub:{id}"),
-            _ => resolved.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            weights::WeightsOrigin::DataFolder => format!(
+                "data:weights/{}",
+                resolved.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+            ),
+            weights::WeightsOrigin::File => resolved.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        },
+        // The data folder's copy is the hub's file under the backbone's own name.
+        hub_id: match &resolved.origin {
+            weights::WeightsOrigin::Hub(id) => Some(id.clone()),
+            weights::WeightsOrigin::DataFolder => Some(kind.default_hub_id()),
+            weights::WeightsOrigin::File => None,
         },
         weights_sha256: sha,
         dataset: &dataset,

@@ -28,6 +28,9 @@ pub struct BackboneInfo {
     pub name: String,
     /// Hub id (`hub:timm/...`) or the file name the weights came from.
     pub weights_source: String,
+    /// The hub repository that publishes these weights, when known: where to get them.
+    #[serde(default)]
+    pub hub_id: Option<String>,
     pub weights_sha256: String,
     pub preprocess: Preprocess,
     pub embedding_dim: usize,

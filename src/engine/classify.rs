@@ -109,7 +109,8 @@ pub fn classify_dataset(
     Ok(summary)
 }
 
-fn predict_one(
+/// Top-5 over the 1000 ImageNet classes and the prediction restricted to the dataset's classes.
+pub fn predict_one(
     dataset: &Dataset,
     index: usize,
     logits: &[f32],

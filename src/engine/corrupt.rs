@@ -438,15 +438,15 @@ fn contrast(img: &RgbImage, factor: f32) -> RgbImage {
     let n = f64::from(img.width()) * f64::from(img.height());
     let mut sums = [0f64; 3];
     for p in img.pixels() {
-        for c in 0..3 {
-            sums[c] += f64::from(p.0[c]);
+        for (sum, &v) in sums.iter_mut().zip(&p.0) {
+            *sum += f64::from(v);
         }
     }
     let means = sums.map(|s| (s / n) as f32);
     let mut out = img.clone();
     for p in out.pixels_mut() {
-        for c in 0..3 {
-            p.0[c] = to_u8((f32::from(p.0[c]) - means[c]) * factor + means[c]);
+        for (v, &mean) in p.0.iter_mut().zip(&means) {
+            *v = to_u8((f32::from(*v) - mean) * factor + mean);
         }
     }
     out

@@ -21,6 +21,7 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use image::{ImageFormat, RgbImage};
@@ -211,7 +212,10 @@ where
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plot.png".to_string());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per process and call, so concurrent writers of the same path cannot collide.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
     let io = |source| PlotError::Io {
         path: path.to_path_buf(),
         source,
@@ -686,13 +690,6 @@ mod tests {
             &prob,
         )
         .unwrap();
-        for p in &paths {
-            std::fs::copy(
-                p,
-                std::path::Path::new("/tmp/plotview").join(p.file_name().unwrap()),
-            )
-            .unwrap();
-        } // TEMPVIEW
         let names: Vec<_> = paths
             .iter()
             .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
@@ -772,7 +769,6 @@ mod tests {
         let s: Vec<f32> = (0..50).map(|i| i as f32 / 50.0).collect();
         let dir = tempfile::tempdir().unwrap();
         let paths = write_all(dir.path(), "all correct", &[("s", &s)], &correct, &s).unwrap();
-        std::fs::copy(&paths[0], "/tmp/plotview/roc_allcorrect.png").unwrap(); // TEMPVIEW
         for p in &paths {
             let img = image::open(p).unwrap().to_rgb8();
             assert_eq!(img.dimensions(), (PLOT_WIDTH, PLOT_HEIGHT));

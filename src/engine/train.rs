@@ -30,6 +30,7 @@ use crate::engine::pca::Pca;
 pub struct TrainOptions<'a> {
     pub backbone: &'a Backbone,
     pub weights_source: String,
+    pub hub_id: Option<String>,
     pub weights_sha256: String,
     pub dataset: &'a Dataset,
     pub split: String,
@@ -216,6 +217,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         backbone: BackboneInfo {
             name: opts.backbone.kind.name().to_string(),
             weights_source: opts.weights_source.clone(),
+            hub_id: opts.hub_id.clone(),
             weights_sha256: opts.weights_sha256.clone(),
             preprocess: opts.backbone.kind.preprocess(),
             embedding_dim: dim,

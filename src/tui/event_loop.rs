@@ -77,7 +77,7 @@ fn event_loop(
     picker: &Picker,
     config: &TuiConfig,
 ) -> anyhow::Result<()> {
-    let size = guard.terminal.size()?;
+    let size = guard.terminal().size()?;
     update(
         app,
         Action::Resize {
@@ -139,7 +139,7 @@ fn event_loop(
         // Graphics protocols draw outside ratatui's cells: repaint fully around popups.
         let has_popup = app.mode.has_popup();
         if (graphics && has_popup != had_popup) || clear_screen {
-            guard.terminal.clear()?;
+            guard.terminal().clear()?;
         }
         had_popup = has_popup;
     }
@@ -193,9 +193,9 @@ fn request_previews(app: &mut App, previews: &mut PreviewRequester) {
 
 /// One frame, inside a synchronized update so the terminal shows it whole.
 fn draw_frame(guard: &mut TerminalGuard, app: &App) -> io::Result<()> {
-    crossterm::queue!(guard.terminal.backend_mut(), BeginSynchronizedUpdate)?;
-    guard.terminal.draw(|frame| draw(frame, app))?;
-    crossterm::execute!(guard.terminal.backend_mut(), EndSynchronizedUpdate)
+    crossterm::queue!(guard.terminal().backend_mut(), BeginSynchronizedUpdate)?;
+    guard.terminal().draw(|frame| draw(frame, app))?;
+    crossterm::execute!(guard.terminal().backend_mut(), EndSynchronizedUpdate)
 }
 
 /// Writes the session when an annotation changed, or once other changes have settled.

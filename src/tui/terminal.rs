@@ -27,7 +27,9 @@ pub type Backend = CrosstermBackend<Stdout>;
 
 /// Owns the terminal in dashboard mode; dropping it restores the terminal.
 pub struct TerminalGuard {
-    pub terminal: Terminal<Backend>,
+    /// Always `Some` until dropped (ratatui's own drop runs before the restore, so leaving the
+    /// alternate screen and showing the cursor are the last things written).
+    terminal: Option<Terminal<Backend>>,
 }
 
 impl TerminalGuard {
@@ -40,17 +42,24 @@ impl TerminalGuard {
         let entered = execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture, Hide)
             .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
         match entered {
-            Ok(terminal) => Ok(TerminalGuard { terminal }),
+            Ok(terminal) => Ok(TerminalGuard {
+                terminal: Some(terminal),
+            }),
             Err(e) => {
                 restore();
                 Err(e)
             }
         }
     }
+
+    pub fn terminal(&mut self) -> &mut Terminal<Backend> {
+        self.terminal.as_mut().expect("the terminal lives as long as the guard")
+    }
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
+        drop(self.terminal.take());
         restore();
     }
 }

@@ -227,6 +227,11 @@ impl Backbone {
         })
     }
 
+    /// The backbone's own (ImageNet) classifier applied to embeddings `(N, dim)`.
+    pub fn classify(&self, embedding: &Tensor) -> Result<Tensor> {
+        Ok(self.classifier.forward(embedding)?)
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<BackboneOutput> {
         let embedding = self.embed(x)?;
         let logits = self.classifier.forward(&embedding)?;

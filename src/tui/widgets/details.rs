@@ -73,11 +73,11 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
             Span::styled(outcome, outcome_style),
         ]));
     } else {
-        out.push(Line::from(vec![Span::styled("label ", muted), Span::raw(label)]));
+        // Narrow: the prediction is the first probability bar below.
         out.push(Line::from(vec![
-            Span::styled("pred  ", muted),
-            Span::styled(pred, outcome_style),
-            Span::raw(" "),
+            Span::styled("label ", muted),
+            Span::raw(label),
+            Span::raw("  "),
             Span::styled(outcome, outcome_style),
         ]));
     }

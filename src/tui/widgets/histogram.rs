@@ -19,16 +19,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         d.histogram_wrong.iter().sum(),
     );
     let title = Line::from(vec![
-        Span::raw(" P(correct): "),
+        Span::raw(" P(correct) · "),
         Span::styled(format!("right {n_correct}"), Style::new().fg(theme.chart_correct)),
-        Span::raw(" vs "),
+        Span::raw(" · "),
         Span::styled(format!("wrong {n_wrong}"), Style::new().fg(theme.chart_wrong)),
-        Span::raw(", share per bin "),
+        Span::raw(" "),
     ]);
-    let block = panel(title, theme);
+    let block = panel(title, theme).title_bottom(Line::styled(
+        " share of each per bin ",
+        Style::new().fg(theme.muted),
+    ));
     let inside = inner(area);
     if d.labelled == 0 {
-        frame.render_widget(block, area);
+        frame.render_widget(panel(" P(correct) histogram ", theme), area);
         frame.render_widget(
             Paragraph::new("no labels: the histogram of right and wrong predictions needs labelled samples")
                 .style(Style::new().fg(theme.muted))

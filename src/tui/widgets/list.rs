@@ -11,8 +11,9 @@ use crate::engine::session::Verdict;
 use crate::tui::app::App;
 use crate::tui::layout::inner;
 
-const LABEL_WIDTH: u16 = 10;
 const P_WIDTH: u16 = 5;
+/// The selected row's marker (visible without colours too).
+const CURSOR: &str = "›";
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
@@ -48,9 +49,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 
     let rows_shown = (body.height - 1) as usize;
     let offset = visible_offset(app.list_offset, app.selected, rows_shown, app.view.len());
-    // Columns: mark, path, label, pred, P(c), annotation; 5 one-cell gaps.
-    let fixed = 1 + 2 * LABEL_WIDTH + P_WIDTH + 1 + 5;
-    let path_width = body.width.saturating_sub(fixed).max(4) as usize;
+    // Columns: cursor, mark, path, label, pred, P(c), annotation, with 5 one-cell gaps; the
+    // two class columns get a quarter of the free width each, the path the rest.
+    let free = body.width.saturating_sub(1 + 1 + P_WIDTH + 1 + 5);
+    let class_width = (free / 4).clamp(6, 14);
+    let path_width = free.saturating_sub(2 * class_width).max(4) as usize;
 
     let rows: Vec<Row> = (offset..(offset + rows_shown).min(app.view.len()))
         .filter_map(|pos| app.record(pos))
@@ -62,7 +65,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 Span::styled("○", Style::new().fg(theme.reject))
             };
             let label = match r.label {
-                Some(l) => Span::raw(truncate_right(&app.class_name(l), LABEL_WIDTH as usize)),
+                Some(l) => Span::raw(truncate_right(&app.class_name(l), class_width as usize)),
                 None => Span::styled("—", Style::new().fg(theme.muted)),
             };
             let pred_style = match r.correct() {
@@ -82,7 +85,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 Cell::from(truncate_left(&r.id, path_width)),
                 Cell::from(label),
                 Cell::from(Span::styled(
-                    truncate_right(&app.class_name(r.pred), LABEL_WIDTH as usize),
+                    truncate_right(&app.class_name(r.pred), class_width as usize),
                     pred_style,
                 )),
                 Cell::from(format!("{:.3}", r.p_correct)),
@@ -98,14 +101,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         [
             Constraint::Length(1),
             Constraint::Fill(1),
-            Constraint::Length(LABEL_WIDTH),
-            Constraint::Length(LABEL_WIDTH),
+            Constraint::Length(class_width),
+            Constraint::Length(class_width),
             Constraint::Length(P_WIDTH),
             Constraint::Length(1),
         ],
     )
     .header(header)
     .column_spacing(1)
+    .highlight_symbol(CURSOR)
     .style(Style::new().fg(theme.text).bg(theme.background))
     .row_highlight_style(
         Style::new()

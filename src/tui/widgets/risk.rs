@@ -1,10 +1,10 @@
 //! Risk–coverage curves of P(correct) and MSP on the labelled samples, with the current
 //! threshold's operating point marked.
 
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Wrap};
 use ratatui::Frame;
 
@@ -15,7 +15,14 @@ use crate::tui::layout::inner;
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let labelled = app.derived.labelled;
-    let block = panel(format!(" Risk–coverage · {labelled} labelled "), theme);
+    let title = Line::from(vec![
+        Span::raw(" Risk–coverage · "),
+        Span::styled("P(correct)", Style::new().fg(theme.chart_curve)),
+        Span::raw(" vs "),
+        Span::styled("MSP", Style::new().fg(theme.muted)),
+        Span::raw(" "),
+    ]);
+    let block = panel(title, theme);
     if labelled == 0 {
         frame.render_widget(block, area);
         frame.render_widget(
@@ -75,6 +82,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let label = |t: String| Span::styled(t, Style::new().fg(theme.muted));
     let chart = Chart::new(datasets)
         .block(block)
+        // The title names the curves; a legend would cover them.
+        .hidden_legend_constraints((Constraint::Length(0), Constraint::Length(0)))
         .style(Style::new().fg(theme.text).bg(theme.background))
         .x_axis(
             Axis::default()

@@ -14,11 +14,7 @@ use crate::tui::layout::{column_of_threshold, inner, Screen};
 pub fn render(frame: &mut Frame, screen: &Screen, app: &App) {
     let theme = &app.theme;
     let area = screen.threshold;
-    let title = match app.derived.labelled {
-        0 => " Threshold: accept P(correct) ≥ t ".to_string(),
-        n => format!(" Threshold: accept P(correct) ≥ t · {n} labelled "),
-    };
-    frame.render_widget(panel(title, theme), area);
+    frame.render_widget(panel(" Threshold · accept if P(correct) ≥ t ", theme), area);
     let inside = inner(area);
     if inside.height == 0 {
         return;
@@ -35,7 +31,7 @@ pub fn render(frame: &mut Frame, screen: &Screen, app: &App) {
         s.accepted,
         s.total
     );
-    let no_labels = Span::styled("no labels: trusted accuracy needs labelled samples", muted);
+    let no_labels = Span::styled("trusted accuracy: no labels", muted);
 
     if screen.compact {
         lines.push(if labelled {
@@ -113,10 +109,7 @@ fn summary_line(app: &App) -> Line<'static> {
     let muted = Style::new().fg(app.theme.muted);
     let text = Style::new().fg(app.theme.text);
     match &app.derived.summary {
-        None => Line::from(Span::styled(
-            "no labels: AUROC and AURC need labelled samples",
-            muted,
-        )),
+        None => Line::from(Span::styled("AUROC, AURC: no labels", muted)),
         Some(s) => Line::from(vec![
             Span::styled("AUROC ", muted),
             Span::styled(decimal(s.auroc_p_correct), text),
@@ -143,10 +136,7 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
     let muted = Style::new().fg(app.theme.muted);
     let text = Style::new().fg(app.theme.text).add_modifier(Modifier::BOLD);
     let Some(s) = &app.derived.summary else {
-        return vec![Line::from(Span::styled(
-            "no labels: AUROC and AURC need labelled samples",
-            muted,
-        ))];
+        return vec![Line::from(Span::styled("AUROC, AURC: no labels", muted))];
     };
     vec![
         Line::from(vec![

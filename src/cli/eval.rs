@@ -1,0 +1,227 @@
+//! `reason eval`: the MetaNet against every baseline on the evaluation split (clean or
+//! corrupted), with plots, per-sample JSON and a Parquet export.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::progress::StageBars;
+use super::ModelArgs;
+use crate::engine::artifacts::Artifacts;
+use crate::engine::backbone::{weights, Backbone, BackboneKind};
+use crate::engine::corrupt::CorruptionSpec;
+use crate::engine::dataset::Dataset;
+use crate::engine::evaluate::{evaluate, score_columns, EvalReport};
+use crate::engine::export::{write_parquet, Column, ColumnValues};
+use crate::engine::features;
+use crate::engine::records::ScoringEvent;
+use crate::engine::scoring::{Scored, Scorer};
+use crate::engine::{paths, plots};
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Dataset root (default: Imagenette in the data folder).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value = "val")]
+    pub split: String,
+    #[arg(long, default_value = "reason_saved")]
+    pub artifacts: PathBuf,
+    /// KIND:SEVERITY (gaussian_noise, blur, jpeg, contrast, pixelate; 1-5) or mixed.
+    #[arg(long)]
+    pub corrupt: Option<CorruptionSpec>,
+    /// Write the table and every per-sample score as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Folder for ROC, risk-coverage, reliability and histogram PNGs.
+    #[arg(long, default_value = "eval_plots")]
+    pub plots: PathBuf,
+    /// Write the per-sample table as Parquet.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// Paired bootstrap resamples.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    #[arg(long)]
+    pub weights: Option<String>,
+    #[arg(long, default_value = "auto")]
+    pub device: crate::engine::device::DeviceRequest,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let artifacts = Artifacts::load(&args.artifacts).with_context(|| format!("loading {}", args.artifacts.display()))?;
+    let model = ModelArgs {
+        backbone: artifacts.manifest.backbone.name.clone(),
+        weights: args.weights.clone(),
+        device: args.device,
+    };
+    let device = model.device()?;
+    let kind = BackboneKind::from_name(&artifacts.manifest.backbone.name)?;
+    let resolved = weights::resolve(kind, args.weights.as_deref())?;
+    let sha = weights::sha256_file(&resolved.path)?;
+    artifacts.check_compatible(kind, &sha, &features::layout(artifacts.manifest.classes.len()))?;
+    let backbone = Backbone::load(kind, &resolved.path, &device.device)?;
+
+    let root = args.data.clone().unwrap_or_else(paths::default_imagenette);
+    let dataset = Dataset::open_split(&root, &args.split)?;
+    // Never evaluate on what was trained on.
+    if artifacts.manifest.protocol.split == args.split {
+        anyhow::bail!("refusing to evaluate on split `{}`: the artifacts were trained on it", args.split);
+    }
+    let condition = args.corrupt.map_or("clean".to_string(), |c| c.to_string());
+    eprintln!("{}: {} images, condition {condition}", root.join(&args.split).display(), dataset.samples.len());
+
+    let bars = StageBars::new();
+    let scorer = Scorer { backbone: &backbone, weights_sha256: &sha, artifacts: &artifacts, batch_size: args.batch_size, seed: args.seed, imagenet_logits: false };
+    let scored = scorer.score(&dataset, args.corrupt, &|event| match event {
+        ScoringEvent::Progress { stage, done, total } => bars.update(&stage, done, total),
+        ScoringEvent::Skipped { id, reason } => eprintln!("skipped {id}: {reason}"),
+        _ => {}
+    })?;
+    bars.finish();
+    let report = evaluate(&scored, &artifacts, &args.split, &condition, args.bootstrap, args.seed)?;
+    print_report(&report, &artifacts);
+
+    let title = format!("{} {}, {condition}", root.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), args.split);
+    let columns = score_columns(&scored);
+    let correct: Vec<bool> = scored.records.iter().filter_map(|r| r.correct()).collect();
+    if !correct.is_empty() {
+        let plot_scores: Vec<(&str, &[f32])> = columns.iter().map(|(n, v, _)| (n.as_str(), v.as_slice())).collect();
+        let probability = columns[0].2.as_deref().unwrap_or_default();
+        let written = plots::write_all(&args.plots, &title, &plot_scores, &correct, probability)?;
+        println!("plots: {}", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({ "report": report, "samples": per_sample_json(&scored) });
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
+        println!("per-sample JSON: {}", path.display());
+    }
+    if let Some(path) = &args.export {
+        write_parquet(path, &per_sample_columns(&scored))?;
+        println!("per-sample Parquet: {}", path.display());
+    }
+    Ok(())
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn print_report(r: &EvalReport, a: &Artifacts) {
+    let p = &a.manifest.protocol;
+    println!(
+        "split {} ({}), {} labelled images, {} skipped; base head accuracy {} ({} errors). Artifacts: {} rows of `{}` ({}), seed {}.",
+        r.split,
+        r.condition,
+        r.labelled,
+        r.skipped,
+        opt(r.accuracy.map(|a| a * 100.0), 2) + " %",
+        r.errors,
+        p.rows_used,
+        p.split,
+        if p.subset_seed.is_some() { "seeded subset" } else { "all rows" },
+        p.seed
+    );
+    let chance = r.rows.first().map(|m| (m.metrics.aupr_success_chance, m.metrics.aupr_error_chance));
+    if let Some((s, e)) = chance {
+        println!("chance levels: AUROC 0.5, AUPR-success {} (= accuracy), AUPR-error {} (= error rate)", opt(s, 4), opt(e, 4));
+    }
+    println!(
+        "{:<18} {:>7} {:>24} {:>7} {:>7} {:>7} {:>8} {:>27} {:>8} {:>8} {:>7} {:>7}",
+        "score", "AUROC", "ΔAUROC vs MSP [95% CI]", "AUPR-S", "AUPR-E", "FPR@95", "AURC", "ΔAURC vs MSP [95% CI]", "E-AURC", "AUGRC", "ECE", "Brier"
+    );
+    for row in &r.rows {
+        let m = &row.metrics;
+        let diff = |d: Option<&crate::engine::metrics::PairedDifference>, digits: usize| match d {
+            Some(d) => format!(
+                "{} [{}, {}]",
+                opt(d.estimate, digits),
+                opt(d.interval.map(|i| i.0), digits),
+                opt(d.interval.map(|i| i.1), digits)
+            ),
+            None => "(reference)".into(),
+        };
+        println!(
+            "{:<18} {:>7} {:>24} {:>7} {:>7} {:>7} {:>8} {:>27} {:>8} {:>8} {:>7} {:>7}",
+            row.score,
+            opt(m.auroc, 4),
+            diff(row.vs_msp.as_ref().map(|b| &b.auroc), 4),
+            opt(m.aupr_success, 4),
+            opt(m.aupr_error, 4),
+            opt(m.fpr_at_95tpr, 4),
+            opt(m.aurc, 5),
+            diff(row.vs_msp.as_ref().map(|b| &b.aurc), 5),
+            opt(m.eaurc, 5),
+            opt(m.augrc, 5),
+            opt(m.ece, 4),
+            opt(m.brier, 4),
+        );
+    }
+    println!("({} paired bootstrap resamples; ΔAURC < 0 is better)", r.bootstrap_resamples);
+    println!("ablation (MetaNet retrained without one family; reference AUROC {}):", opt(r.ablation_reference_auroc, 4));
+    for a in &r.ablation {
+        println!("  without {:<11} AUROC {}  Δ {}", a.without_family, opt(a.auroc, 4), opt(a.delta_auroc, 4));
+    }
+    let t = &r.at_threshold;
+    println!(
+        "operating threshold {:.4}: coverage {}, trusted accuracy {}, accepted-wrong {}, rejected-right {}",
+        r.threshold,
+        opt(t.coverage, 4),
+        opt(t.trusted_accuracy, 4),
+        t.accepted_wrong,
+        t.rejected_right
+    );
+    println!("per-class selective risk at the threshold:");
+    for c in &r.per_class {
+        println!(
+            "  {:<18} n {:>4}  errors {:>3}  coverage {:.3}  risk {}",
+            c.name,
+            c.samples,
+            c.errors,
+            c.coverage,
+            opt(c.selective_risk, 4)
+        );
+    }
+}
+
+fn per_sample_json(s: &Scored) -> Vec<serde_json::Value> {
+    s.records
+        .iter()
+        .zip(&s.extra)
+        .map(|(r, e)| {
+            let mut scores = serde_json::Map::new();
+            scores.insert("metanet_p_correct".into(), serde_json::json!(r.p_correct));
+            scores.insert("metanet_logit".into(), serde_json::json!(e.metanet_logit));
+            for (name, v) in features::BASELINES.iter().zip(e.baselines) {
+                scores.insert(name.to_string(), serde_json::json!(v));
+            }
+            serde_json::json!({
+                "path": r.id,
+                "label": r.label.map(|l| &s.header.classes[l as usize]),
+                "pred": s.header.classes[r.pred as usize],
+                "correct": r.correct(),
+                "scores": scores,
+            })
+        })
+        .collect()
+}
+
+fn per_sample_columns(s: &Scored) -> Vec<Column> {
+    let classes = &s.header.classes;
+    let mut cols = vec![
+        Column::new("path", ColumnValues::Str(s.records.iter().map(|r| r.id.clone()).collect())),
+        Column::new("label", ColumnValues::OptStr(s.records.iter().map(|r| r.label.map(|l| classes[l as usize].clone())).collect())),
+        Column::new("pred", ColumnValues::Str(s.records.iter().map(|r| classes[r.pred as usize].clone()).collect())),
+        Column::new("correct", ColumnValues::OptBool(s.records.iter().map(|r| r.correct()).collect())),
+        Column::new("metanet_p_correct", ColumnValues::F32(s.records.iter().map(|r| r.p_correct).collect())),
+        Column::new("metanet_logit", ColumnValues::F32(s.extra.iter().map(|e| e.metanet_logit).collect())),
+    ];
+    for (b, name) in features::BASELINES.iter().enumerate() {
+        cols.push(Column::new(*name, ColumnValues::F32(s.extra.iter().map(|e| e.baselines[b]).collect())));
+    }
+    cols
+}

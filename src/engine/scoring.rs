@@ -1,0 +1,144 @@
+//! Scoring any dataset with trained artifacts: one backbone pass (forward + backward) per image
+//! gives the embedding and the gradient sensitivity; everything else comes from the cached
+//! embedding. Records are produced in chunks so a viewer can fill progressively.
+
+use rayon::prelude::*;
+
+use crate::engine::artifacts::Artifacts;
+use crate::engine::backbone::Backbone;
+use crate::engine::corrupt::CorruptionSpec;
+use crate::engine::dataset::{Dataset, Sample};
+use crate::engine::error::Result;
+use crate::engine::extract::ExtractSpec;
+use crate::engine::features::{self, RowInputs, MC_PASSES};
+use crate::engine::knn;
+use crate::engine::records::{RecordSet, SampleRecord, ScoringEvent};
+
+/// Samples per backbone chunk (and per cache entry).
+pub const CHUNK: usize = 256;
+
+/// Scores of one sample beyond its record, for evaluation.
+#[derive(Debug, Clone)]
+pub struct ExtraScores {
+    /// Platt-calibrated MetaNet logit: ranks like P(correct) without float saturation.
+    pub metanet_logit: f32,
+    /// The baselines of `features::BASELINES`.
+    pub baselines: [f32; 10],
+    /// Logits of the backbone's own ImageNet classifier (only when `Scorer::imagenet_logits`).
+    pub imagenet_logits: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Scored {
+    pub header: RecordSet,
+    pub records: Vec<SampleRecord>,
+    pub extra: Vec<ExtraScores>,
+    pub skipped: Vec<(String, String)>,
+}
+
+pub struct Scorer<'a> {
+    pub backbone: &'a Backbone,
+    pub weights_sha256: &'a str,
+    pub artifacts: &'a Artifacts,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Also keep the backbone's ImageNet logits per sample (for `predict`).
+    pub imagenet_logits: bool,
+}
+
+impl Scorer<'_> {
+    /// The record set header: classes, layout and threshold, without records.
+    pub fn header(&self) -> RecordSet {
+        let m = &self.artifacts.manifest;
+        RecordSet {
+            classes: m.classes.clone(),
+            class_names: m.class_names.clone(),
+            layout: m.layout.clone(),
+            threshold: m.calibration.threshold,
+            records: Vec::new(),
+        }
+    }
+
+    pub fn score(
+        &self,
+        dataset: &Dataset,
+        corruption: Option<CorruptionSpec>,
+        events: &(dyn Fn(ScoringEvent) + Sync),
+    ) -> Result<Scored> {
+        let header = self.header();
+        // Dataset labels mapped onto the artifacts' classes by folder name; others are unlabelled.
+        let label_map: Vec<Option<u16>> = dataset
+            .classes
+            .iter()
+            .map(|c| header.classes.iter().position(|k| k == c).map(|i| i as u16))
+            .collect();
+        let total = dataset.samples.len();
+        events(ScoringEvent::Started { total, header: header.clone() });
+        let spec = ExtractSpec {
+            backbone: self.backbone,
+            weights_sha256: self.weights_sha256,
+            corruption,
+            seed: self.seed,
+            batch_size: self.batch_size,
+        };
+        let mut scored = Scored { header, ..Default::default() };
+        for (c, chunk) in dataset.samples.chunks(CHUNK).enumerate() {
+            let base = c * CHUNK;
+            let extracted = spec.with_gradients(chunk, &self.artifacts.head, &|done, _| {
+                events(ScoringEvent::Progress { stage: "scoring".into(), done: base + done, total });
+            })?;
+            for (id, reason) in &extracted.skipped {
+                events(ScoringEvent::Skipped { id: id.clone(), reason: reason.clone() });
+            }
+            scored.skipped.extend(extracted.skipped.iter().cloned());
+            let imagenet = if self.imagenet_logits && !extracted.rows.is_empty() {
+                let e = candle_core::Tensor::from_slice(&extracted.embeddings, (extracted.rows.len(), extracted.dim), self.backbone.device())?;
+                Some(self.backbone.classify(&e)?.to_vec2::<f32>()?)
+            } else {
+                None
+            };
+            let rows: Vec<(SampleRecord, ExtraScores)> = extracted
+                .rows
+                .par_iter()
+                .enumerate()
+                .map(|(r, &i)| {
+                    let (record, mut extra) = self.score_row(&chunk[i], extracted.embedding(r), extracted.grad_norms[r], &label_map);
+                    extra.imagenet_logits = imagenet.as_ref().map(|l| l[r].clone());
+                    (record, extra)
+                })
+                .collect();
+            let (records, extra): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+            events(ScoringEvent::Records(records.clone()));
+            scored.records.extend(records);
+            scored.extra.extend(extra);
+        }
+        events(ScoringEvent::Finished);
+        Ok(scored)
+    }
+
+    fn score_row(&self, sample: &Sample, embedding: &[f32], grad_norm: f32, label_map: &[Option<u16>]) -> (SampleRecord, ExtraScores) {
+        let a = self.artifacts;
+        let logits = a.head.logits(embedding, None);
+        let pred = features::argmax(&logits) as u16;
+        let mc = features::mc_dropout(&a.head, embedding, a.manifest.head.dropout, MC_PASSES, features::sample_seed(self.seed, &sample.id));
+        let pca = a.pca.transform(embedding);
+        let knn = a.bank.query(&knn::to_point(&pca), pred, None);
+        let inputs = RowInputs { logits: &logits, mc, grad_norm, pca: &pca, knn };
+        let meta = features::meta_vector(&inputs);
+        let record = SampleRecord {
+            id: sample.id.clone(),
+            label: sample.label.and_then(|l| label_map.get(l).copied().flatten()),
+            pred,
+            probs: features::softmax64(&logits).into_iter().map(|p| p as f32).collect(),
+            p_correct: a.metanet.p_correct(&meta),
+            diagnostics: features::diagnostics(&inputs),
+            meta: meta.clone(),
+        };
+        let extra = ExtraScores {
+            metanet_logit: a.metanet.calibrated_logit(&meta),
+            baselines: features::baseline_scores(&inputs, a.manifest.calibration.temperature),
+            imagenet_logits: None,
+        };
+        (record, extra)
+    }
+}
