@@ -34,7 +34,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(app.derived.table.at(black_box(0.62))))
     });
     let mut up = true;
-    group.bench_function("slider_move_filter_all", |b| b.iter(|| slide(&mut app, &mut up)));
+    group.bench_function("slider_move_filter_all", |b| {
+        b.iter(|| slide(&mut app, &mut up))
+    });
 
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
     group.bench_function("draw_120x40", |b| {
@@ -48,7 +50,14 @@ fn benches(c: &mut Criterion) {
     update(&mut app, Action::NextFilter);
     assert_eq!(app.filter, Filter::Rejected);
     group.sample_size(20);
-    group.bench_function("slider_move_filter_rejected", |b| b.iter(|| slide(&mut app, &mut up)));
+    group.bench_function("slider_move_filter_rejected", |b| {
+        b.iter(|| slide(&mut app, &mut up))
+    });
+    // Sorted by P(correct), the rows are visited in random memory order.
+    update(&mut app, Action::NextSort);
+    group.bench_function("slider_move_filter_rejected_sort_p", |b| {
+        b.iter(|| slide(&mut app, &mut up))
+    });
     group.finish();
 }
 

@@ -48,8 +48,8 @@ fn run() -> anyhow::Result<()> {
             positional.push(PathBuf::from(arg));
         }
     }
-    let [records, dataset_root, session_path] = <[PathBuf; 3]>::try_from(positional)
-        .map_err(|_| anyhow::anyhow!("{USAGE}"))?;
+    let [records, dataset_root, session_path] =
+        <[PathBuf; 3]>::try_from(positional).map_err(|_| anyhow::anyhow!("{USAGE}"))?;
     let file = std::fs::File::open(&records)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", records.display()))?;
     let set: RecordSet = serde_json::from_reader(std::io::BufReader::new(file))?;

@@ -36,7 +36,10 @@ fn defaults() {
     assert_eq!(a.theme, "dark");
     assert_eq!(a.image_protocol, ImageProtocol::Auto);
     assert_eq!(a.artifacts, PathBuf::from("reason_saved"));
-    assert_eq!(a.session_path().unwrap(), PathBuf::from("sessions/default.json"));
+    assert_eq!(
+        a.session_path().unwrap(),
+        PathBuf::from("sessions/default.json")
+    );
 }
 
 #[test]
@@ -56,7 +59,10 @@ fn every_option() {
     .unwrap();
     assert_eq!(a.folder, Some(PathBuf::from("/photos")));
     assert_eq!(a.dataset_path(), PathBuf::from("/photos"));
-    assert_eq!(a.session_path().unwrap(), PathBuf::from("sessions/run-2.json"));
+    assert_eq!(
+        a.session_path().unwrap(),
+        PathBuf::from("sessions/run-2.json")
+    );
     assert_eq!(a.image_protocol, ImageProtocol::Halfblocks);
     let config = a.config().unwrap();
     assert_eq!(config.dataset_root, PathBuf::from("/photos"));
@@ -78,9 +84,38 @@ fn imagenette_root_maps_to_its_val_split() {
 }
 
 #[test]
+fn run_refuses_bad_options_before_touching_the_terminal() {
+    let bad_session = parse(&["--session", "../x"]).unwrap();
+    let source = reason::tui::RecordSource::Ready(Default::default());
+    let err = cli_tui::run(bad_session, source).unwrap_err();
+    assert!(err.to_string().contains("invalid session name"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad_theme = parse(&[
+        "--theme",
+        "no-such-theme",
+        "--folder",
+        dir.path().to_str().unwrap(),
+    ])
+    .unwrap();
+    let source = reason::tui::RecordSource::Ready(Default::default());
+    let err = cli_tui::run(bad_theme, source).unwrap_err();
+    assert!(
+        err.to_string().contains("unknown theme `no-such-theme`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn session_names_are_plain_file_names() {
     for bad in ["", "../x", "a/b", ".hidden", "a b"] {
-        let err = parse(&["--session", bad]).unwrap().session_path().unwrap_err();
-        assert!(err.to_string().contains("invalid session name"), "{bad}: {err}");
+        let err = parse(&["--session", bad])
+            .unwrap()
+            .session_path()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("invalid session name"),
+            "{bad}: {err}"
+        );
     }
 }

@@ -74,7 +74,12 @@ impl Session_ {
             })
             .unwrap();
         let mut cmd = CommandBuilder::new(demo_binary());
-        cmd.args(["records.json", "data", "sessions/e2e.json", "--image-protocol=halfblocks"]);
+        cmd.args([
+            "records.json",
+            "data",
+            "sessions/e2e.json",
+            "--image-protocol=halfblocks",
+        ]);
         cmd.args(extra);
         cmd.cwd(dir);
         cmd.env("TERM", "xterm-256color");
@@ -123,7 +128,9 @@ impl Session_ {
     fn keys(&mut self, keys: &str) {
         for c in keys.chars() {
             let mut buf = [0u8; 4];
-            self.writer.write_all(c.encode_utf8(&mut buf).as_bytes()).unwrap();
+            self.writer
+                .write_all(c.encode_utf8(&mut buf).as_bytes())
+                .unwrap();
             self.writer.flush().unwrap();
             std::thread::sleep(Duration::from_millis(30));
         }
@@ -163,8 +170,14 @@ fn assert_restored(ok: bool, output: &[u8]) {
     assert!(ok, "the dashboard failed; output:\n{text}");
     // Entered the alternate screen with mouse capture, and left it: the last thing written is
     // leaving the alternate screen and showing the cursor.
-    assert!(text.contains("\x1b[?1049h"), "never entered the alternate screen");
-    assert!(text.contains("\x1b[?1000h") && text.contains("\x1b[?1000l"), "mouse capture not undone");
+    assert!(
+        text.contains("\x1b[?1049h"),
+        "never entered the alternate screen"
+    );
+    assert!(
+        text.contains("\x1b[?1000h") && text.contains("\x1b[?1000l"),
+        "mouse capture not undone"
+    );
     assert!(
         text.ends_with("\x1b[?1049l\x1b[?25h"),
         "the output does not end by restoring the terminal: {:?}",
@@ -221,7 +234,9 @@ fn streamed_records_fill_the_list_and_ctrl_c_quits() {
     tui.keys("G\u{3}");
     let (ok, output) = tui.finish();
     assert_restored(ok, &output);
-    let session = Session::load(&dir.path().join("sessions/e2e.json")).unwrap().unwrap();
+    let session = Session::load(&dir.path().join("sessions/e2e.json"))
+        .unwrap()
+        .unwrap();
     assert!(session.cursor.unwrap().ends_with("00000060.JPEG"));
 }
 

@@ -30,7 +30,10 @@ fn view_ids(app: &App) -> Vec<String> {
 }
 
 /// Ids of the records passing `keep`, in path order.
-fn brute_force(app: &App, keep: impl Fn(&reason::engine::records::SampleRecord) -> bool) -> Vec<String> {
+fn brute_force(
+    app: &App,
+    keep: impl Fn(&reason::engine::records::SampleRecord) -> bool,
+) -> Vec<String> {
     let mut ids: Vec<String> = app
         .data
         .records
@@ -77,7 +80,12 @@ fn threshold_moves_match_a_brute_force_count() {
         }
         let s = app.stats;
         assert_eq!(
-            (s.accepted, s.accepted_right, s.accepted_wrong, s.rejected_right),
+            (
+                s.accepted,
+                s.accepted_right,
+                s.accepted_wrong,
+                s.rejected_right
+            ),
             (acc, acc_right, acc_wrong, rej_right),
             "threshold {t}"
         );
@@ -127,7 +135,9 @@ fn every_filter_shows_exactly_its_samples() {
     let c = class_of(&app, &first);
     assert_eq!(ids(&app), brute_force(&app, |r| r.label == Some(c)));
     update(&mut app, Action::NextFilterValue);
-    let Filter::Class(second) = app.filter.clone() else { panic!() };
+    let Filter::Class(second) = app.filter.clone() else {
+        panic!()
+    };
     assert_ne!(first, second);
     let c2 = class_of(&app, &second);
     assert_eq!(ids(&app), brute_force(&app, |r| r.label == Some(c2)));
@@ -190,7 +200,13 @@ fn tags_and_annotated_filters() {
     update(&mut app, Action::Last);
     assert_eq!(selected_id(&app), b);
     update(&mut app, Action::EditTags);
-    assert_eq!(app.mode, Mode::Tags { id: b.clone(), input: "crop".into() });
+    assert_eq!(
+        app.mode,
+        Mode::Tags {
+            id: b.clone(),
+            input: "crop".into()
+        }
+    );
     apply(&mut app, (0..4).map(|_| Action::InputBackspace));
     update(&mut app, Action::InputSubmit);
     assert_eq!(view_ids(&app), vec![a]);
@@ -205,7 +221,13 @@ fn sorts_order_the_view_and_keep_the_cursor_on_its_sample() {
     let key = |a: &App, p: usize| a.record(p).unwrap().p_correct;
 
     update(&mut app, Action::NextSort);
-    assert_eq!(app.sort, Sort { key: SortKey::PCorrect, descending: false });
+    assert_eq!(
+        app.sort,
+        Sort {
+            key: SortKey::PCorrect,
+            descending: false
+        }
+    );
     assert!((1..app.view.len()).all(|p| key(&app, p - 1) <= key(&app, p)));
     assert_eq!(selected_id(&app), id);
 
@@ -219,7 +241,13 @@ fn sorts_order_the_view_and_keep_the_cursor_on_its_sample() {
     assert!((1..app.view.len()).all(|p| msp(&app, p - 1) <= msp(&app, p)));
 
     update(&mut app, Action::NextSort);
-    assert_eq!(app.sort, Sort { key: SortKey::GradSensitivity, descending: true });
+    assert_eq!(
+        app.sort,
+        Sort {
+            key: SortKey::GradSensitivity,
+            descending: true
+        }
+    );
     let g = |a: &App, p: usize| a.record(p).unwrap().diagnostics.grad_sensitivity;
     assert!((1..app.view.len()).all(|p| g(&app, p - 1) >= g(&app, p)));
 
@@ -336,7 +364,12 @@ fn reopening_a_session_resumes_where_the_user_left() {
     let mut first = app(set.clone(), Session::default(), 120, 40);
     apply(
         &mut first,
-        [Action::ThresholdBy(0.1), Action::NextSort, Action::NextFilter, Action::MoveBy(7)],
+        [
+            Action::ThresholdBy(0.1),
+            Action::NextSort,
+            Action::NextFilter,
+            Action::MoveBy(7),
+        ],
     );
     update(&mut first, Action::EditTags);
     apply(&mut first, typed("x"));
@@ -366,7 +399,13 @@ fn records_arrive_progressively() {
         ..Session::default()
     };
     let mut app = App::scoring(session, Theme::dark(), "streaming");
-    update(&mut app, Action::Resize { width: 120, height: 40 });
+    update(
+        &mut app,
+        Action::Resize {
+            width: 120,
+            height: 40,
+        },
+    );
     assert!(app.view.is_empty());
     assert!(app.selected_record().is_none());
     let header = RecordSet {
@@ -374,7 +413,10 @@ fn records_arrive_progressively() {
         threshold: 0.55,
         ..all.clone()
     };
-    update(&mut app, Action::Scoring(ScoringEvent::Started { total: 250, header }));
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Started { total: 250, header }),
+    );
     assert_eq!(app.threshold, 0.55);
     for (i, chunk) in all.records.chunks(50).enumerate() {
         update(
@@ -385,7 +427,10 @@ fn records_arrive_progressively() {
                 total: 250,
             }),
         );
-        update(&mut app, Action::Scoring(ScoringEvent::Records(chunk.to_vec())));
+        update(
+            &mut app,
+            Action::Scoring(ScoringEvent::Records(chunk.to_vec())),
+        );
         let n = (i + 1) * 50;
         assert_eq!(app.view.len(), n);
         assert_eq!(app.stats.total, n);
@@ -396,14 +441,28 @@ fn records_arrive_progressively() {
             assert_eq!(app.selected, 0);
         }
     }
-    update(&mut app, Action::Scoring(ScoringEvent::Skipped { id: "bad.jpg".into(), reason: "truncated".into() }));
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Skipped {
+            id: "bad.jpg".into(),
+            reason: "truncated".into(),
+        }),
+    );
     assert_eq!(app.skipped, 1);
     update(&mut app, Action::Scoring(ScoringEvent::Finished));
     assert_eq!(app.load, LoadState::Ready);
-    assert!(app.notice.as_ref().unwrap().text.contains("scored 250 samples, 1 skipped"));
+    assert!(app
+        .notice
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("scored 250 samples, 1 skipped"));
     // Same numbers as opening the finished set at once.
     let at_once = App::new(
-        RecordSet { threshold: 0.55, ..all },
+        RecordSet {
+            threshold: 0.55,
+            ..all
+        },
         Session::default(),
         Theme::dark(),
         "",
@@ -420,11 +479,20 @@ fn a_moved_cursor_wins_over_the_sessions_pending_one() {
         ..Session::default()
     };
     let mut app = App::scoring(session, Theme::dark(), "");
-    update(&mut app, Action::Scoring(ScoringEvent::Records(all.records[..50].to_vec())));
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Records(all.records[..50].to_vec())),
+    );
     update(&mut app, Action::MoveBy(3));
-    update(&mut app, Action::Scoring(ScoringEvent::Records(all.records[50..].to_vec())));
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Records(all.records[50..].to_vec())),
+    );
     assert_eq!(selected_id(&app), all.records[3].id);
-    update(&mut app, Action::Scoring(ScoringEvent::Failed("disk full".into())));
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Failed("disk full".into())),
+    );
     assert_eq!(app.load, LoadState::Failed("disk full".into()));
     assert_eq!(app.view.len(), 100);
 }
@@ -484,21 +552,46 @@ fn paging_and_ends() {
 fn keys_map_to_actions_by_mode() {
     let mut app = app(record_set(100, 14), Session::default(), 120, 40);
     let key = |c: KeyCode| KeyEvent::new(c, KeyModifiers::NONE);
-    assert!(matches!(keys::action_for_key(&app, &key(KeyCode::Char('j'))), Some(Action::MoveBy(1))));
-    assert!(matches!(keys::action_for_key(&app, &key(KeyCode::Up)), Some(Action::MoveBy(-1))));
-    assert!(matches!(keys::action_for_key(&app, &key(KeyCode::Char('L'))), Some(Action::ThresholdBy(d)) if d == 0.1));
-    assert!(matches!(keys::action_for_key(&app, &key(KeyCode::Left)), Some(Action::ThresholdBy(d)) if d == -0.01));
-    assert!(matches!(keys::action_for_key(&app, &key(KeyCode::Char('q'))), Some(Action::Quit)));
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Char('j'))),
+        Some(Action::MoveBy(1))
+    ));
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Up)),
+        Some(Action::MoveBy(-1))
+    ));
+    assert!(
+        matches!(keys::action_for_key(&app, &key(KeyCode::Char('L'))), Some(Action::ThresholdBy(d)) if d == 0.1)
+    );
+    assert!(
+        matches!(keys::action_for_key(&app, &key(KeyCode::Left)), Some(Action::ThresholdBy(d)) if d == -0.01)
+    );
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Char('q'))),
+        Some(Action::Quit)
+    ));
     update(&mut app, Action::EditNote);
     // In an editor, letters are text.
-    assert!(matches!(keys::action_for_key(&app, &key(KeyCode::Char('q'))), Some(Action::Input('q'))));
-    assert!(matches!(keys::action_for_key(&app, &key(KeyCode::Esc)), Some(Action::InputCancel)));
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Char('q'))),
+        Some(Action::Input('q'))
+    ));
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Esc)),
+        Some(Action::InputCancel)
+    ));
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-    assert!(matches!(keys::action_for_key(&app, &ctrl_c), Some(Action::Quit)));
+    assert!(matches!(
+        keys::action_for_key(&app, &ctrl_c),
+        Some(Action::Quit)
+    ));
     update(&mut app, Action::InputCancel);
     update(&mut app, Action::ToggleHelp);
-    assert!(matches!(keys::action_for_key(&app, &key(KeyCode::Char('j'))), None));
-    assert!(matches!(keys::action_for_key(&app, &key(KeyCode::Esc)), Some(Action::ToggleHelp)));
+    assert!(keys::action_for_key(&app, &key(KeyCode::Char('j'))).is_none());
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Esc)),
+        Some(Action::ToggleHelp)
+    ));
 }
 
 #[test]
@@ -512,7 +605,11 @@ fn mouse_selects_rows_scrolls_and_drags_the_slider() {
         modifiers: KeyModifiers::NONE,
     };
     let body = screen.list_body();
-    let click = mouse(MouseEventKind::Down(MouseButton::Left), body.x + 3, body.y + 4);
+    let click = mouse(
+        MouseEventKind::Down(MouseButton::Left),
+        body.x + 3,
+        body.y + 4,
+    );
     let action = keys::action_for_mouse(&app, &click).unwrap();
     assert!(matches!(action, Action::Select(4)));
     update(&mut app, action);
@@ -524,7 +621,11 @@ fn mouse_selects_rows_scrolls_and_drags_the_slider() {
     assert_eq!(app.selected, 7);
 
     let track = screen.slider_track();
-    let press = mouse(MouseEventKind::Down(MouseButton::Left), track.x + track.width - 1, track.y);
+    let press = mouse(
+        MouseEventKind::Down(MouseButton::Left),
+        track.x + track.width - 1,
+        track.y,
+    );
     let action = keys::action_for_mouse(&app, &press).unwrap();
     update(&mut app, action);
     assert_eq!(app.threshold, 1.0);
@@ -533,7 +634,11 @@ fn mouse_selects_rows_scrolls_and_drags_the_slider() {
     let action = keys::action_for_mouse(&app, &drag).unwrap();
     update(&mut app, action);
     assert_eq!(app.threshold, 0.0);
-    let middle = mouse(MouseEventKind::Drag(MouseButton::Left), track.x + (track.width - 1) / 2, track.y);
+    let middle = mouse(
+        MouseEventKind::Drag(MouseButton::Left),
+        track.x + (track.width - 1) / 2,
+        track.y,
+    );
     let action = keys::action_for_mouse(&app, &middle).unwrap();
     update(&mut app, action);
     assert!((app.threshold - 0.5).abs() < 0.02, "{}", app.threshold);

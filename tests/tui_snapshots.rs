@@ -45,8 +45,19 @@ fn load_preview(app: &mut App, root: &Path, missing: bool) {
 /// A labelled set with the cursor on an annotated, confidently wrong sample.
 fn inspected(width: u16, height: u16, root: &Path) -> App {
     let mut app = app(record_set(500, 1), Session::default(), width, height);
-    apply(&mut app, [Action::SetThreshold(0.42), Action::NextFilter, Action::NextFilter, Action::NextFilter]);
-    apply(&mut app, [Action::MoveBy(2), Action::CycleVerdict, Action::EditTags]);
+    apply(
+        &mut app,
+        [
+            Action::SetThreshold(0.42),
+            Action::NextFilter,
+            Action::NextFilter,
+            Action::NextFilter,
+        ],
+    );
+    apply(
+        &mut app,
+        [Action::MoveBy(2), Action::CycleVerdict, Action::EditTags],
+    );
     apply(&mut app, "blurry, occluded".chars().map(Action::Input));
     apply(&mut app, [Action::InputSubmit, Action::EditNote]);
     apply(&mut app, "fish held by a person".chars().map(Action::Input));
@@ -136,14 +147,26 @@ fn empty_record_set() {
 fn scoring_in_progress_and_failed() {
     let all = record_set(400, 4);
     let mut app = App::scoring(Session::default(), Theme::dark(), "streaming");
-    update(&mut app, Action::Resize { width: 120, height: 40 });
+    update(
+        &mut app,
+        Action::Resize {
+            width: 120,
+            height: 40,
+        },
+    );
     insta::assert_snapshot!("scoring_waiting_120x40", render(&app, 120, 40));
     let header = RecordSet {
         records: Vec::new(),
         ..all.clone()
     };
-    update(&mut app, Action::Scoring(ScoringEvent::Started { total: 400, header }));
-    update(&mut app, Action::Scoring(ScoringEvent::Records(all.records[..150].to_vec())));
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Started { total: 400, header }),
+    );
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Records(all.records[..150].to_vec())),
+    );
     update(
         &mut app,
         Action::Scoring(ScoringEvent::Progress {
@@ -153,7 +176,10 @@ fn scoring_in_progress_and_failed() {
         }),
     );
     insta::assert_snapshot!("scoring_progress_120x40", render(&app, 120, 40));
-    update(&mut app, Action::Scoring(ScoringEvent::Failed("out of memory".into())));
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Failed("out of memory".into())),
+    );
     insta::assert_snapshot!("scoring_failed_120x40", render(&app, 120, 40));
 }
 
@@ -166,7 +192,17 @@ fn too_small_terminal() {
 #[test]
 fn no_size_or_state_panics() {
     let dir = tempfile::tempdir().unwrap();
-    let sizes = [(0, 0), (1, 1), (20, 5), (79, 23), (80, 24), (95, 30), (119, 35), (120, 36), (250, 70)];
+    let sizes = [
+        (0, 0),
+        (1, 1),
+        (20, 5),
+        (79, 23),
+        (80, 24),
+        (95, 30),
+        (119, 35),
+        (120, 36),
+        (250, 70),
+    ];
     let apps: Vec<App> = vec![
         inspected(120, 40, dir.path()),
         app(unlabelled(record_set(50, 6)), Session::default(), 80, 24),
@@ -202,6 +238,9 @@ fn every_theme_draws() {
         let mut app = inspected(120, 40, dir.path());
         app.theme = Theme::built_in(name).unwrap();
         // Same text whatever the colours.
-        assert_eq!(render(&app, 120, 40), render(&inspected(120, 40, dir.path()), 120, 40));
+        assert_eq!(
+            render(&app, 120, 40),
+            render(&inspected(120, 40, dir.path()), 120, 40)
+        );
     }
 }

@@ -60,15 +60,24 @@ fn an_unknown_name_lists_the_available_themes() {
         Theme::load_from("../themes/dark", &fixtures()),
         Err(ThemeError::Unknown { .. })
     ));
-    assert_eq!(available_themes(Path::new("/nonexistent")), vec!["dark", "high-contrast", "light"]);
+    assert_eq!(
+        available_themes(Path::new("/nonexistent")),
+        vec!["dark", "high-contrast", "light"]
+    );
 }
 
 #[test]
 fn an_unknown_key_names_the_file_and_the_key() {
     let err = Theme::load_from("typo", &fixtures()).unwrap_err();
-    assert!(matches!(&err, ThemeError::UnknownKey { key, .. } if key == "rejcet"), "{err}");
+    assert!(
+        matches!(&err, ThemeError::UnknownKey { key, .. } if key == "rejcet"),
+        "{err}"
+    );
     let text = err.to_string();
-    assert!(text.contains("typo.toml") && text.contains("`rejcet`"), "{text}");
+    assert!(
+        text.contains("typo.toml") && text.contains("`rejcet`"),
+        "{text}"
+    );
     assert!(text.contains("reject"), "lists the known keys: {text}");
 }
 
@@ -85,7 +94,10 @@ fn a_bad_colour_names_the_file_key_and_value() {
 #[test]
 fn a_non_string_value_and_bad_toml_are_reported() {
     let err = Theme::load_from("notstring", &fixtures()).unwrap_err();
-    assert!(matches!(&err, ThemeError::NotAString { key, .. } if key == "marker"), "{err}");
+    assert!(
+        matches!(&err, ThemeError::NotAString { key, .. } if key == "marker"),
+        "{err}"
+    );
     let err = Theme::load_from("broken", &fixtures()).unwrap_err();
     assert!(matches!(err, ThemeError::Syntax { .. }), "{err}");
     assert!(err.to_string().contains("broken.toml"));

@@ -101,7 +101,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     println!("operating threshold on P(correct): {:.4} (target risk {})", m.calibration.threshold, m.calibration.target_risk);
     for t in &m.timings {
-        println!("time {:<12} {:8.1} s  {:8.1} images/s", t.stage, t.seconds, t.images as f64 / t.seconds.max(1e-9));
+        let note = if t.from_cache { "  (from cache)" } else { "" };
+        println!("time {:<12} {:8.1} s  {:8.1} images/s{note}", t.stage, t.seconds, t.images as f64 / t.seconds.max(1e-9));
     }
     Ok(())
 }

@@ -74,6 +74,9 @@ pub struct Timing {
     pub stage: String,
     pub seconds: f64,
     pub images: usize,
+    /// The stage's backbone outputs were read from the cache, not computed.
+    #[serde(default)]
+    pub from_cache: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

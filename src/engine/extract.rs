@@ -26,6 +26,8 @@ pub struct Extracted {
     pub grad_norms: Vec<f32>,
     /// (sample id, reason) of the samples that could not be used.
     pub skipped: Vec<(String, String)>,
+    /// Whether this came from the on-disk cache instead of the backbone.
+    pub from_cache: bool,
 }
 
 impl Extracted {
@@ -162,5 +164,6 @@ fn load(key: &CacheKey) -> Option<Extracted> {
         embeddings: embeddings.and_then(|e| e.flatten_all().ok()?.to_vec1().ok()).unwrap_or_default(),
         grad_norms: t.get("grad_norms").and_then(|g| g.to_vec1().ok()).unwrap_or_default(),
         skipped,
+        from_cache: true,
     })
 }

@@ -272,7 +272,7 @@ mod tests {
         let mut logits = Vec::new();
         let mut labels = Vec::new();
         for _ in 0..4000 {
-            let z = vec![1.0f32, 0.0];
+            let z = [1.0f32, 0.0];
             let p1 = 1.0 / (1.0 + (-1.0f64).exp());
             labels.push(if rng.random::<f64>() < p1 { 0 } else { 1 });
             logits.push(z.iter().map(|v| v * 10.0).collect());

@@ -236,7 +236,8 @@ impl Session {
             path: path.to_path_buf(),
             reason,
         };
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
         // The version is checked before the shape, so a future format with other fields is
         // reported as "newer", not as "corrupt".
         let version = value
@@ -254,7 +255,8 @@ impl Session {
         if version == 0 {
             return Err(corrupt("version 0 does not exist".into()));
         }
-        let mut session: Session = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+        let mut session: Session =
+            serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
         session.annotations.retain(|_, a| !a.is_empty());
         Ok(session)
     }
@@ -503,7 +505,13 @@ mod tests {
     #[test]
     fn corrupt_and_future_files_are_refused() {
         let p = Path::new("sessions/x.json");
-        for text in ["{", "[]", "{\"threshold\": 0.5}", "{\"version\": \"1\"}", "{\"version\": 0}"] {
+        for text in [
+            "{",
+            "[]",
+            "{\"threshold\": 0.5}",
+            "{\"version\": \"1\"}",
+            "{\"version\": 0}",
+        ] {
             let err = Session::parse(text, p).unwrap_err();
             assert!(matches!(err, SessionError::Corrupt { .. }), "{text}: {err}");
             assert!(err.to_string().contains("sessions/x.json"));

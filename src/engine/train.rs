@@ -77,7 +77,12 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     // 1. Embeddings.
     let t = Instant::now();
     let extracted = spec.embeddings(&samples, &|d, n| progress("embeddings", d, n))?;
-    timings.push(Timing { stage: "embeddings".into(), seconds: t.elapsed().as_secs_f64(), images: samples.len() });
+    timings.push(Timing {
+        stage: "embeddings".into(),
+        seconds: t.elapsed().as_secs_f64(),
+        images: samples.len(),
+        from_cache: extracted.from_cache,
+    });
     let rows: Vec<&Sample> = extracted.rows.iter().map(|&r| &samples[r]).collect();
     let n = rows.len();
     let dim = extracted.dim;
@@ -107,7 +112,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     let temperature = fit_temperature(&oof_logits, &labels);
     let oof_pred: Vec<u16> = oof_logits.iter().map(|z| features::argmax(z) as u16).collect();
     let correct: Vec<bool> = oof_pred.iter().zip(&labels).map(|(p, l)| p == l).collect();
-    timings.push(Timing { stage: "heads".into(), seconds: t.elapsed().as_secs_f64(), images: n });
+    timings.push(Timing { stage: "heads".into(), seconds: t.elapsed().as_secs_f64(), images: n, from_cache: false });
 
     // 3a. MC dropout with each row's OOF head.
     let t = Instant::now();
@@ -118,11 +123,12 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
             features::mc_dropout(head, extracted.embedding(i), opts.head.dropout, MC_PASSES, features::sample_seed(opts.seed, &rows[i].id))
         })
         .collect();
-    timings.push(Timing { stage: "mc_dropout".into(), seconds: t.elapsed().as_secs_f64(), images: n });
+    timings.push(Timing { stage: "mc_dropout".into(), seconds: t.elapsed().as_secs_f64(), images: n, from_cache: false });
 
     // 3b. Gradient sensitivity through each row's OOF head, one backbone pass per fold.
     let t = Instant::now();
     let mut grad_norm = vec![0f32; n];
+    let mut gradients_cached = true;
     for (k, head) in fold_heads.iter().enumerate() {
         let members: Vec<usize> = (0..n).filter(|&i| fold_of[i] == k).collect();
         let fold_samples: Vec<Sample> = members.iter().map(|&i| rows[i].clone()).collect();
@@ -134,11 +140,17 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
                 reason: format!("{} images changed between the two backbone passes", members.len() - out.rows.len()),
             });
         }
+        gradients_cached &= out.from_cache;
         for (r, g) in out.rows.iter().zip(&out.grad_norms) {
             grad_norm[members[*r]] = *g;
         }
     }
-    timings.push(Timing { stage: "gradients".into(), seconds: t.elapsed().as_secs_f64(), images: n });
+    timings.push(Timing {
+        stage: "gradients".into(),
+        seconds: t.elapsed().as_secs_f64(),
+        images: n,
+        from_cache: gradients_cached,
+    });
 
     // 3c. PCA and the k-NN bank, fitted on the training embeddings only.
     let t = Instant::now();
@@ -151,7 +163,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         .map(|i| bank.query(&knn::to_point(&pca_rows[i]), oof_pred[i], Some(i)))
         .collect();
     progress("pca", 1, 1);
-    timings.push(Timing { stage: "pca_knn".into(), seconds: t.elapsed().as_secs_f64(), images: n });
+    timings.push(Timing { stage: "pca_knn".into(), seconds: t.elapsed().as_secs_f64(), images: n, from_cache: false });
 
     // 3d. Meta-vectors.
     let layout = features::layout(classes);
@@ -184,7 +196,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     let calib_probs: Vec<f32> = calib.iter().map(|&i| metanet.p_correct(row(i))).collect();
     let threshold = threshold_for_risk(&calib_probs, &calib_correct, opts.target_risk);
     progress("metanet", 1, 1);
-    timings.push(Timing { stage: "metanet".into(), seconds: t.elapsed().as_secs_f64(), images: n });
+    timings.push(Timing { stage: "metanet".into(), seconds: t.elapsed().as_secs_f64(), images: n, from_cache: false });
 
     // Metrics of the run, on rows the MetaNet did not fit on.
     let calib_msp: Vec<f32> = calib

@@ -11,7 +11,10 @@ pub const THRESHOLD_BIG_STEP: f32 = 0.1;
 
 pub enum Action {
     /// The terminal has this size (sent at start and on every resize).
-    Resize { width: u16, height: u16 },
+    Resize {
+        width: u16,
+        height: u16,
+    },
     /// Move the cursor by this many rows (negative = up).
     MoveBy(isize),
     /// Move the cursor by this many pages.
@@ -53,5 +56,8 @@ pub enum Action {
     /// An encoded (or failed) preview from the preview worker.
     PreviewReady(PreviewResult),
     /// Show a message in the status bar.
-    Notify { text: String, is_error: bool },
+    Notify {
+        text: String,
+        is_error: bool,
+    },
 }

@@ -50,11 +50,19 @@ pub enum Mode {
     Normal,
     Help,
     /// Typing a search query; `previous` comes back on Esc.
-    Search { previous: String },
+    Search {
+        previous: String,
+    },
     /// Editing the tags of sample `id` (comma-separated).
-    Tags { id: String, input: String },
+    Tags {
+        id: String,
+        input: String,
+    },
     /// Editing the note of sample `id`.
-    Note { id: String, input: String },
+    Note {
+        id: String,
+        input: String,
+    },
 }
 
 impl Mode {
@@ -111,9 +119,21 @@ pub struct Summary {
     pub aurc_optimal: f64,
 }
 
+/// What the filters need of a record, 8 bytes a row, so re-filtering a million rows on a
+/// slider move stays within a few milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowFacts {
+    pub p_correct: f32,
+    pub correct: Option<bool>,
+    /// The label, or the prediction when unlabelled (what the class filter matches).
+    pub class: u16,
+}
+
 /// Everything computed once per data change.
 #[derive(Debug, Clone, Default)]
 pub struct Derived {
+    /// One entry per record, in record order.
+    pub rows: Vec<RowFacts>,
     pub table: ThresholdTable,
     /// Rows with a label.
     pub labelled: usize,
@@ -132,6 +152,14 @@ impl Derived {
         let p_correct: Vec<f32> = records.iter().map(|r| r.p_correct).collect();
         let correct: Vec<Option<bool>> = records.iter().map(SampleRecord::correct).collect();
         let table = ThresholdTable::new(&p_correct, &correct);
+        let rows = records
+            .iter()
+            .map(|r| RowFacts {
+                p_correct: r.p_correct,
+                correct: r.correct(),
+                class: r.label.unwrap_or(r.pred),
+            })
+            .collect();
 
         let labelled: Vec<&SampleRecord> = records.iter().filter(|r| r.label.is_some()).collect();
         let pc: Vec<f32> = labelled.iter().map(|r| r.p_correct).collect();
@@ -170,6 +198,7 @@ impl Derived {
             || thin(risk_coverage_curve(&msp, &ok)),
         );
         Derived {
+            rows,
             table,
             labelled: labelled.len(),
             summary,
@@ -452,62 +481,60 @@ impl App {
     /// After the filter, the search or (for threshold-dependent filters) the threshold changed.
     /// The cursor stays on the same sample when it is still shown.
     pub(crate) fn refresh_view(&mut self) {
+        use rayon::prelude::*;
+        let rows = &self.derived.rows;
         let records = &self.data.records;
+        let annotations = &self.session.annotations;
+        let t = self.threshold;
         let class = match &self.filter {
-            Filter::Class(c) => Some(self.data.classes.iter().position(|x| x == c)),
+            Filter::Class(c) => self.data.classes.iter().position(|x| x == c),
             _ => None,
         };
         let needle = self.search.as_str();
-        let view: Vec<u32> = self
+        let filter = &self.filter;
+        // Threshold filters run on every slider move: they read the compact row facts only.
+        let keep = |i: u32| {
+            let row = rows[i as usize];
+            let accepted = row.p_correct >= t;
+            let shown = match filter {
+                Filter::All => true,
+                Filter::Wrong => row.correct == Some(false),
+                Filter::Rejected => !accepted,
+                Filter::ConfidentWrong => accepted && row.correct == Some(false),
+                Filter::RejectedRight => !accepted && row.correct == Some(true),
+                Filter::Class(_) => class == Some(row.class as usize),
+                Filter::Annotated => annotations.contains_key(records[i as usize].id.as_str()),
+                Filter::Tag(tag) => annotations
+                    .get(records[i as usize].id.as_str())
+                    .is_some_and(|a| a.tags.iter().any(|x| x == tag)),
+            };
+            shown && (needle.is_empty() || contains_ignore_case(&records[i as usize].id, needle))
+        };
+        self.view = self
             .order
-            .iter()
+            .par_iter()
             .copied()
-            .filter(|&i| {
-                let r = &records[i as usize];
-                self.passes_filter(r, class) && (needle.is_empty() || contains_ignore_case(&r.id, needle))
-            })
+            .filter(|&i| keep(i))
             .collect();
-        self.view = view;
         self.place_cursor();
-    }
-
-    fn passes_filter(&self, r: &SampleRecord, class: Option<Option<usize>>) -> bool {
-        let accepted = r.p_correct >= self.threshold;
-        match &self.filter {
-            Filter::All => true,
-            Filter::Wrong => r.correct() == Some(false),
-            Filter::Rejected => !accepted,
-            Filter::ConfidentWrong => accepted && r.correct() == Some(false),
-            Filter::RejectedRight => !accepted && r.correct() == Some(true),
-            Filter::Class(_) => match class.flatten() {
-                Some(c) => r.label.unwrap_or(r.pred) as usize == c,
-                None => false,
-            },
-            Filter::Annotated => self.session.annotations.contains_key(r.id.as_str()),
-            Filter::Tag(tag) => self
-                .session
-                .annotation(&r.id)
-                .is_some_and(|a| a.tags.iter().any(|t| t == tag)),
-        }
     }
 
     /// Puts the cursor on the pending session cursor when it has arrived, else on the anchor
     /// when shown, else at the same position (clamped).
     fn place_cursor(&mut self) {
         let records = &self.data.records;
-        let pending = self.pending_cursor.as_deref().and_then(|id| {
-            self.view
-                .iter()
-                .position(|&i| records[i as usize].id == id)
-        });
+        let pending = self
+            .pending_cursor
+            .as_deref()
+            .and_then(|id| self.view.iter().position(|&i| records[i as usize].id == id));
         if let Some(pos) = pending {
             self.selected = pos;
             self.pending_cursor = None;
             self.anchor = self.view.get(pos).copied();
-        } else if let Some(pos) = self
-            .anchor
-            .and_then(|k| self.view.iter().position(|&i| i == k))
-        {
+        } else if let Some(pos) = self.anchor.and_then(|k| {
+            use rayon::prelude::*;
+            self.view.par_iter().position_first(|&i| i == k)
+        }) {
             self.selected = pos;
         } else {
             self.selected = self.selected.min(self.view.len().saturating_sub(1));
@@ -626,7 +653,16 @@ mod tests {
 
     #[test]
     fn total_order_key_matches_total_cmp() {
-        let xs = [f32::NEG_INFINITY, -2.0, -0.0, 0.0, 1e-30, 0.5, 3.0, f32::INFINITY];
+        let xs = [
+            f32::NEG_INFINITY,
+            -2.0,
+            -0.0,
+            0.0,
+            1e-30,
+            0.5,
+            3.0,
+            f32::INFINITY,
+        ];
         for w in xs.windows(2) {
             assert!(total_order_key(w[0]) < total_order_key(w[1]), "{w:?}");
         }
@@ -634,7 +670,10 @@ mod tests {
 
     #[test]
     fn case_insensitive_search() {
-        assert!(contains_ignore_case("n01440764/ILSVRC_val.JPEG", "val.jpeg"));
+        assert!(contains_ignore_case(
+            "n01440764/ILSVRC_val.JPEG",
+            "val.jpeg"
+        ));
         assert!(!contains_ignore_case("abc", "abcd"));
         assert!(contains_ignore_case("abc", ""));
     }

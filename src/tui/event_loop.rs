@@ -43,7 +43,9 @@ pub fn run(config: TuiConfig, source: RecordSource) -> anyhow::Result<()> {
     let session = Session::load(&config.session_path)?.unwrap_or_default();
     let (mut app, compute) = match source {
         RecordSource::Ready(records) => (App::new(records, session, theme, &config.title), None),
-        RecordSource::Compute(compute) => (App::scoring(session, theme, &config.title), Some(compute)),
+        RecordSource::Compute(compute) => {
+            (App::scoring(session, theme, &config.title), Some(compute))
+        }
     };
 
     let mut guard = TerminalGuard::enter().context("cannot set up the terminal")?;
@@ -117,7 +119,11 @@ fn event_loop(
         }
         if app.export_requested {
             app.export_requested = false;
-            let text = match export_annotations(&app.session_snapshot(), &app.data, &config.session_path) {
+            let text = match export_annotations(
+                &app.session_snapshot(),
+                &app.data,
+                &config.session_path,
+            ) {
                 Ok(paths) => Action::Notify {
                     text: format!(
                         "exported {} annotated samples to {} and {}",
@@ -164,7 +170,9 @@ fn merge(messages: impl Iterator<Item = Message>) -> anyhow::Result<Vec<Pending>
                 {
                     pending.extend(batch);
                 } else {
-                    out.push(Pending::Action(Action::Scoring(ScoringEvent::Records(batch))));
+                    out.push(Pending::Action(Action::Scoring(ScoringEvent::Records(
+                        batch,
+                    ))));
                 }
             }
             Message::Scoring(event) => out.push(Pending::Action(Action::Scoring(event))),
@@ -250,7 +258,9 @@ fn choose_picker(choice: ImageProtocol, app: &mut App) -> Picker {
             update(
                 app,
                 Action::Notify {
-                    text: format!("image previews use half-blocks: the terminal query failed ({e})"),
+                    text: format!(
+                        "image previews use half-blocks: the terminal query failed ({e})"
+                    ),
                     is_error: true,
                 },
             );
@@ -321,7 +331,8 @@ fn spawn_scoring(
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
-                let _ = crash_report.send(ScoringEvent::Failed(format!("the worker crashed: {what}")));
+                let _ =
+                    crash_report.send(ScoringEvent::Failed(format!("the worker crashed: {what}")));
             }
         })?;
     thread::Builder::new()

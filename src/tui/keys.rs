@@ -1,7 +1,9 @@
 //! Terminal input → [`Action`]: the key map, mouse hit-testing, and the help text that lists
 //! every key.
 
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ratatui::layout::Position;
 
 use super::action::{Action, THRESHOLD_BIG_STEP, THRESHOLD_STEP};

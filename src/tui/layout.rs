@@ -105,11 +105,9 @@ impl Screen {
                 let details_height = (side.height * 3 / 5)
                     .max(11)
                     .min(side.height.saturating_sub(4));
-                let [preview, details] = Layout::vertical([
-                    Constraint::Fill(1),
-                    Constraint::Length(details_height),
-                ])
-                .areas(side);
+                let [preview, details] =
+                    Layout::vertical([Constraint::Fill(1), Constraint::Length(details_height)])
+                        .areas(side);
                 screen.preview = preview;
                 screen.details = details;
             }
@@ -203,7 +201,15 @@ mod tests {
     fn full_layout_shows_every_panel() {
         let s = Screen::compute(Rect::new(0, 0, 120, 40), SidePanel::Inspect).unwrap();
         assert!(!s.compact);
-        for r in [s.list, s.preview, s.details, s.meta, s.risk, s.histogram, s.threshold] {
+        for r in [
+            s.list,
+            s.preview,
+            s.details,
+            s.meta,
+            s.risk,
+            s.histogram,
+            s.threshold,
+        ] {
             assert!(r.width > 0 && r.height > 0, "{r:?}");
         }
         assert_eq!(s.status.y, 39);

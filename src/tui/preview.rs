@@ -205,10 +205,15 @@ mod tests {
         tx.send(vec![key("new1"), key("new2")]).unwrap();
         drop(tx);
         let seen = std::sync::Mutex::new(Vec::new());
-        run_worker(Picker::halfblocks(), PathBuf::from("/nonexistent"), rx, |r| {
-            seen.lock().unwrap().push(r.key.id);
-            true
-        });
+        run_worker(
+            Picker::halfblocks(),
+            PathBuf::from("/nonexistent"),
+            rx,
+            |r| {
+                seen.lock().unwrap().push(r.key.id);
+                true
+            },
+        );
         // "old" is replaced by the newer batch before it is started.
         let seen = seen.into_inner().unwrap();
         assert_eq!(seen, vec!["new1", "new2"]);

@@ -53,7 +53,9 @@ impl TerminalGuard {
     }
 
     pub fn terminal(&mut self) -> &mut Terminal<Backend> {
-        self.terminal.as_mut().expect("the terminal lives as long as the guard")
+        self.terminal
+            .as_mut()
+            .expect("the terminal lives as long as the guard")
     }
 }
 
@@ -67,7 +69,12 @@ impl Drop for TerminalGuard {
 /// Leaves dashboard mode; does nothing when not in it (so the hook and `Drop` can both call it).
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
-        let _ = execute!(io::stdout(), DisableMouseCapture, LeaveAlternateScreen, Show);
+        let _ = execute!(
+            io::stdout(),
+            DisableMouseCapture,
+            LeaveAlternateScreen,
+            Show
+        );
         let _ = disable_raw_mode();
     }
 }

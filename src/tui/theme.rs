@@ -15,7 +15,10 @@ pub const THEMES_ENV: &str = "REASON_THEMES";
 const BUILT_IN: [(&str, &str); 3] = [
     ("dark", include_str!("../../themes/dark.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.toml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -133,10 +136,12 @@ impl Theme {
 
     /// Reads theme TOML on top of `base`; `file` names the source in errors.
     pub fn parse(text: &str, base: Theme, file: &Path) -> Result<Theme, ThemeError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ThemeError::Syntax {
-            file: file.to_path_buf(),
-            message: e.message().to_string(),
-        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ThemeError::Syntax {
+                file: file.to_path_buf(),
+                message: e.message().to_string(),
+            })?;
         let mut theme = base;
         for (key, value) in &table {
             let Some(slot) = theme.slot(key) else {

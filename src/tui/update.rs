@@ -74,7 +74,10 @@ pub fn update(app: &mut App, action: Action) {
         Action::EditNote => match app.selected_record() {
             Some(r) => {
                 let id = r.id.clone();
-                let input = app.annotation(&id).map(|a| a.note.clone()).unwrap_or_default();
+                let input = app
+                    .annotation(&id)
+                    .map(|a| a.note.clone())
+                    .unwrap_or_default();
                 app.mode = Mode::Note { id, input };
             }
             None => app.warn("no sample selected"),
@@ -340,7 +343,10 @@ fn apply_scoring(app: &mut App, event: ScoringEvent) {
                 0 => String::new(),
                 n => format!(", {n} skipped"),
             };
-            app.notify(format!("scored {} samples{skipped}", app.data.records.len()));
+            app.notify(format!(
+                "scored {} samples{skipped}",
+                app.data.records.len()
+            ));
         }
         ScoringEvent::Failed(message) => {
             app.warn(format!("scoring failed: {message}"));

@@ -54,10 +54,16 @@ pub fn layout() -> FeatureLayout {
         ("entropy", &["entropy", "entropy_norm"]),
         ("margin", &["logit_gap", "prob_margin"]),
         ("top_logits", &["top1", "top2", "top3", "top4", "top5"]),
-        ("mc_dropout", &["mean_p_pred", "var_p_pred", "mean_entropy", "mutual_info"]),
+        (
+            "mc_dropout",
+            &["mean_p_pred", "var_p_pred", "mean_entropy", "mutual_info"],
+        ),
         ("grad", &["grad_norm"]),
         ("pca", &[]),
-        ("knn", &["mean_dist", "kth_dist", "pred_class_dist", "trust_score"]),
+        (
+            "knn",
+            &["mean_dist", "kth_dist", "pred_class_dist", "trust_score"],
+        ),
     ];
     let mut blocks = Vec::new();
     let mut offset = 0;
@@ -102,7 +108,11 @@ pub fn record_set(n: usize, seed: u64) -> RecordSet {
         let mut probs = vec![0.0f32; CLASSES.len()];
         let rest = (1.0 - msp) / (CLASSES.len() - 1) as f32;
         for (c, p) in probs.iter_mut().enumerate() {
-            *p = if c == pred as usize { msp } else { rest * (0.5 + rng.unit()) };
+            *p = if c == pred as usize {
+                msp
+            } else {
+                rest * (0.5 + rng.unit())
+            };
         }
         let diagnostics = Diagnostics {
             msp,
@@ -120,7 +130,12 @@ pub fn record_set(n: usize, seed: u64) -> RecordSet {
             msp - rest,
         ];
         meta.extend((0..5).map(|k| 9.0 - 1.5 * k as f32 - rng.unit()));
-        meta.extend([msp, diagnostics.mc_variance, diagnostics.entropy * 0.9, 0.01 * rng.unit()]);
+        meta.extend([
+            msp,
+            diagnostics.mc_variance,
+            diagnostics.entropy * 0.9,
+            0.01 * rng.unit(),
+        ]);
         meta.push(diagnostics.grad_sensitivity);
         meta.extend((0..48).map(|_| 6.0 * rng.unit() - 3.0));
         meta.extend([
@@ -159,10 +174,7 @@ pub fn unlabelled(mut set: RecordSet) -> RecordSet {
 /// A dashboard on `set` with the dark theme and a terminal of `width` × `height`.
 pub fn app(set: RecordSet, session: Session, width: u16, height: u16) -> App {
     let mut app = App::new(set, session, Theme::dark(), "synthetic");
-    reason::tui::update(
-        &mut app,
-        reason::tui::Action::Resize { width, height },
-    );
+    reason::tui::update(&mut app, reason::tui::Action::Resize { width, height });
     app
 }
 

@@ -163,7 +163,7 @@ pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
             .max_pool2d_with_stride(3, 2);
     }
     let (n, c, h, w) = x.dims4()?;
-    let (oh, ow) = ((h + 1) / 2, (w + 1) / 2);
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
     // One extra zero row/column at the end so every shifted view has 2 * out elements.
     let padded = x.pad_with_zeros(2, 1, 2)?.pad_with_zeros(3, 1, 2)?;
     let mut result: Option<Tensor> = None;

@@ -40,9 +40,15 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
     let mut out = Vec::new();
 
     let verdict = if app.accepted(r) {
-        Span::styled("ACCEPT", Style::new().fg(theme.accept).add_modifier(Modifier::BOLD))
+        Span::styled(
+            "ACCEPT",
+            Style::new().fg(theme.accept).add_modifier(Modifier::BOLD),
+        )
     } else {
-        Span::styled("REJECT", Style::new().fg(theme.reject).add_modifier(Modifier::BOLD))
+        Span::styled(
+            "REJECT",
+            Style::new().fg(theme.reject).add_modifier(Modifier::BOLD),
+        )
     };
     out.push(Line::from(vec![
         Span::styled("P(correct) ", muted),
@@ -55,7 +61,9 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
         Span::styled(format!(" at t={:.3}", app.threshold), muted),
     ]));
 
-    let label = r.label.map_or_else(|| "—".to_string(), |l| app.class_name(l));
+    let label = r
+        .label
+        .map_or_else(|| "—".to_string(), |l| app.class_name(l));
     let pred = app.class_name(r.pred);
     let (outcome, outcome_style) = match r.correct() {
         Some(true) => ("✓ right", Style::new().fg(theme.correct)),
@@ -102,7 +110,11 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
         }
     } else {
         for pairs in [
-            [("ent", d.entropy), ("gap", d.logit_gap), ("mcv", d.mc_variance)],
+            [
+                ("ent", d.entropy),
+                ("gap", d.logit_gap),
+                ("mcv", d.mc_variance),
+            ],
             [
                 ("grad", d.grad_sensitivity),
                 ("kNN", d.knn_distance),
@@ -136,7 +148,10 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
             if !a.tags.is_empty() {
                 extra.push(Line::from(vec![
                     Span::styled("tags ", muted),
-                    Span::styled(truncate_right(&a.tags.join(", "), width.saturating_sub(5)), highlight),
+                    Span::styled(
+                        truncate_right(&a.tags.join(", "), width.saturating_sub(5)),
+                        highlight,
+                    ),
                 ]));
             }
             if !a.note.is_empty() {
@@ -146,7 +161,10 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
                 ]));
             }
         }
-        None => extra.push(Line::from(Span::styled("t tags · v verdict · n note", muted))),
+        None => extra.push(Line::from(Span::styled(
+            "t tags · v verdict · n note",
+            muted,
+        ))),
     }
     extra.push(Line::from(Span::styled(truncate_left(&r.id, width), muted)));
     for line in extra {
@@ -177,7 +195,11 @@ fn top_classes(app: &App, r: &SampleRecord, width: usize) -> Vec<Line<'static>> 
         .map(|c| {
             let p = r.probs[c];
             let is_label = r.label == Some(c as u16);
-            let colour = if is_label { theme.correct } else { theme.chart_curve };
+            let colour = if is_label {
+                theme.correct
+            } else {
+                theme.chart_curve
+            };
             let name = truncate_right(&app.class_name(c as u16), name_width);
             let name_style = if is_label {
                 Style::new().fg(theme.correct).add_modifier(Modifier::BOLD)
@@ -196,7 +218,11 @@ fn top_classes(app: &App, r: &SampleRecord, width: usize) -> Vec<Line<'static>> 
 /// A horizontal bar of `fraction` × `width` cells, in eighths, padded to `width`.
 pub fn bar(fraction: f32, width: usize) -> String {
     const PARTIAL: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
-    let f = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+    let f = if fraction.is_nan() {
+        0.0
+    } else {
+        fraction.clamp(0.0, 1.0)
+    };
     let eighths = (f * width as f32 * 8.0).round() as usize;
     let full = eighths / 8;
     let mut s = "█".repeat(full);

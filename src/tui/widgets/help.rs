@@ -12,15 +12,25 @@ use crate::tui::keys::HELP;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let key_width = HELP.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
-    let text_width = HELP.iter().map(|(_, d)| d.chars().count()).max().unwrap_or(0);
+    let key_width = HELP
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let text_width = HELP
+        .iter()
+        .map(|(_, d)| d.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut lines: Vec<Line> = HELP
         .iter()
         .map(|(keys, what)| {
             Line::from(vec![
                 Span::styled(
                     format!(" {keys:<key_width$}  "),
-                    Style::new().fg(theme.highlight).add_modifier(Modifier::BOLD),
+                    Style::new()
+                        .fg(theme.highlight)
+                        .add_modifier(Modifier::BOLD),
                 ),
                 Span::styled(*what, Style::new().fg(theme.text)),
             ])
@@ -37,8 +47,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let width = (key_width + text_width + 6).max(legend[1].chars().count() + 3) as u16;
     let popup = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines).block(panel(" Keys ", theme)),
-        popup,
-    );
+    frame.render_widget(Paragraph::new(lines).block(panel(" Keys ", theme)), popup);
 }

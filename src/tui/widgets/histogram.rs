@@ -20,9 +20,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     );
     let title = Line::from(vec![
         Span::raw(" P(correct) · "),
-        Span::styled(format!("right {n_correct}"), Style::new().fg(theme.chart_correct)),
+        Span::styled(
+            format!("right {n_correct}"),
+            Style::new().fg(theme.chart_correct),
+        ),
         Span::raw(" · "),
-        Span::styled(format!("wrong {n_wrong}"), Style::new().fg(theme.chart_wrong)),
+        Span::styled(
+            format!("wrong {n_wrong}"),
+            Style::new().fg(theme.chart_wrong),
+        ),
         Span::raw(" "),
     ]);
     let block = panel(title, theme).title_bottom(Line::styled(
@@ -33,20 +39,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     if d.labelled == 0 {
         frame.render_widget(panel(" P(correct) histogram ", theme), area);
         frame.render_widget(
-            Paragraph::new("no labels: the histogram of right and wrong predictions needs labelled samples")
-                .style(Style::new().fg(theme.muted))
-                .wrap(Wrap { trim: true }),
+            Paragraph::new(
+                "no labels: the histogram of right and wrong predictions needs labelled samples",
+            )
+            .style(Style::new().fg(theme.muted))
+            .wrap(Wrap { trim: true }),
             inside,
         );
         return;
     }
-    let share = |count: usize, total: usize| {
-        if total == 0 {
-            0
-        } else {
-            (1000 * count / total) as u64
-        }
-    };
+    let share = |count: usize, total: usize| (1000 * count).checked_div(total).unwrap_or(0) as u64;
     let threshold_bin = histogram_bin(app.threshold);
     let groups: Vec<BarGroup> = (0..HISTOGRAM_BINS)
         .map(|b| {

@@ -3,7 +3,9 @@
 use ratatui::layout::{Constraint, Margin, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Span;
-use ratatui::widgets::{Cell, Paragraph, Row, Scrollbar, ScrollbarOrientation, ScrollbarState, Table, TableState};
+use ratatui::widgets::{
+    Cell, Paragraph, Row, Scrollbar, ScrollbarOrientation, ScrollbarState, Table, TableState,
+};
 use ratatui::Frame;
 
 use super::{panel, truncate_left, truncate_right};
@@ -17,11 +19,7 @@ const CURSOR: &str = "›";
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let title = format!(
-        " Samples {}/{} ",
-        app.view.len(),
-        app.data.records.len()
-    );
+    let title = format!(" Samples {}/{} ", app.view.len(), app.data.records.len());
     let block = panel(title, theme);
     let body = inner(area);
     frame.render_widget(block, area);

@@ -143,7 +143,10 @@ fn section(
             .style(Style::new().fg(theme.chart_curve)),
         spark_area,
     );
-    frame.render_widget(Paragraph::new(families(layout, &columns, theme)), family_area);
+    frame.render_widget(
+        Paragraph::new(families(layout, &columns, theme)),
+        family_area,
+    );
 }
 
 /// Dimension ranges shown by each column: one per column, or buckets when they do not fit.
@@ -185,7 +188,10 @@ fn families(
         } else {
             theme.muted
         };
-        spans.push(Span::styled(text, Style::new().fg(colour).bg(theme.background)));
+        spans.push(Span::styled(
+            text,
+            Style::new().fg(colour).bg(theme.background),
+        ));
         start = end;
     }
     Line::from(spans)

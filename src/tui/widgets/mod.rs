@@ -26,7 +26,11 @@ pub fn panel<'a>(title: impl Into<Line<'a>>, theme: &Theme) -> Block<'a> {
         .borders(Borders::ALL)
         .border_type(BorderType::Rounded)
         .border_style(Style::new().fg(theme.border))
-        .title(title.into().style(Style::new().fg(theme.title).add_modifier(Modifier::BOLD)))
+        .title(
+            title
+                .into()
+                .style(Style::new().fg(theme.title).add_modifier(Modifier::BOLD)),
+        )
         .style(Style::new().fg(theme.text).bg(theme.background))
 }
 

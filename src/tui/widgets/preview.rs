@@ -24,7 +24,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     };
     // Graphics protocols draw over the text layer, so images are hidden under popups.
     if app.mode.has_popup() {
-        frame.render_widget(message("(hidden under the popup)".into(), theme.muted), inside);
+        frame.render_widget(
+            message("(hidden under the popup)".into(), theme.muted),
+            inside,
+        );
         return;
     }
     let Some(key) = app.preview_key() else {

@@ -38,7 +38,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         } else {
             theme.highlight
         };
-        Line::from(Span::styled(format!(" {}", notice.text), Style::new().fg(colour)))
+        Line::from(Span::styled(
+            format!(" {}", notice.text),
+            Style::new().fg(colour),
+        ))
     } else {
         let mut spans = vec![
             Span::styled(" filter ", Style::new().fg(theme.muted)),
@@ -48,7 +51,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         ];
         if !app.search.is_empty() {
             spans.push(Span::styled(" · search ", Style::new().fg(theme.muted)));
-            spans.push(Span::styled(app.search.clone(), Style::new().fg(theme.text)));
+            spans.push(Span::styled(
+                app.search.clone(),
+                Style::new().fg(theme.text),
+            ));
         }
         Line::from(spans)
     };

@@ -25,12 +25,7 @@ pub fn render(frame: &mut Frame, screen: &Screen, app: &App) {
     let muted = Style::new().fg(theme.muted);
     let text = Style::new().fg(theme.text).add_modifier(Modifier::BOLD);
     let labelled = app.derived.labelled > 0;
-    let coverage = format!(
-        "{} ({}/{})",
-        percent(s.coverage),
-        s.accepted,
-        s.total
-    );
+    let coverage = format!("{} ({}/{})", percent(s.coverage), s.accepted, s.total);
     let no_labels = Span::styled("trusted accuracy: no labels", muted);
 
     if screen.compact {
@@ -60,7 +55,11 @@ pub fn render(frame: &mut Frame, screen: &Screen, app: &App) {
                 Span::styled("trusted accuracy ", muted),
                 Span::styled(percent(s.trusted_accuracy), text),
                 Span::styled(
-                    format!(" ({}/{})", s.accepted_right, s.accepted_right + s.accepted_wrong),
+                    format!(
+                        " ({}/{})",
+                        s.accepted_right,
+                        s.accepted_right + s.accepted_wrong
+                    ),
                     muted,
                 ),
             ]));
@@ -94,7 +93,10 @@ fn slider(app: &App, track: Rect) -> Line<'static> {
         Style::new().fg(theme.marker).add_modifier(Modifier::BOLD),
     )];
     if width > 0 {
-        spans.push(Span::styled("─".repeat(knob), Style::new().fg(theme.reject)));
+        spans.push(Span::styled(
+            "─".repeat(knob),
+            Style::new().fg(theme.reject),
+        ));
         spans.push(Span::styled("●", Style::new().fg(theme.marker)));
         spans.push(Span::styled(
             "━".repeat(width.saturating_sub(knob + 1)),
@@ -120,11 +122,7 @@ fn summary_line(app: &App) -> Line<'static> {
             Span::styled(" · AURC ", muted),
             Span::styled(decimal(s.aurc_p_correct), text),
             Span::styled(
-                format!(
-                    " (MSP {}, best {:.3})",
-                    decimal(s.aurc_msp),
-                    s.aurc_optimal
-                ),
+                format!(" (MSP {}, best {:.3})", decimal(s.aurc_msp), s.aurc_optimal),
                 muted,
             ),
         ]),
