@@ -125,6 +125,12 @@ impl Session_ {
         }
     }
 
+    /// Writes bytes at once, as a terminal answering a query would.
+    fn answer(&mut self, bytes: &str) {
+        self.writer.write_all(bytes.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
     fn keys(&mut self, keys: &str) {
         for c in keys.chars() {
             let mut buf = [0u8; 4];
@@ -153,6 +159,24 @@ impl Session_ {
         self.reader.join().unwrap();
         let output = self.output.lock().unwrap().clone();
         (status.success(), output)
+    }
+}
+
+/// Polls until `path` exists and holds `needle` (written by the dashboard while it runs).
+fn wait_for_file(path: &Path, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if text.contains(needle) {
+                return text;
+            }
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "timed out waiting for {needle:?} in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -193,18 +217,33 @@ fn drive_the_dashboard_and_resume_the_session() {
     let mut tui = Session_::start(dir.path(), &[]);
     tui.wait_for("REASON");
     tui.wait_for("ILSVRC2012_val_00000001");
-    // Down twice, threshold +0.01 +0.01 +0.1, tag, note, quit.
+    // The half-block preview of the first image arrives from the preview worker.
+    tui.wait_for("▀");
+    // Down twice, threshold +0.01 +0.01 +0.1, tags, note, export, quit.
     tui.keys("jj");
     tui.keys("llL");
     tui.keys("t");
     tui.wait_for("Tags");
     tui.keys("blurry, crop\r");
+    // Annotations are autosaved at once, before quitting.
+    let session_file = dir.path().join("sessions/e2e.json");
+    wait_for_file(&session_file, "blurry");
     tui.keys("n");
     tui.wait_for("Note");
     tui.keys("odd crop\r");
+    tui.keys("e");
+    let csv = wait_for_file(&dir.path().join("sessions/e2e.annotations.csv"), "odd crop");
+    wait_for_file(
+        &dir.path().join("sessions/e2e.annotations.json"),
+        "odd crop",
+    );
     tui.keys("q");
     let (ok, output) = tui.finish();
     assert_restored(ok, &output);
+    assert!(
+        csv.contains(&format!("{},n01440764,", set.records[2].id)) && csv.contains("blurry;crop"),
+        "{csv}"
+    );
 
     let session = Session::load(&dir.path().join("sessions/e2e.json"))
         .unwrap()
@@ -254,4 +293,23 @@ fn a_corrupt_session_is_refused_and_left_alone() {
     assert!(text.contains("is not a valid session"), "{text}");
     assert!(!text.contains("\x1b[?1049h"), "the terminal was taken over");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ not json");
+}
+
+#[test]
+fn auto_protocol_uses_what_the_terminal_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path());
+    let mut tui = Session_::start(dir.path(), &["--image-protocol=auto"]);
+    // The picker's query ends with a status request; answer like a sixel terminal with
+    // 10×20-pixel cells.
+    tui.wait_for("\x1b[5n");
+    tui.answer("\x1b[?62;4;22c\x1b[6;20;10t\x1b[0n");
+    tui.wait_for("REASON");
+    // The preview is drawn as sixel graphics (a DCS sequence), not half-blocks.
+    tui.wait_for("\x1bP");
+    tui.keys("?");
+    tui.wait_for("hidden under the popup");
+    tui.keys("q");
+    let (ok, output) = tui.finish();
+    assert_restored(ok, &output);
 }

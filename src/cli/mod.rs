@@ -1,10 +1,12 @@
 //! Command-line edge: argument definitions and the code behind each subcommand.
 
 mod bench;
+mod dashboard;
 mod eval;
 mod fetch;
 mod predict;
 mod progress;
+pub mod tui;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -22,12 +24,17 @@ pub struct Cli {
     /// More log output (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Without a subcommand, the dashboard opens (`reason [OPTIONS]` = `reason tui [OPTIONS]`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub dashboard: tui::TuiArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The dashboard: browse predictions, tune the rejection threshold, annotate failures.
+    Tui(tui::TuiArgs),
     /// Classify images or dataset folders with an ImageNet backbone.
     Predict(predict::PredictArgs),
     /// Download Imagenette or backbone weights.
@@ -90,7 +97,8 @@ pub fn init_logging(verbose: u8) {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    match cli.command.unwrap_or(Command::Tui(cli.dashboard)) {
+        Command::Tui(args) => dashboard::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Fetch(args) => fetch::run(args),
         Command::Bench(args) => bench::run(args),

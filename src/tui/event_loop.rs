@@ -27,6 +27,8 @@ use crate::engine::session::{export_annotations, Session};
 const TICK: Duration = Duration::from_millis(250);
 /// Quiet time after a cursor, threshold, filter or sort change before the session is saved.
 const SAVE_DEBOUNCE: Duration = Duration::from_millis(750);
+/// Most messages applied between two frames, so a fast worker cannot starve the screen.
+const MAX_BATCH: usize = 4096;
 /// How often the input thread checks whether to stop.
 const INPUT_POLL: Duration = Duration::from_millis(100);
 
@@ -100,7 +102,7 @@ fn event_loop(
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         let mut clear_screen = false;
-        for pending in merge(first.into_iter().chain(rx.try_iter()))? {
+        for pending in merge(first.into_iter().chain(rx.try_iter().take(MAX_BATCH)))? {
             // Keys are mapped when applied: what a key does depends on the mode the keys
             // before it left.
             let action = match pending {
@@ -145,7 +147,11 @@ fn event_loop(
         // Graphics protocols draw outside ratatui's cells: repaint fully around popups.
         let has_popup = app.mode.has_popup();
         if (graphics && has_popup != had_popup) || clear_screen {
-            guard.terminal().clear()?;
+            // `resize` clears the screen and forces a full redraw without asking the terminal
+            // for the cursor position (which `clear` does, and a terminal may not answer).
+            let terminal = guard.terminal();
+            let area = terminal.size()?.into();
+            terminal.resize(area)?;
         }
         had_popup = has_popup;
     }
@@ -157,25 +163,40 @@ enum Pending {
     Action(Action),
 }
 
-/// Turns messages into pending actions, merging consecutive record batches into one.
+/// Turns messages into pending actions. Record batches are merged into the first batch of the
+/// frame (across progress messages and keys, not across the start or end of the run), so
+/// the metrics and the view are recomputed once per frame.
 fn merge(messages: impl Iterator<Item = Message>) -> anyhow::Result<Vec<Pending>> {
     let mut out: Vec<Pending> = Vec::new();
+    let mut records_at: Option<usize> = None;
     for message in messages {
         match message {
             Message::Input(event) => out.push(Pending::Event(event)),
             Message::InputFailed(e) => return Err(e).context("cannot read the terminal"),
-            Message::Scoring(ScoringEvent::Records(batch)) => {
-                if let Some(Pending::Action(Action::Scoring(ScoringEvent::Records(pending)))) =
-                    out.last_mut()
-                {
-                    pending.extend(batch);
-                } else {
+            Message::Scoring(ScoringEvent::Records(batch)) => match records_at {
+                Some(at) => {
+                    if let Pending::Action(Action::Scoring(ScoringEvent::Records(records))) =
+                        &mut out[at]
+                    {
+                        records.extend(batch);
+                    }
+                }
+                None => {
+                    records_at = Some(out.len());
                     out.push(Pending::Action(Action::Scoring(ScoringEvent::Records(
                         batch,
                     ))));
                 }
+            },
+            Message::Scoring(event) => {
+                if !matches!(
+                    event,
+                    ScoringEvent::Progress { .. } | ScoringEvent::Skipped { .. }
+                ) {
+                    records_at = None;
+                }
+                out.push(Pending::Action(Action::Scoring(event)));
             }
-            Message::Scoring(event) => out.push(Pending::Action(Action::Scoring(event))),
             Message::Preview(result) => out.push(Pending::Action(Action::PreviewReady(result))),
         }
     }
@@ -352,4 +373,65 @@ fn spawn_scoring(
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::records::{RecordSet, SampleRecord};
+
+    fn records(n: usize) -> Message {
+        let record = SampleRecord {
+            id: String::new(),
+            label: None,
+            pred: 0,
+            probs: vec![],
+            p_correct: 0.5,
+            diagnostics: Default::default(),
+            meta: vec![],
+        };
+        Message::Scoring(ScoringEvent::Records(vec![record; n]))
+    }
+
+    fn progress() -> Message {
+        Message::Scoring(ScoringEvent::Progress {
+            stage: "s".into(),
+            done: 0,
+            total: 0,
+        })
+    }
+
+    /// Shape of the merged list: record counts, `p` for progress, `S`/`F` for start/finish.
+    fn shape(pending: &[Pending]) -> Vec<String> {
+        pending
+            .iter()
+            .map(|p| match p {
+                Pending::Action(Action::Scoring(ScoringEvent::Records(r))) => r.len().to_string(),
+                Pending::Action(Action::Scoring(ScoringEvent::Progress { .. })) => "p".into(),
+                Pending::Action(Action::Scoring(ScoringEvent::Started { .. })) => "S".into(),
+                Pending::Action(Action::Scoring(ScoringEvent::Finished)) => "F".into(),
+                _ => "?".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn record_batches_merge_within_a_run_phase() {
+        let started = Message::Scoring(ScoringEvent::Started {
+            total: 9,
+            header: RecordSet::default(),
+        });
+        let messages = vec![
+            started,
+            progress(),
+            records(2),
+            progress(),
+            records(3),
+            records(1),
+            Message::Scoring(ScoringEvent::Finished),
+            records(4),
+        ];
+        let merged = merge(messages.into_iter()).unwrap();
+        assert_eq!(shape(&merged), vec!["S", "p", "6", "p", "F", "4"]);
+    }
 }
