@@ -29,9 +29,15 @@ fn small_imagenette(root: &Path, dest: &Path, classes: usize, train: usize, val:
             .collect();
         class_dirs.sort();
         for dir in class_dirs.iter().take(classes) {
-            let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             files.sort();
-            let out = dest.join("imagenette").join(split).join(dir.file_name().unwrap());
+            let out = dest
+                .join("imagenette")
+                .join(split)
+                .join(dir.file_name().unwrap());
             std::fs::create_dir_all(&out).unwrap();
             for f in files.iter().take(n) {
                 std::fs::copy(f, out.join(f.file_name().unwrap())).unwrap();
@@ -39,12 +45,18 @@ fn small_imagenette(root: &Path, dest: &Path, classes: usize, train: usize, val:
         }
     }
     std::fs::create_dir_all(dest.join("weights")).unwrap();
-    std::fs::copy(common::lite0_weights_in(root), dest.join("weights/tf_efficientnet_lite0.safetensors")).unwrap();
+    std::fs::copy(
+        common::lite0_weights_in(root),
+        dest.join("weights/tf_efficientnet_lite0.safetensors"),
+    )
+    .unwrap();
 }
 
 #[test]
 fn train_eval_predict_on_a_small_real_dataset() {
-    let Some(root) = common::data_root("reliability pipeline") else { return };
+    let Some(root) = common::data_root("reliability pipeline") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let cache = tmp.path().join("cache");
@@ -52,30 +64,89 @@ fn train_eval_predict_on_a_small_real_dataset() {
     let out = tmp.path().join("saved");
     let out_s = out.to_str().unwrap();
 
-    let train = reason(&cache, &data, &["train", "--folds", "3", "--head-epochs", "15", "--metanet-epochs", "40", "--out", out_s]);
+    let train = reason(
+        &cache,
+        &data,
+        &[
+            "train",
+            "--folds",
+            "3",
+            "--head-epochs",
+            "15",
+            "--metanet-epochs",
+            "40",
+            "--out",
+            out_s,
+        ],
+    );
     assert!(train.status.success(), "{}", text(&train.stderr));
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["format_version"], 1);
     assert_eq!(manifest["protocol"]["rows_used"], 120);
     assert_eq!(manifest["protocol"]["split"], "train");
     assert_eq!(manifest["classes"].as_array().unwrap().len(), 3);
-    let families: Vec<&str> = manifest["layout"]["blocks"].as_array().unwrap().iter().map(|b| b["family"].as_str().unwrap()).collect();
-    assert_eq!(families, ["entropy", "gap", "topk", "mc_dropout", "gradient", "pca", "knn"]);
+    let families: Vec<&str> = manifest["layout"]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        families,
+        [
+            "entropy",
+            "gap",
+            "topk",
+            "mc_dropout",
+            "gradient",
+            "pca",
+            "knn"
+        ]
+    );
     let roles = manifest["protocol"]["metanet_fit_rows"].as_u64().unwrap()
         + manifest["protocol"]["metanet_stop_rows"].as_u64().unwrap()
         + manifest["protocol"]["calibration_rows"].as_u64().unwrap();
-    assert_eq!(roles, 120, "the MetaNet's three groups partition the out-of-fold rows");
+    assert_eq!(
+        roles, 120,
+        "the MetaNet's three groups partition the out-of-fold rows"
+    );
 
     // The second run reuses the cached embeddings and gradients and writes identical artifacts.
     let again = tmp.path().join("again");
-    let train2 = reason(&cache, &data, &["train", "--folds", "3", "--head-epochs", "15", "--metanet-epochs", "40", "--out", again.to_str().unwrap()]);
+    let train2 = reason(
+        &cache,
+        &data,
+        &[
+            "train",
+            "--folds",
+            "3",
+            "--head-epochs",
+            "15",
+            "--metanet-epochs",
+            "40",
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    );
     assert!(train2.status.success());
-    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), std::fs::read(again.join("model.safetensors")).unwrap());
+    assert_eq!(
+        std::fs::read(out.join("model.safetensors")).unwrap(),
+        std::fs::read(again.join("model.safetensors")).unwrap()
+    );
 
     // Never evaluate on what was trained on.
-    let refused = reason(&cache, &data, &["eval", "--split", "train", "--artifacts", out_s]);
+    let refused = reason(
+        &cache,
+        &data,
+        &["eval", "--split", "train", "--artifacts", out_s],
+    );
     assert!(!refused.status.success());
-    assert!(text(&refused.stderr).contains("trained on it"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("trained on it"),
+        "{}",
+        text(&refused.stderr)
+    );
 
     let json = tmp.path().join("eval.json");
     let parquet = tmp.path().join("eval.parquet");
@@ -83,11 +154,35 @@ fn train_eval_predict_on_a_small_real_dataset() {
     let eval = reason(
         &cache,
         &data,
-        &["eval", "--artifacts", out_s, "--bootstrap", "200", "--json", json.to_str().unwrap(), "--export", parquet.to_str().unwrap(), "--plots", plots.to_str().unwrap()],
+        &[
+            "eval",
+            "--artifacts",
+            out_s,
+            "--bootstrap",
+            "200",
+            "--json",
+            json.to_str().unwrap(),
+            "--export",
+            parquet.to_str().unwrap(),
+            "--plots",
+            plots.to_str().unwrap(),
+        ],
     );
     assert!(eval.status.success(), "{}", text(&eval.stderr));
     let stdout = text(&eval.stdout);
-    for score in ["metanet_p_correct", "msp", "msp_temperature", "neg_entropy", "margin", "max_logit", "energy", "doctor", "mc_dropout_mean", "neg_knn_distance", "trust_score"] {
+    for score in [
+        "metanet_p_correct",
+        "msp",
+        "msp_temperature",
+        "neg_entropy",
+        "margin",
+        "max_logit",
+        "energy",
+        "doctor",
+        "mc_dropout_mean",
+        "neg_knn_distance",
+        "trust_score",
+    ] {
         assert!(stdout.contains(score), "{score} missing from\n{stdout}");
     }
     assert!(stdout.contains("chance levels"), "{stdout}");
@@ -100,25 +195,64 @@ fn train_eval_predict_on_a_small_real_dataset() {
     let accuracy = report["report"]["accuracy"].as_f64().unwrap();
     assert!((accuracy - correct as f64 / 36.0).abs() < 1e-12);
     assert!(samples[0]["scores"]["msp"].is_number());
-    for png in ["roc.png", "risk_coverage.png", "reliability.png", "score_hist.png"] {
+    for png in [
+        "roc.png",
+        "risk_coverage.png",
+        "reliability.png",
+        "score_hist.png",
+    ] {
         assert!(image::open(plots.join(png)).is_ok(), "{png}");
     }
     assert!(std::fs::metadata(&parquet).unwrap().len() > 0);
 
     // Mixed corruptions run through the same pipeline and change the inputs.
-    let mixed = reason(&cache, &data, &["eval", "--artifacts", out_s, "--corrupt", "mixed", "--bootstrap", "100", "--plots", plots.to_str().unwrap()]);
+    let mixed = reason(
+        &cache,
+        &data,
+        &[
+            "eval",
+            "--artifacts",
+            out_s,
+            "--corrupt",
+            "mixed",
+            "--bootstrap",
+            "100",
+            "--plots",
+            plots.to_str().unwrap(),
+        ],
+    );
     assert!(mixed.status.success(), "{}", text(&mixed.stderr));
     assert!(text(&mixed.stdout).contains("(mixed)"));
 
     // predict gains reliability with artifacts.
-    let val_class = std::fs::read_dir(data.join("imagenette/val")).unwrap().next().unwrap().unwrap().path();
-    let predict = reason(&cache, &data, &["predict", "--json", "--artifacts", out_s, val_class.to_str().unwrap()]);
+    let val_class = std::fs::read_dir(data.join("imagenette/val"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let predict = reason(
+        &cache,
+        &data,
+        &[
+            "predict",
+            "--json",
+            "--artifacts",
+            out_s,
+            val_class.to_str().unwrap(),
+        ],
+    );
     assert!(predict.status.success(), "{}", text(&predict.stderr));
-    let line: serde_json::Value = serde_json::from_str(text(&predict.stdout).lines().next().unwrap()).unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(text(&predict.stdout).lines().next().unwrap()).unwrap();
     let rel = &line["reliability"];
     let p = rel["p_correct"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&p));
-    let verdict = if p >= rel["threshold"].as_f64().unwrap() { "accept" } else { "reject" };
+    let verdict = if p >= rel["threshold"].as_f64().unwrap() {
+        "accept"
+    } else {
+        "reject"
+    };
     assert_eq!(rel["verdict"], verdict);
     assert_eq!(rel["head_top5"].as_array().unwrap().len(), 3);
     assert!(rel["meta"]["gradient.log_grad_norm"].is_number());
@@ -131,12 +265,31 @@ fn train_eval_predict_on_a_small_real_dataset() {
     bytes[last] ^= 1; // the last byte of the last tensor: loads, but hashes differently
     let other = tmp.path().join("other.safetensors");
     std::fs::write(&other, bytes).unwrap();
-    let mismatched = reason(&cache, &data, &["predict", "--weights", other.to_str().unwrap(), "--artifacts", out_s, val_class.to_str().unwrap()]);
+    let mismatched = reason(
+        &cache,
+        &data,
+        &[
+            "predict",
+            "--weights",
+            other.to_str().unwrap(),
+            "--artifacts",
+            out_s,
+            val_class.to_str().unwrap(),
+        ],
+    );
     assert!(!mismatched.status.success());
-    assert!(text(&mismatched.stderr).contains("sha256"), "{}", text(&mismatched.stderr));
+    assert!(
+        text(&mismatched.stderr).contains("sha256"),
+        "{}",
+        text(&mismatched.stderr)
+    );
     // Corrupt artifacts are named too.
     std::fs::write(out.join("manifest.json"), b"{\"format_version\": 99}").unwrap();
     let corrupt = reason(&cache, &data, &["eval", "--artifacts", out_s]);
     assert!(!corrupt.status.success());
-    assert!(text(&corrupt.stderr).contains("format version"), "{}", text(&corrupt.stderr));
+    assert!(
+        text(&corrupt.stderr).contains("format version"),
+        "{}",
+        text(&corrupt.stderr)
+    );
 }

@@ -23,21 +23,32 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
     let path = args.dataset_path();
     let dataset = Dataset::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let artifacts = Artifacts::load(&args.artifacts).with_context(|| {
-        format!("loading {} (train them with `reason train`, or pass --artifacts DIR)", args.artifacts.display())
+        format!(
+            "loading {} (train them with `reason train`, or pass --artifacts DIR)",
+            args.artifacts.display()
+        )
     })?;
     let kind = BackboneKind::from_name(&artifacts.manifest.backbone.name)?;
     let resolved = weights::resolve(kind, None)?;
     let sha = weights::sha256_file(&resolved.path)?;
-    artifacts.check_compatible(kind, &sha, &features::layout(artifacts.manifest.classes.len()))?;
+    artifacts.check_compatible(
+        kind,
+        &sha,
+        &features::layout(artifacts.manifest.classes.len()),
+    )?;
 
     let key = CacheKey::new("records")
-        .part("manifest", std::fs::read(artifacts::manifest_path(&args.artifacts)).unwrap_or_default())
+        .part(
+            "manifest",
+            std::fs::read(artifacts::manifest_path(&args.artifacts)).unwrap_or_default(),
+        )
         .part("weights", &sha)
         .samples(&dataset.samples.iter().collect::<Vec<_>>());
     let source = match cache::load_json::<RecordSet>(&key) {
         Some(records) => RecordSource::Ready(records),
         None => RecordSource::Compute(Box::new(move |tx: Sender<ScoringEvent>| {
-            if let Err(e) = score_into(&tx, &dataset, &artifacts, kind, &resolved.path, &sha, &key) {
+            if let Err(e) = score_into(&tx, &dataset, &artifacts, kind, &resolved.path, &sha, &key)
+            {
                 let _ = tx.send(ScoringEvent::Failed(format!("{e:#}")));
             }
         })),
@@ -56,9 +67,20 @@ fn score_into(
     key: &CacheKey,
 ) -> anyhow::Result<()> {
     let device = device::select(DeviceRequest::Auto)?;
-    let _ = tx.send(ScoringEvent::Progress { stage: format!("loading {kind} on {} ({})", device.label(), device.reason), done: 0, total: 1 });
+    let _ = tx.send(ScoringEvent::Progress {
+        stage: format!("loading {kind} on {} ({})", device.label(), device.reason),
+        done: 0,
+        total: 1,
+    });
     let backbone = Backbone::load(kind, weights_path, &device.device)?;
-    let scorer = Scorer { backbone: &backbone, weights_sha256: sha, artifacts, batch_size: 16, seed: 0, imagenet_logits: false };
+    let scorer = Scorer {
+        backbone: &backbone,
+        weights_sha256: sha,
+        artifacts,
+        batch_size: 16,
+        seed: 0,
+        imagenet_logits: false,
+    };
     let scored = scorer.score(dataset, None, &|event| {
         let _ = tx.send(event);
     })?;

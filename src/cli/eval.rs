@@ -53,7 +53,8 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let artifacts = Artifacts::load(&args.artifacts).with_context(|| format!("loading {}", args.artifacts.display()))?;
+    let artifacts = Artifacts::load(&args.artifacts)
+        .with_context(|| format!("loading {}", args.artifacts.display()))?;
     let model = ModelArgs {
         backbone: artifacts.manifest.backbone.name.clone(),
         weights: args.weights.clone(),
@@ -63,41 +64,83 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let kind = BackboneKind::from_name(&artifacts.manifest.backbone.name)?;
     let resolved = weights::resolve(kind, args.weights.as_deref())?;
     let sha = weights::sha256_file(&resolved.path)?;
-    artifacts.check_compatible(kind, &sha, &features::layout(artifacts.manifest.classes.len()))?;
+    artifacts.check_compatible(
+        kind,
+        &sha,
+        &features::layout(artifacts.manifest.classes.len()),
+    )?;
     let backbone = Backbone::load(kind, &resolved.path, &device.device)?;
 
     let root = args.data.clone().unwrap_or_else(paths::default_imagenette);
     let dataset = Dataset::open_split(&root, &args.split)?;
     // Never evaluate on what was trained on.
     if artifacts.manifest.protocol.split == args.split {
-        anyhow::bail!("refusing to evaluate on split `{}`: the artifacts were trained on it", args.split);
+        anyhow::bail!(
+            "refusing to evaluate on split `{}`: the artifacts were trained on it",
+            args.split
+        );
     }
     let condition = args.corrupt.map_or("clean".to_string(), |c| c.to_string());
-    eprintln!("{}: {} images, condition {condition}", root.join(&args.split).display(), dataset.samples.len());
+    eprintln!(
+        "{}: {} images, condition {condition}",
+        root.join(&args.split).display(),
+        dataset.samples.len()
+    );
 
     let bars = StageBars::new();
-    let scorer = Scorer { backbone: &backbone, weights_sha256: &sha, artifacts: &artifacts, batch_size: args.batch_size, seed: args.seed, imagenet_logits: false };
+    let scorer = Scorer {
+        backbone: &backbone,
+        weights_sha256: &sha,
+        artifacts: &artifacts,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        imagenet_logits: false,
+    };
     let scored = scorer.score(&dataset, args.corrupt, &|event| match event {
         ScoringEvent::Progress { stage, done, total } => bars.update(&stage, done, total),
         ScoringEvent::Skipped { id, reason } => eprintln!("skipped {id}: {reason}"),
         _ => {}
     })?;
     bars.finish();
-    let report = evaluate(&scored, &artifacts, &args.split, &condition, args.bootstrap, args.seed)?;
+    let report = evaluate(
+        &scored,
+        &artifacts,
+        &args.split,
+        &condition,
+        args.bootstrap,
+        args.seed,
+    )?;
     print_report(&report, &artifacts);
 
-    let title = format!("{} {}, {condition}", root.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), args.split);
+    let title = format!(
+        "{} {}, {condition}",
+        root.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        args.split
+    );
     let columns = score_columns(&scored);
     let correct: Vec<bool> = scored.records.iter().filter_map(|r| r.correct()).collect();
     if !correct.is_empty() {
-        let plot_scores: Vec<(&str, &[f32])> = columns.iter().map(|(n, v, _)| (n.as_str(), v.as_slice())).collect();
+        let plot_scores: Vec<(&str, &[f32])> = columns
+            .iter()
+            .map(|(n, v, _)| (n.as_str(), v.as_slice()))
+            .collect();
         let probability = columns[0].2.as_deref().unwrap_or_default();
         let written = plots::write_all(&args.plots, &title, &plot_scores, &correct, probability)?;
-        println!("plots: {}", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        println!(
+            "plots: {}",
+            written
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if let Some(path) = &args.json {
         let json = serde_json::json!({ "report": report, "samples": per_sample_json(&scored) });
-        std::fs::write(path, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("per-sample JSON: {}", path.display());
     }
     if let Some(path) = &args.export {
@@ -126,13 +169,31 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
         if p.subset_seed.is_some() { "seeded subset" } else { "all rows" },
         p.seed
     );
-    let chance = r.rows.first().map(|m| (m.metrics.aupr_success_chance, m.metrics.aupr_error_chance));
+    let chance = r
+        .rows
+        .first()
+        .map(|m| (m.metrics.aupr_success_chance, m.metrics.aupr_error_chance));
     if let Some((s, e)) = chance {
-        println!("chance levels: AUROC 0.5, AUPR-success {} (= accuracy), AUPR-error {} (= error rate)", opt(s, 4), opt(e, 4));
+        println!(
+            "chance levels: AUROC 0.5, AUPR-success {} (= accuracy), AUPR-error {} (= error rate)",
+            opt(s, 4),
+            opt(e, 4)
+        );
     }
     println!(
         "{:<18} {:>7} {:>24} {:>7} {:>7} {:>7} {:>8} {:>27} {:>8} {:>8} {:>7} {:>7}",
-        "score", "AUROC", "ΔAUROC vs MSP [95% CI]", "AUPR-S", "AUPR-E", "FPR@95", "AURC", "ΔAURC vs MSP [95% CI]", "E-AURC", "AUGRC", "ECE", "Brier"
+        "score",
+        "AUROC",
+        "ΔAUROC vs MSP [95% CI]",
+        "AUPR-S",
+        "AUPR-E",
+        "FPR@95",
+        "AURC",
+        "ΔAURC vs MSP [95% CI]",
+        "E-AURC",
+        "AUGRC",
+        "ECE",
+        "Brier"
     );
     for row in &r.rows {
         let m = &row.metrics;
@@ -161,10 +222,21 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
             opt(m.brier, 4),
         );
     }
-    println!("({} paired bootstrap resamples; ΔAURC < 0 is better)", r.bootstrap_resamples);
-    println!("ablation (MetaNet retrained without one family; reference AUROC {}):", opt(r.ablation_reference_auroc, 4));
+    println!(
+        "({} paired bootstrap resamples; ΔAURC < 0 is better)",
+        r.bootstrap_resamples
+    );
+    println!(
+        "ablation (MetaNet retrained without one family; reference AUROC {}):",
+        opt(r.ablation_reference_auroc, 4)
+    );
     for a in &r.ablation {
-        println!("  without {:<11} AUROC {}  Δ {}", a.without_family, opt(a.auroc, 4), opt(a.delta_auroc, 4));
+        println!(
+            "  without {:<11} AUROC {}  Δ {}",
+            a.without_family,
+            opt(a.auroc, 4),
+            opt(a.delta_auroc, 4)
+        );
     }
     let t = &r.at_threshold;
     println!(
@@ -213,15 +285,46 @@ fn per_sample_json(s: &Scored) -> Vec<serde_json::Value> {
 fn per_sample_columns(s: &Scored) -> Vec<Column> {
     let classes = &s.header.classes;
     let mut cols = vec![
-        Column::new("path", ColumnValues::Str(s.records.iter().map(|r| r.id.clone()).collect())),
-        Column::new("label", ColumnValues::OptStr(s.records.iter().map(|r| r.label.map(|l| classes[l as usize].clone())).collect())),
-        Column::new("pred", ColumnValues::Str(s.records.iter().map(|r| classes[r.pred as usize].clone()).collect())),
-        Column::new("correct", ColumnValues::OptBool(s.records.iter().map(|r| r.correct()).collect())),
-        Column::new("metanet_p_correct", ColumnValues::F32(s.records.iter().map(|r| r.p_correct).collect())),
-        Column::new("metanet_logit", ColumnValues::F32(s.extra.iter().map(|e| e.metanet_logit).collect())),
+        Column::new(
+            "path",
+            ColumnValues::Str(s.records.iter().map(|r| r.id.clone()).collect()),
+        ),
+        Column::new(
+            "label",
+            ColumnValues::OptStr(
+                s.records
+                    .iter()
+                    .map(|r| r.label.map(|l| classes[l as usize].clone()))
+                    .collect(),
+            ),
+        ),
+        Column::new(
+            "pred",
+            ColumnValues::Str(
+                s.records
+                    .iter()
+                    .map(|r| classes[r.pred as usize].clone())
+                    .collect(),
+            ),
+        ),
+        Column::new(
+            "correct",
+            ColumnValues::OptBool(s.records.iter().map(|r| r.correct()).collect()),
+        ),
+        Column::new(
+            "metanet_p_correct",
+            ColumnValues::F32(s.records.iter().map(|r| r.p_correct).collect()),
+        ),
+        Column::new(
+            "metanet_logit",
+            ColumnValues::F32(s.extra.iter().map(|e| e.metanet_logit).collect()),
+        ),
     ];
     for (b, name) in features::BASELINES.iter().enumerate() {
-        cols.push(Column::new(*name, ColumnValues::F32(s.extra.iter().map(|e| e.baselines[b]).collect())));
+        cols.push(Column::new(
+            *name,
+            ColumnValues::F32(s.extra.iter().map(|e| e.baselines[b]).collect()),
+        ));
     }
     cols
 }

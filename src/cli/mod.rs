@@ -6,8 +6,8 @@ mod eval;
 mod fetch;
 mod predict;
 mod progress;
-pub mod tui;
 mod train;
+pub mod tui;
 
 use clap::{Parser, Subcommand};
 

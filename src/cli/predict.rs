@@ -9,12 +9,12 @@ use super::ModelArgs;
 use crate::engine::artifacts::{self, Artifacts};
 use crate::engine::backbone::{weights, Backbone, BackboneKind};
 use crate::engine::classify::{classify_dataset, predict_one, ClassifySummary, Prediction};
-use crate::engine::features;
-use crate::engine::records::{SampleRecord, ScoringEvent};
-use crate::engine::scoring::{ExtraScores, Scorer};
 use crate::engine::dataset::Dataset;
+use crate::engine::features;
 use crate::engine::imageio::decode_rgb;
 use crate::engine::paths;
+use crate::engine::records::{SampleRecord, ScoringEvent};
+use crate::engine::scoring::{ExtraScores, Scorer};
 
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
@@ -186,14 +186,27 @@ fn print_summary(s: &ClassifySummary, dataset: &Dataset, batch: usize, device: &
 }
 
 /// The artifacts to add reliability with, or `None` (said on stderr) when there are none.
-fn load_reliability(args: &PredictArgs, kind: BackboneKind, weights_path: &std::path::Path) -> anyhow::Result<Option<(Artifacts, String)>> {
+fn load_reliability(
+    args: &PredictArgs,
+    kind: BackboneKind,
+    weights_path: &std::path::Path,
+) -> anyhow::Result<Option<(Artifacts, String)>> {
     let explicit = args.artifacts.is_some();
-    let dir = args.artifacts.clone().unwrap_or_else(|| PathBuf::from("reason_saved"));
+    let dir = args
+        .artifacts
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reason_saved"));
     if !artifacts::manifest_path(&dir).is_file() {
         if explicit {
-            anyhow::bail!("no artifacts in {} (run `reason train` first)", dir.display());
+            anyhow::bail!(
+                "no artifacts in {} (run `reason train` first)",
+                dir.display()
+            );
         }
-        eprintln!("no trained artifacts in {}: ImageNet top-5 only (run `reason train` for P(correct))", dir.display());
+        eprintln!(
+            "no trained artifacts in {}: ImageNet top-5 only (run `reason train` for P(correct))",
+            dir.display()
+        );
         return Ok(None);
     }
     let loaded = Artifacts::load(&dir).and_then(|a| {
@@ -233,8 +246,21 @@ struct Reliability<'a> {
     meta: serde_json::Map<String, serde_json::Value>,
 }
 
-fn predict_reliable(args: &PredictArgs, dataset: &Dataset, backbone: &Backbone, artifacts: &Artifacts, sha: &str) -> anyhow::Result<()> {
-    let scorer = Scorer { backbone, weights_sha256: sha, artifacts, batch_size: args.batch_size, seed: 0, imagenet_logits: true };
+fn predict_reliable(
+    args: &PredictArgs,
+    dataset: &Dataset,
+    backbone: &Backbone,
+    artifacts: &Artifacts,
+    sha: &str,
+) -> anyhow::Result<()> {
+    let scorer = Scorer {
+        backbone,
+        weights_sha256: sha,
+        artifacts,
+        batch_size: args.batch_size,
+        seed: 0,
+        imagenet_logits: true,
+    };
     let scored = scorer.score(dataset, None, &|event| {
         if let ScoringEvent::Skipped { id, reason } = event {
             eprintln!("skipped {id}: {reason}");
@@ -242,7 +268,12 @@ fn predict_reliable(args: &PredictArgs, dataset: &Dataset, backbone: &Backbone, 
     })?;
     let threshold = artifacts.manifest.calibration.threshold;
     let in_dataset = dataset.imagenet_indices();
-    let index_of: std::collections::HashMap<&str, usize> = dataset.samples.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index_of: std::collections::HashMap<&str, usize> = dataset
+        .samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut out = std::io::stdout().lock();
     let per_image = args.json || !args.summary;
     for (record, extra) in scored.records.iter().zip(&scored.extra) {
@@ -253,22 +284,47 @@ fn predict_reliable(args: &PredictArgs, dataset: &Dataset, backbone: &Backbone, 
         if args.show {
             show(&dataset.root.join(&record.id));
         }
-        let imagenet = predict_one(dataset, sample, extra.imagenet_logits.as_deref().unwrap_or_default(), in_dataset.as_deref());
+        let imagenet = predict_one(
+            dataset,
+            sample,
+            extra.imagenet_logits.as_deref().unwrap_or_default(),
+            in_dataset.as_deref(),
+        );
         let written = if args.json {
-            let line = ReliablePrediction { imagenet, reliability: reliability(record, extra, artifacts, threshold) };
-            serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+            let line = ReliablePrediction {
+                imagenet,
+                reliability: reliability(record, extra, artifacts, threshold),
+            };
+            serde_json::to_writer(&mut out, &line)
+                .map_err(std::io::Error::from)
+                .and_then(|_| writeln!(out))
         } else {
-            write_human(&mut out, &imagenet, dataset).and_then(|_| write_reliability(&mut out, record, artifacts, threshold))
+            write_human(&mut out, &imagenet, dataset)
+                .and_then(|_| write_reliability(&mut out, record, artifacts, threshold))
         };
         if written.is_err() {
             break; // stdout closed (e.g. piped into head)
         }
     }
     if args.summary {
-        let labelled: Vec<&SampleRecord> = scored.records.iter().filter(|r| r.label.is_some()).collect();
-        let accepted: Vec<&&SampleRecord> = labelled.iter().filter(|r| r.p_correct >= threshold).collect();
-        let right = |rs: &mut dyn Iterator<Item = &SampleRecord>| rs.filter(|r| r.correct() == Some(true)).count();
-        println!("images: {} found, {} scored, {} skipped", dataset.samples.len(), scored.records.len(), scored.skipped.len());
+        let labelled: Vec<&SampleRecord> = scored
+            .records
+            .iter()
+            .filter(|r| r.label.is_some())
+            .collect();
+        let accepted: Vec<&&SampleRecord> = labelled
+            .iter()
+            .filter(|r| r.p_correct >= threshold)
+            .collect();
+        let right = |rs: &mut dyn Iterator<Item = &SampleRecord>| {
+            rs.filter(|r| r.correct() == Some(true)).count()
+        };
+        println!(
+            "images: {} found, {} scored, {} skipped",
+            dataset.samples.len(),
+            scored.records.len(),
+            scored.skipped.len()
+        );
         if !labelled.is_empty() {
             println!(
                 "head accuracy on {} labelled images: {:.2} %",
@@ -279,14 +335,27 @@ fn predict_reliable(args: &PredictArgs, dataset: &Dataset, backbone: &Backbone, 
                 "at threshold {threshold:.4}: {} accepted ({:.2} % coverage), trusted accuracy {}",
                 accepted.len(),
                 100.0 * accepted.len() as f64 / labelled.len() as f64,
-                if accepted.is_empty() { "-".to_string() } else { format!("{:.2} %", 100.0 * right(&mut accepted.iter().map(|r| **r)) as f64 / accepted.len() as f64) }
+                if accepted.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!(
+                        "{:.2} %",
+                        100.0 * right(&mut accepted.iter().map(|r| **r)) as f64
+                            / accepted.len() as f64
+                    )
+                }
             );
         }
     }
     Ok(())
 }
 
-fn reliability<'a>(record: &'a SampleRecord, _extra: &ExtraScores, a: &'a Artifacts, threshold: f32) -> Reliability<'a> {
+fn reliability<'a>(
+    record: &'a SampleRecord,
+    _extra: &ExtraScores,
+    a: &'a Artifacts,
+    threshold: f32,
+) -> Reliability<'a> {
     let m = &a.manifest;
     let head_top5 = crate::engine::pipeline::top_k(&record.probs, 5)
         .into_iter()
@@ -296,20 +365,34 @@ fn reliability<'a>(record: &'a SampleRecord, _extra: &ExtraScores, a: &'a Artifa
         .meta
         .iter()
         .enumerate()
-        .map(|(i, v)| (m.layout.name(i).unwrap_or("?").to_string(), serde_json::json!(v)))
+        .map(|(i, v)| {
+            (
+                m.layout.name(i).unwrap_or("?").to_string(),
+                serde_json::json!(v),
+            )
+        })
         .collect();
     Reliability {
         head_top5,
         pred: &m.classes[record.pred as usize],
         p_correct: record.p_correct,
-        verdict: if record.p_correct >= threshold { "accept" } else { "reject" },
+        verdict: if record.p_correct >= threshold {
+            "accept"
+        } else {
+            "reject"
+        },
         threshold,
         diagnostics: &record.diagnostics,
         meta,
     }
 }
 
-fn write_reliability(out: &mut impl Write, r: &SampleRecord, a: &Artifacts, threshold: f32) -> std::io::Result<()> {
+fn write_reliability(
+    out: &mut impl Write,
+    r: &SampleRecord,
+    a: &Artifacts,
+    threshold: f32,
+) -> std::io::Result<()> {
     let m = &a.manifest;
     let d = &r.diagnostics;
     writeln!(
@@ -318,7 +401,11 @@ fn write_reliability(out: &mut impl Write, r: &SampleRecord, a: &Artifacts, thre
         m.class_names[r.pred as usize],
         r.probs[r.pred as usize] * 100.0,
         r.p_correct,
-        if r.p_correct >= threshold { "accept" } else { "reject" }
+        if r.p_correct >= threshold {
+            "accept"
+        } else {
+            "reject"
+        }
     )?;
     writeln!(
         out,

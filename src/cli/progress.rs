@@ -10,7 +10,9 @@ pub struct StageBars {
 
 impl StageBars {
     pub fn new() -> Self {
-        Self { current: Mutex::new(None) }
+        Self {
+            current: Mutex::new(None),
+        }
     }
 
     pub fn update(&self, stage: &str, done: usize, total: usize) {
@@ -20,9 +22,11 @@ impl StageBars {
                 bar.finish();
             }
             let bar = ProgressBar::new(total as u64).with_style(
-                ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg:>28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.set_message(stage.to_string());
             *current = Some((stage.to_string(), bar));

@@ -48,7 +48,12 @@ pub struct TrainArgs {
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let root = args.data.clone().unwrap_or_else(paths::default_imagenette);
     let dataset = Dataset::open_split(&root, &args.split)?;
-    eprintln!("{}: {} images, {} classes", root.join(&args.split).display(), dataset.samples.len(), dataset.classes.len());
+    eprintln!(
+        "{}: {} images, {} classes",
+        root.join(&args.split).display(),
+        dataset.samples.len(),
+        dataset.classes.len()
+    );
     let device = args.model.device()?;
     let kind = args.model.kind()?;
     let resolved = weights::resolve(kind, args.model.weights.as_deref())?;
@@ -61,9 +66,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             weights::WeightsOrigin::Hub(id) => format!("hub:{id}"),
             weights::WeightsOrigin::DataFolder => format!(
                 "data:weights/{}",
-                resolved.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+                resolved
+                    .path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             ),
-            weights::WeightsOrigin::File => resolved.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            weights::WeightsOrigin::File => resolved
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         },
         // The data folder's copy is the hub's file under the backbone's own name.
         hub_id: match &resolved.origin {
@@ -78,8 +91,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         folds: args.folds,
         seed: args.seed,
         batch_size: args.batch_size,
-        head: HeadConfig { epochs: args.head_epochs, ..Default::default() },
-        metanet: MetaNetConfig { max_epochs: args.metanet_epochs, ..Default::default() },
+        head: HeadConfig {
+            epochs: args.head_epochs,
+            ..Default::default()
+        },
+        metanet: MetaNetConfig {
+            max_epochs: args.metanet_epochs,
+            ..Default::default()
+        },
         target_risk: args.target_risk,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
@@ -92,17 +111,29 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "rows: {} of {} ({}), {} folds, seed {}",
         m.protocol.rows_used,
         m.protocol.rows_in_split,
-        if m.protocol.subset_seed.is_some() { "seeded subset" } else { "all" },
+        if m.protocol.subset_seed.is_some() {
+            "seeded subset"
+        } else {
+            "all"
+        },
         m.protocol.folds,
         m.protocol.seed
     );
     for (k, v) in &m.metrics {
         println!("{k}: {v}");
     }
-    println!("operating threshold on P(correct): {:.4} (target risk {})", m.calibration.threshold, m.calibration.target_risk);
+    println!(
+        "operating threshold on P(correct): {:.4} (target risk {})",
+        m.calibration.threshold, m.calibration.target_risk
+    );
     for t in &m.timings {
         let note = if t.from_cache { "  (from cache)" } else { "" };
-        println!("time {:<12} {:8.1} s  {:8.1} images/s{note}", t.stage, t.seconds, t.images as f64 / t.seconds.max(1e-9));
+        println!(
+            "time {:<12} {:8.1} s  {:8.1} images/s{note}",
+            t.stage,
+            t.seconds,
+            t.images as f64 / t.seconds.max(1e-9)
+        );
     }
     Ok(())
 }

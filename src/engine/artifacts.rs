@@ -119,28 +119,54 @@ pub struct Artifacts {
 
 impl Artifacts {
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let d = Device::Cpu;
-        let mut model: HashMap<String, Tensor> = self.head.to_tensors("head")?.into_iter().collect();
+        let mut model: HashMap<String, Tensor> =
+            self.head.to_tensors("head")?.into_iter().collect();
         model.extend(self.metanet.to_tensors()?);
-        model.insert("pca.mean".into(), Tensor::from_slice(&self.pca.mean, self.pca.dim, &d)?);
+        model.insert(
+            "pca.mean".into(),
+            Tensor::from_slice(&self.pca.mean, self.pca.dim, &d)?,
+        );
         model.insert(
             "pca.components".into(),
-            Tensor::from_slice(&self.pca.components, (self.pca.n_components(), self.pca.dim), &d)?,
+            Tensor::from_slice(
+                &self.pca.components,
+                (self.pca.n_components(), self.pca.dim),
+                &d,
+            )?,
         );
         model.insert(
             "pca.explained_variance_ratio".into(),
-            Tensor::from_slice(&self.pca.explained_variance_ratio, self.pca.n_components(), &d)?,
+            Tensor::from_slice(
+                &self.pca.explained_variance_ratio,
+                self.pca.n_components(),
+                &d,
+            )?,
         );
         save_tensors(&dir.join(MODEL_FILE), &model)?;
 
         let points: Vec<f32> = self.bank.points().iter().flatten().copied().collect();
         let n = self.bank.points().len();
         let bank = HashMap::from([
-            ("points".to_string(), Tensor::from_vec(points, (n, knn::DIM), &d)?),
+            (
+                "points".to_string(),
+                Tensor::from_vec(points, (n, knn::DIM), &d)?,
+            ),
             (
                 "labels".to_string(),
-                Tensor::from_vec(self.bank.labels().iter().map(|&l| l as u32).collect::<Vec<_>>(), n, &d)?,
+                Tensor::from_vec(
+                    self.bank
+                        .labels()
+                        .iter()
+                        .map(|&l| l as u32)
+                        .collect::<Vec<_>>(),
+                    n,
+                    &d,
+                )?,
             ),
         ]);
         save_tensors(&dir.join(BANK_FILE), &bank)?;
@@ -149,25 +175,48 @@ impl Artifacts {
         let rows = m.correct.len();
         let dim = m.rows.len() / rows.max(1);
         let meta = HashMap::from([
-            ("rows".to_string(), Tensor::from_slice(&m.rows, (rows, dim), &d)?),
-            ("correct".to_string(), Tensor::from_vec(m.correct.iter().map(|&c| u8::from(c)).collect::<Vec<_>>(), rows, &d)?),
+            (
+                "rows".to_string(),
+                Tensor::from_slice(&m.rows, (rows, dim), &d)?,
+            ),
+            (
+                "correct".to_string(),
+                Tensor::from_vec(
+                    m.correct.iter().map(|&c| u8::from(c)).collect::<Vec<_>>(),
+                    rows,
+                    &d,
+                )?,
+            ),
             ("role".to_string(), Tensor::from_slice(&m.role, rows, &d)?),
         ]);
         save_tensors(&dir.join(TRAIN_META_FILE), &meta)?;
 
-        let json = serde_json::to_vec_pretty(&self.manifest).map_err(|e| Error::Weights(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&self.manifest).map_err(|e| Error::Weights(e.to_string()))?;
         let path = dir.join(MANIFEST);
-        write_atomically(&path, |tmp| std::fs::write(tmp, &json).map_err(|source| Error::Io { path: tmp.into(), source }))
+        write_atomically(&path, |tmp| {
+            std::fs::write(tmp, &json).map_err(|source| Error::Io {
+                path: tmp.into(),
+                source,
+            })
+        })
     }
 
     pub fn load(dir: &Path) -> Result<Self> {
         let manifest = read_manifest(dir)?;
         let model = load_tensors(&dir.join(MODEL_FILE))?;
         let get = |name: &str| -> Result<Tensor> {
-            model.get(name).cloned().ok_or_else(|| corrupt(dir, &format!("{MODEL_FILE} lacks tensor `{name}`")))
+            model
+                .get(name)
+                .cloned()
+                .ok_or_else(|| corrupt(dir, &format!("{MODEL_FILE} lacks tensor `{name}`")))
         };
         let head = LinearHead::from_tensors(get, "head")?;
-        let metanet = MetaNet::from_tensors(get, manifest.metanet_layers, manifest.metanet_training.best_epoch)?;
+        let metanet = MetaNet::from_tensors(
+            get,
+            manifest.metanet_layers,
+            manifest.metanet_training.best_epoch,
+        )?;
         let components = get("pca.components")?;
         let pca = Pca {
             mean: get("pca.mean")?.to_vec1()?,
@@ -176,22 +225,58 @@ impl Artifacts {
             explained_variance_ratio: get("pca.explained_variance_ratio")?.to_vec1()?,
         };
         let bank_t = load_tensors(&dir.join(BANK_FILE))?;
-        let bank_get = |name: &str| bank_t.get(name).cloned().ok_or_else(|| corrupt(dir, &format!("{BANK_FILE} lacks `{name}`")));
+        let bank_get = |name: &str| {
+            bank_t
+                .get(name)
+                .cloned()
+                .ok_or_else(|| corrupt(dir, &format!("{BANK_FILE} lacks `{name}`")))
+        };
         let points = bank_get("points")?;
         if points.dim(1)? != knn::DIM {
-            return Err(corrupt(dir, &format!("k-NN bank has {} dimensions, this build uses {}", points.dim(1)?, knn::DIM)));
+            return Err(corrupt(
+                dir,
+                &format!(
+                    "k-NN bank has {} dimensions, this build uses {}",
+                    points.dim(1)?,
+                    knn::DIM
+                ),
+            ));
         }
-        let points: Vec<[f32; knn::DIM]> = points.to_vec2::<f32>()?.iter().map(|r| knn::to_point(r)).collect();
-        let labels: Vec<u16> = bank_get("labels")?.to_vec1::<u32>()?.into_iter().map(|l| l as u16).collect();
+        let points: Vec<[f32; knn::DIM]> = points
+            .to_vec2::<f32>()?
+            .iter()
+            .map(|r| knn::to_point(r))
+            .collect();
+        let labels: Vec<u16> = bank_get("labels")?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .map(|l| l as u16)
+            .collect();
         let bank = KnnBank::new(points, labels, manifest.classes.len());
         let meta_t = load_tensors(&dir.join(TRAIN_META_FILE))?;
-        let meta_get = |name: &str| meta_t.get(name).cloned().ok_or_else(|| corrupt(dir, &format!("{TRAIN_META_FILE} lacks `{name}`")));
+        let meta_get = |name: &str| {
+            meta_t
+                .get(name)
+                .cloned()
+                .ok_or_else(|| corrupt(dir, &format!("{TRAIN_META_FILE} lacks `{name}`")))
+        };
         let train_meta = TrainMeta {
             rows: meta_get("rows")?.flatten_all()?.to_vec1()?,
-            correct: meta_get("correct")?.to_vec1::<u8>()?.into_iter().map(|c| c == 1).collect(),
+            correct: meta_get("correct")?
+                .to_vec1::<u8>()?
+                .into_iter()
+                .map(|c| c == 1)
+                .collect(),
             role: meta_get("role")?.to_vec1()?,
         };
-        let artifacts = Self { manifest, head, metanet, pca, bank, train_meta };
+        let artifacts = Self {
+            manifest,
+            head,
+            metanet,
+            pca,
+            bank,
+            train_meta,
+        };
         artifacts.check_consistency(dir)?;
         Ok(artifacts)
     }
@@ -200,11 +285,41 @@ impl Artifacts {
         let m = &self.manifest;
         let dim = m.layout.dim();
         let checks = [
-            (self.head.classes == m.classes.len(), format!("head has {} classes, manifest lists {}", self.head.classes, m.classes.len())),
-            (self.head.dim == m.backbone.embedding_dim, format!("head expects {}-d embeddings, backbone gives {}", self.head.dim, m.backbone.embedding_dim)),
-            (self.metanet.mean.len() == dim, format!("MetaNet takes {} features, layout has {}", self.metanet.mean.len(), dim)),
-            (self.pca.n_components() == knn::DIM, format!("PCA has {} components, expected {}", self.pca.n_components(), knn::DIM)),
-            (self.train_meta.rows.len() == self.train_meta.correct.len() * dim, "training meta-vectors do not match the layout".to_string()),
+            (
+                self.head.classes == m.classes.len(),
+                format!(
+                    "head has {} classes, manifest lists {}",
+                    self.head.classes,
+                    m.classes.len()
+                ),
+            ),
+            (
+                self.head.dim == m.backbone.embedding_dim,
+                format!(
+                    "head expects {}-d embeddings, backbone gives {}",
+                    self.head.dim, m.backbone.embedding_dim
+                ),
+            ),
+            (
+                self.metanet.mean.len() == dim,
+                format!(
+                    "MetaNet takes {} features, layout has {}",
+                    self.metanet.mean.len(),
+                    dim
+                ),
+            ),
+            (
+                self.pca.n_components() == knn::DIM,
+                format!(
+                    "PCA has {} components, expected {}",
+                    self.pca.n_components(),
+                    knn::DIM
+                ),
+            ),
+            (
+                self.train_meta.rows.len() == self.train_meta.correct.len() * dim,
+                "training meta-vectors do not match the layout".to_string(),
+            ),
         ];
         match checks.into_iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(corrupt(dir, &why)),
@@ -214,7 +329,12 @@ impl Artifacts {
 
     /// Fails with a message naming what differs when these artifacts were not trained for
     /// this backbone, these weights, or this build's feature layout.
-    pub fn check_compatible(&self, kind: BackboneKind, weights_sha256: &str, layout: &FeatureLayout) -> Result<()> {
+    pub fn check_compatible(
+        &self,
+        kind: BackboneKind,
+        weights_sha256: &str,
+        layout: &FeatureLayout,
+    ) -> Result<()> {
         let b = &self.manifest.backbone;
         if b.name != kind.name() {
             return Err(Error::Weights(format!(
@@ -232,8 +352,18 @@ impl Artifacts {
             )));
         }
         if &self.manifest.layout != layout {
-            let ours: Vec<_> = layout.blocks.iter().map(|b| format!("{}:{}", b.family, b.names.len())).collect();
-            let theirs: Vec<_> = self.manifest.layout.blocks.iter().map(|b| format!("{}:{}", b.family, b.names.len())).collect();
+            let ours: Vec<_> = layout
+                .blocks
+                .iter()
+                .map(|b| format!("{}:{}", b.family, b.names.len()))
+                .collect();
+            let theirs: Vec<_> = self
+                .manifest
+                .layout
+                .blocks
+                .iter()
+                .map(|b| format!("{}:{}", b.family, b.names.len()))
+                .collect();
             return Err(Error::Weights(format!(
                 "feature layout differs: artifacts have [{}], this build computes [{}]; retrain with `reason train`",
                 theirs.join(", "),
@@ -249,7 +379,10 @@ fn short(sha: &str) -> &str {
 }
 
 fn corrupt(dir: &Path, why: &str) -> Error {
-    Error::Weights(format!("artifacts in {} are unusable: {why}", dir.display()))
+    Error::Weights(format!(
+        "artifacts in {} are unusable: {why}",
+        dir.display()
+    ))
 }
 
 pub fn manifest_path(dir: &Path) -> PathBuf {
@@ -258,18 +391,26 @@ pub fn manifest_path(dir: &Path) -> PathBuf {
 
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = manifest_path(dir);
-    let bytes = std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| corrupt(dir, &format!("{MANIFEST} is not JSON: {e}")))?;
+    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| corrupt(dir, &format!("{MANIFEST} is not JSON: {e}")))?;
     let version = value.get("format_version").and_then(|v| v.as_u64());
     if version != Some(FORMAT_VERSION as u64) {
-        return Err(corrupt(dir, &format!("format version {version:?}, this build reads {FORMAT_VERSION}")));
+        return Err(corrupt(
+            dir,
+            &format!("format version {version:?}, this build reads {FORMAT_VERSION}"),
+        ));
     }
     serde_json::from_value(value).map_err(|e| corrupt(dir, &format!("{MANIFEST}: {e}")))
 }
 
 fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    write_atomically(path, |tmp| Ok(candle_core::safetensors::save(tensors, tmp)?))
+    write_atomically(path, |tmp| {
+        Ok(candle_core::safetensors::save(tensors, tmp)?)
+    })
 }
 
 fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {

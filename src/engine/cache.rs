@@ -93,7 +93,9 @@ pub fn load_tensors(key: &CacheKey) -> Option<HashMap<String, Tensor>> {
 
 pub fn store_tensors(key: &CacheKey, tensors: &HashMap<String, Tensor>) -> Result<()> {
     let path = path_for(key, "safetensors");
-    write_atomically(&path, |tmp| Ok(candle_core::safetensors::save(tensors, tmp)?))
+    write_atomically(&path, |tmp| {
+        Ok(candle_core::safetensors::save(tensors, tmp)?)
+    })
 }
 
 pub fn load_json<T: serde::de::DeserializeOwned>(key: &CacheKey) -> Option<T> {
@@ -106,7 +108,8 @@ pub fn load_json<T: serde::de::DeserializeOwned>(key: &CacheKey) -> Option<T> {
 
 pub fn store_json<T: serde::Serialize>(key: &CacheKey, value: &T) -> Result<()> {
     let path = path_for(key, "json");
-    let bytes = serde_json::to_vec(value).map_err(|e| Error::Weights(format!("cache encode: {e}")))?;
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| Error::Weights(format!("cache encode: {e}")))?;
     write_atomically(&path, |tmp| {
         std::fs::write(tmp, &bytes).map_err(|source| Error::Io {
             path: tmp.to_path_buf(),
@@ -139,12 +142,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.png");
         std::fs::write(&path, b"1").unwrap();
-        let sample = Sample { id: "a.png".into(), path: path.clone(), label: None };
-        let a = CacheKey::new("emb").part("w", "x").samples(&[&sample]).file_stem();
-        let b = CacheKey::new("emb").part("w", "y").samples(&[&sample]).file_stem();
+        let sample = Sample {
+            id: "a.png".into(),
+            path: path.clone(),
+            label: None,
+        };
+        let a = CacheKey::new("emb")
+            .part("w", "x")
+            .samples(&[&sample])
+            .file_stem();
+        let b = CacheKey::new("emb")
+            .part("w", "y")
+            .samples(&[&sample])
+            .file_stem();
         assert_ne!(a, b);
         std::fs::write(&path, b"22").unwrap();
-        let c = CacheKey::new("emb").part("w", "x").samples(&[&sample]).file_stem();
+        let c = CacheKey::new("emb")
+            .part("w", "x")
+            .samples(&[&sample])
+            .file_stem();
         assert_ne!(a, c);
         // Part boundaries matter: ("ab","c") differs from ("a","bc").
         let d = CacheKey::new("k").part("ab", "c").file_stem();

@@ -63,14 +63,27 @@ pub struct EvalReport {
 
 /// Every score of every labelled row: (name, values, is a probability of being correct).
 pub fn score_columns(scored: &Scored) -> Vec<(String, Vec<f32>, Option<Vec<f32>>)> {
-    let labelled: Vec<usize> = (0..scored.records.len()).filter(|&i| scored.records[i].label.is_some()).collect();
+    let labelled: Vec<usize> = (0..scored.records.len())
+        .filter(|&i| scored.records[i].label.is_some())
+        .collect();
     let mut cols = vec![(
         METANET.to_string(),
-        labelled.iter().map(|&i| scored.extra[i].metanet_logit).collect(),
-        Some(labelled.iter().map(|&i| scored.records[i].p_correct).collect()),
+        labelled
+            .iter()
+            .map(|&i| scored.extra[i].metanet_logit)
+            .collect(),
+        Some(
+            labelled
+                .iter()
+                .map(|&i| scored.records[i].p_correct)
+                .collect(),
+        ),
     )];
     for (b, name) in BASELINES.iter().enumerate() {
-        let values: Vec<f32> = labelled.iter().map(|&i| scored.extra[i].baselines[b]).collect();
+        let values: Vec<f32> = labelled
+            .iter()
+            .map(|&i| scored.extra[i].baselines[b])
+            .collect();
         // MSP and TS-MSP are ranked in log space; their probabilities are exp of that.
         let probability = match *name {
             "msp" | "msp_temperature" => Some(values.iter().map(|v| v.exp()).collect()),
@@ -82,12 +95,28 @@ pub fn score_columns(scored: &Scored) -> Vec<(String, Vec<f32>, Option<Vec<f32>>
     cols
 }
 
-pub fn evaluate(scored: &Scored, artifacts: &Artifacts, split: &str, condition: &str, resamples: usize, seed: u64) -> Result<EvalReport> {
-    let labelled: Vec<usize> = (0..scored.records.len()).filter(|&i| scored.records[i].label.is_some()).collect();
-    let correct: Vec<bool> = labelled.iter().map(|&i| scored.records[i].correct().unwrap_or(false)).collect();
+pub fn evaluate(
+    scored: &Scored,
+    artifacts: &Artifacts,
+    split: &str,
+    condition: &str,
+    resamples: usize,
+    seed: u64,
+) -> Result<EvalReport> {
+    let labelled: Vec<usize> = (0..scored.records.len())
+        .filter(|&i| scored.records[i].label.is_some())
+        .collect();
+    let correct: Vec<bool> = labelled
+        .iter()
+        .map(|&i| scored.records[i].correct().unwrap_or(false))
+        .collect();
     let errors = correct.iter().filter(|&&c| !c).count();
     let columns = score_columns(scored);
-    let msp = columns.iter().find(|c| c.0 == "msp").map(|c| c.1.clone()).unwrap_or_default();
+    let msp = columns
+        .iter()
+        .find(|c| c.0 == "msp")
+        .map(|c| c.1.clone())
+        .unwrap_or_default();
     let rows = columns
         .iter()
         .map(|(name, values, probability)| {
@@ -96,31 +125,59 @@ pub fn evaluate(scored: &Scored, artifacts: &Artifacts, split: &str, condition: 
                 m.ece = metrics::ece(p, &correct);
                 m.brier = metrics::brier(p, &correct);
             }
-            let vs_msp = (name != "msp").then(|| metrics::paired_bootstrap(values, &msp, &correct, resamples, seed));
-            ScoreRow { score: name.clone(), metrics: m, vs_msp }
+            let vs_msp = (name != "msp")
+                .then(|| metrics::paired_bootstrap(values, &msp, &correct, resamples, seed));
+            ScoreRow {
+                score: name.clone(),
+                metrics: m,
+                vs_msp,
+            }
         })
         .collect();
 
-    let (ablation_reference_auroc, ablation) = ablation(scored, artifacts, &labelled, &correct, seed)?;
+    let (ablation_reference_auroc, ablation) =
+        ablation(scored, artifacts, &labelled, &correct, seed)?;
 
     let threshold = artifacts.manifest.calibration.threshold;
     let table = ThresholdTable::new(
-        &scored.records.iter().map(|r| r.p_correct).collect::<Vec<_>>(),
-        &scored.records.iter().map(|r| r.correct()).collect::<Vec<_>>(),
+        &scored
+            .records
+            .iter()
+            .map(|r| r.p_correct)
+            .collect::<Vec<_>>(),
+        &scored
+            .records
+            .iter()
+            .map(|r| r.correct())
+            .collect::<Vec<_>>(),
     );
     let per_class = (0..scored.header.classes.len())
         .map(|c| {
-            let members: Vec<_> = scored.records.iter().filter(|r| r.label == Some(c as u16)).collect();
-            let accepted: Vec<_> = members.iter().filter(|r| r.p_correct >= threshold).collect();
-            let accepted_wrong = accepted.iter().filter(|r| r.correct() == Some(false)).count();
+            let members: Vec<_> = scored
+                .records
+                .iter()
+                .filter(|r| r.label == Some(c as u16))
+                .collect();
+            let accepted: Vec<_> = members
+                .iter()
+                .filter(|r| r.p_correct >= threshold)
+                .collect();
+            let accepted_wrong = accepted
+                .iter()
+                .filter(|r| r.correct() == Some(false))
+                .count();
             ClassRisk {
                 class: scored.header.classes[c].clone(),
                 name: scored.header.class_names[c].clone(),
                 samples: members.len(),
-                errors: members.iter().filter(|r| r.correct() == Some(false)).count(),
+                errors: members
+                    .iter()
+                    .filter(|r| r.correct() == Some(false))
+                    .count(),
                 accepted: accepted.len(),
                 coverage: accepted.len() as f64 / members.len().max(1) as f64,
-                selective_risk: (!accepted.is_empty()).then(|| accepted_wrong as f64 / accepted.len() as f64),
+                selective_risk: (!accepted.is_empty())
+                    .then(|| accepted_wrong as f64 / accepted.len() as f64),
             }
         })
         .collect();
@@ -144,7 +201,13 @@ pub fn evaluate(scored: &Scored, artifacts: &Artifacts, split: &str, condition: 
 
 /// Retrains the MetaNet on the saved out-of-fold rows without each family (same split, seed
 /// and settings) and measures AUROC on the evaluation rows.
-fn ablation(scored: &Scored, artifacts: &Artifacts, labelled: &[usize], correct: &[bool], seed: u64) -> Result<(Option<f64>, Vec<AblationRow>)> {
+fn ablation(
+    scored: &Scored,
+    artifacts: &Artifacts,
+    labelled: &[usize],
+    correct: &[bool],
+    seed: u64,
+) -> Result<(Option<f64>, Vec<AblationRow>)> {
     let layout = &artifacts.manifest.layout;
     let dim = layout.dim();
     let tm = &artifacts.train_meta;
@@ -154,12 +217,26 @@ fn ablation(scored: &Scored, artifacts: &Artifacts, labelled: &[usize], correct:
     let run = |keep: &[usize]| -> Result<Option<f64>> {
         let project = |row: &[f32]| -> Vec<f32> { keep.iter().map(|&j| row[j]).collect() };
         let train_rows: Vec<f32> = tm.rows.chunks(dim).flat_map(project).collect();
-        let (mut net, _) = MetaNet::train(&train_rows, keep.len(), &tm.correct, &fit, &stop, &artifacts.manifest.metanet, seed)?;
+        let (mut net, _) = MetaNet::train(
+            &train_rows,
+            keep.len(),
+            &tm.correct,
+            &fit,
+            &stop,
+            &artifacts.manifest.metanet,
+            seed,
+        )?;
         let k = keep.len();
-        let calib_logits: Vec<f32> = calib.iter().map(|&i| net.logit(&train_rows[i * k..(i + 1) * k])).collect();
+        let calib_logits: Vec<f32> = calib
+            .iter()
+            .map(|&i| net.logit(&train_rows[i * k..(i + 1) * k]))
+            .collect();
         let calib_correct: Vec<bool> = calib.iter().map(|&i| tm.correct[i]).collect();
         net.calibrate(&calib_logits, &calib_correct);
-        let scores: Vec<f32> = labelled.iter().map(|&i| net.calibrated_logit(&project(&scored.records[i].meta))).collect();
+        let scores: Vec<f32> = labelled
+            .iter()
+            .map(|&i| net.calibrated_logit(&project(&scored.records[i].meta)))
+            .collect();
         Ok(metrics::auroc(&scores, correct))
     };
     let all: Vec<usize> = (0..dim).collect();
@@ -167,7 +244,9 @@ fn ablation(scored: &Scored, artifacts: &Artifacts, labelled: &[usize], correct:
     let rows = features::FAMILIES
         .iter()
         .map(|family| {
-            let keep: Vec<usize> = (0..dim).filter(|&j| layout.family_of(j) != Some(family)).collect();
+            let keep: Vec<usize> = (0..dim)
+                .filter(|&j| layout.family_of(j) != Some(family))
+                .collect();
             let auroc = run(&keep)?;
             Ok(AblationRow {
                 without_family: family.to_string(),

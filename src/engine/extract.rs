@@ -52,7 +52,10 @@ impl ExtractSpec<'_> {
             .part("backbone", self.backbone.kind.name())
             .part("weights", self.weights_sha256)
             .part("preprocess", pre)
-            .part("corruption", self.corruption.map(|c| c.to_string()).unwrap_or_default())
+            .part(
+                "corruption",
+                self.corruption.map(|c| c.to_string()).unwrap_or_default(),
+            )
             .part("seed", self.seed.to_le_bytes())
             .samples(&samples.iter().collect::<Vec<_>>())
     }
@@ -60,20 +63,36 @@ impl ExtractSpec<'_> {
     fn transform(&self) -> Option<Box<ImageTransform>> {
         let spec = self.corruption?;
         let seed = self.seed;
-        Some(Box::new(move |s: &Sample, img| corrupt::apply(&img, &spec, &s.id, seed).0))
+        Some(Box::new(move |s: &Sample, img| {
+            corrupt::apply(&img, &spec, &s.id, seed).0
+        }))
     }
 
     /// Embeddings of `samples` (forward passes only).
-    pub fn embeddings(&self, samples: &[Sample], progress: &dyn Fn(usize, usize)) -> Result<Extracted> {
+    pub fn embeddings(
+        &self,
+        samples: &[Sample],
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Extracted> {
         self.run(samples, None, progress)
     }
 
     /// Embeddings and gradient sensitivity under `head`.
-    pub fn with_gradients(&self, samples: &[Sample], head: &LinearHead, progress: &dyn Fn(usize, usize)) -> Result<Extracted> {
+    pub fn with_gradients(
+        &self,
+        samples: &[Sample],
+        head: &LinearHead,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Extracted> {
         self.run(samples, Some(head), progress)
     }
 
-    fn run(&self, samples: &[Sample], head: Option<&LinearHead>, progress: &dyn Fn(usize, usize)) -> Result<Extracted> {
+    fn run(
+        &self,
+        samples: &[Sample],
+        head: Option<&LinearHead>,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Extracted> {
         let mut key = self.key(if head.is_some() { "grad" } else { "embed" }, samples);
         if let Some(h) = head {
             key = key.part("head", head_hash(h));
@@ -89,24 +108,31 @@ impl ExtractSpec<'_> {
             ..Default::default()
         };
         let mut done = 0;
-        for_each_batch_transformed(samples, &self.backbone.kind.preprocess(), self.batch_size, transform.as_deref(), |batch| {
-            for (i, reason) in batch.failures {
-                out.skipped.push((samples[i].id.clone(), reason));
-            }
-            done += batch.indices.len();
-            if let Some(input) = batch.input {
-                let input = input.to_device(&device)?;
-                let (embedding, norms) = match head {
-                    None => (self.backbone.embed(&input)?, Vec::new()),
-                    Some(head) => gradient_pass(self.backbone, head, &input)?,
-                };
-                out.embeddings.extend(embedding.flatten_all()?.to_vec1::<f32>()?);
-                out.grad_norms.extend(norms);
-                out.rows.extend(batch.indices);
-            }
-            progress(done + out.skipped.len(), samples.len());
-            Ok(())
-        })?;
+        for_each_batch_transformed(
+            samples,
+            &self.backbone.kind.preprocess(),
+            self.batch_size,
+            transform.as_deref(),
+            |batch| {
+                for (i, reason) in batch.failures {
+                    out.skipped.push((samples[i].id.clone(), reason));
+                }
+                done += batch.indices.len();
+                if let Some(input) = batch.input {
+                    let input = input.to_device(&device)?;
+                    let (embedding, norms) = match head {
+                        None => (self.backbone.embed(&input)?, Vec::new()),
+                        Some(head) => gradient_pass(self.backbone, head, &input)?,
+                    };
+                    out.embeddings
+                        .extend(embedding.flatten_all()?.to_vec1::<f32>()?);
+                    out.grad_norms.extend(norms);
+                    out.rows.extend(batch.indices);
+                }
+                progress(done + out.skipped.len(), samples.len());
+                Ok(())
+            },
+        )?;
         store(&key, &out)?;
         Ok(out)
     }
@@ -114,13 +140,19 @@ impl ExtractSpec<'_> {
 
 /// One forward + backward pass: embeddings and ‖∂ log p_ŷ / ∂x‖₂ per image, where ŷ is the
 /// head's prediction (never the label).
-fn gradient_pass(backbone: &Backbone, head: &LinearHead, input: &Tensor) -> Result<(Tensor, Vec<f32>)> {
+fn gradient_pass(
+    backbone: &Backbone,
+    head: &LinearHead,
+    input: &Tensor,
+) -> Result<(Tensor, Vec<f32>)> {
     let x = Var::from_tensor(input)?;
     let embedding = backbone.embed(x.as_tensor())?;
     let logits = head.logits_tensor(&embedding)?;
     let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
     let mask = one_hot(&predicted, head.classes, input.device())?;
-    let objective = candle_nn::ops::log_softmax(&logits, 1)?.mul(&mask)?.sum_all()?;
+    let objective = candle_nn::ops::log_softmax(&logits, 1)?
+        .mul(&mask)?
+        .sum_all()?;
     let grads = objective.backward()?;
     let g = grads.get(&x).expect("the objective depends on the input");
     let norms = g.sqr()?.sum((1, 2, 3))?.sqrt()?.to_vec1::<f32>()?;
@@ -141,10 +173,19 @@ fn store(key: &CacheKey, e: &Extracted) -> Result<()> {
     let d = candle_core::Device::Cpu;
     let n = e.rows.len();
     let mut t = HashMap::new();
-    t.insert("rows".to_string(), Tensor::from_vec(e.rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), n, &d)?);
-    t.insert("embeddings".to_string(), Tensor::from_slice(&e.embeddings, (n, e.dim), &d)?);
+    t.insert(
+        "rows".to_string(),
+        Tensor::from_vec(e.rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), n, &d)?,
+    );
+    t.insert(
+        "embeddings".to_string(),
+        Tensor::from_slice(&e.embeddings, (n, e.dim), &d)?,
+    );
     if !e.grad_norms.is_empty() {
-        t.insert("grad_norms".to_string(), Tensor::from_slice(&e.grad_norms, n, &d)?);
+        t.insert(
+            "grad_norms".to_string(),
+            Tensor::from_slice(&e.grad_norms, n, &d)?,
+        );
     }
     if n > 0 {
         cache::store_tensors(key, &t)?;
@@ -155,14 +196,22 @@ fn store(key: &CacheKey, e: &Extracted) -> Result<()> {
 fn load(key: &CacheKey) -> Option<Extracted> {
     let skipped: Vec<(String, String)> = cache::load_json(key)?;
     let t = cache::load_tensors(key).unwrap_or_default();
-    let rows: Vec<u32> = t.get("rows").and_then(|r| r.to_vec1().ok()).unwrap_or_default();
+    let rows: Vec<u32> = t
+        .get("rows")
+        .and_then(|r| r.to_vec1().ok())
+        .unwrap_or_default();
     let embeddings = t.get("embeddings");
     let dim = embeddings.and_then(|e| e.dim(1).ok()).unwrap_or(0);
     Some(Extracted {
         rows: rows.into_iter().map(|r| r as usize).collect(),
         dim,
-        embeddings: embeddings.and_then(|e| e.flatten_all().ok()?.to_vec1().ok()).unwrap_or_default(),
-        grad_norms: t.get("grad_norms").and_then(|g| g.to_vec1().ok()).unwrap_or_default(),
+        embeddings: embeddings
+            .and_then(|e| e.flatten_all().ok()?.to_vec1().ok())
+            .unwrap_or_default(),
+        grad_norms: t
+            .get("grad_norms")
+            .and_then(|g| g.to_vec1().ok())
+            .unwrap_or_default(),
         skipped,
         from_cache: true,
     })

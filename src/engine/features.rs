@@ -22,7 +22,15 @@ pub const TOP_K: usize = 5;
 pub const MC_PASSES: usize = 20;
 
 /// Family names, in layout order.
-pub const FAMILIES: [&str; 7] = ["entropy", "gap", "topk", "mc_dropout", "gradient", "pca", "knn"];
+pub const FAMILIES: [&str; 7] = [
+    "entropy",
+    "gap",
+    "topk",
+    "mc_dropout",
+    "gradient",
+    "pca",
+    "knn",
+];
 
 pub fn layout(classes: usize) -> FeatureLayout {
     let top_k = TOP_K.min(classes);
@@ -30,7 +38,12 @@ pub fn layout(classes: usize) -> FeatureLayout {
         vec!["entropy".into(), "entropy_normalised".into()],
         vec!["logit_gap".into(), "prob_margin".into()],
         (1..=top_k).map(|i| format!("logit_{i}")).collect(),
-        vec!["mean_p_pred".into(), "var_p_pred".into(), "mean_entropy".into(), "mutual_information".into()],
+        vec![
+            "mean_p_pred".into(),
+            "var_p_pred".into(),
+            "mean_entropy".into(),
+            "mutual_information".into(),
+        ],
         vec!["log_grad_norm".into()],
         (1..=knn::DIM).map(|i| format!("pc{i}")).collect(),
         vec![
@@ -73,7 +86,10 @@ pub fn softmax64(z: &[f32]) -> Vec<f64> {
 }
 
 fn entropy(p: &[f64]) -> f64 {
-    -p.iter().filter(|&&v| v > 0.0).map(|v| v * v.ln()).sum::<f64>()
+    -p.iter()
+        .filter(|&&v| v > 0.0)
+        .map(|v| v * v.ln())
+        .sum::<f64>()
 }
 
 pub fn argmax(z: &[f32]) -> usize {
@@ -92,7 +108,13 @@ pub fn sample_seed(seed: u64, id: &str) -> u64 {
 }
 
 /// MC dropout over one cached embedding.
-pub fn mc_dropout(head: &LinearHead, embedding: &[f32], rate: f32, passes: usize, seed: u64) -> McStats {
+pub fn mc_dropout(
+    head: &LinearHead,
+    embedding: &[f32],
+    rate: f32,
+    passes: usize,
+    seed: u64,
+) -> McStats {
     let predicted = argmax(&head.logits(embedding, None));
     let keep = 1.0 - rate;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -102,7 +124,11 @@ pub fn mc_dropout(head: &LinearHead, embedding: &[f32], rate: f32, passes: usize
     let mut mean_p = vec![0f64; head.classes];
     for _ in 0..passes {
         for m in mask.iter_mut() {
-            *m = if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 };
+            *m = if rng.random::<f32>() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            };
         }
         let p = softmax64(&head.logits(embedding, Some(&mask)));
         p_pred.push(p[predicted]);
@@ -147,7 +173,12 @@ pub fn meta_vector(row: &RowInputs) -> Vec<f32> {
         (p[order[0]] - second(&|i| p[i])) as f32,
     ];
     out.extend(order.iter().take(TOP_K.min(c)).map(|&i| z[i]));
-    out.extend([row.mc.mean_p_pred, row.mc.var_p_pred, row.mc.mean_entropy, row.mc.mutual_information]);
+    out.extend([
+        row.mc.mean_p_pred,
+        row.mc.var_p_pred,
+        row.mc.mean_entropy,
+        row.mc.mutual_information,
+    ]);
     out.push((row.grad_norm.max(1e-12) as f64).ln() as f32);
     out.extend((0..knn::DIM).map(|i| row.pca.get(i).copied().unwrap_or(0.0)));
     out.extend([
@@ -162,7 +193,11 @@ pub fn meta_vector(row: &RowInputs) -> Vec<f32> {
 pub fn diagnostics(row: &RowInputs) -> Diagnostics {
     let p = softmax64(row.logits);
     let order = crate::engine::pipeline::top_k(row.logits, row.logits.len());
-    let gap = if order.len() > 1 { row.logits[order[0]] - row.logits[order[1]] } else { 0.0 };
+    let gap = if order.len() > 1 {
+        row.logits[order[0]] - row.logits[order[1]]
+    } else {
+        0.0
+    };
     Diagnostics {
         msp: p[order[0]] as f32,
         entropy: entropy(&p) as f32,
@@ -196,13 +231,20 @@ pub fn baseline_scores(row: &RowInputs, temperature: f32) -> [f32; 10] {
     let log_max_softmax = |t: f64| -> f64 {
         let max = z[order[0]] as f64;
         // log p_max = −ln(1 + Σ_{j≠max} exp((z_j − z_max)/T)), exact near p_max = 1.
-        let rest: f64 = order[1..].iter().map(|&j| ((z[j] as f64 - max) / t).exp()).sum();
+        let rest: f64 = order[1..]
+            .iter()
+            .map(|&j| ((z[j] as f64 - max) / t).exp())
+            .sum();
         -rest.ln_1p()
     };
     let p = softmax64(z);
     let max = z[order[0]] as f64;
     let lse = max + z.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
-    let margin = if order.len() > 1 { p[order[0]] - p[order[1]] } else { 1.0 };
+    let margin = if order.len() > 1 {
+        p[order[0]] - p[order[1]]
+    } else {
+        1.0
+    };
     [
         log_max_softmax(1.0) as f32,
         log_max_softmax(temperature as f64) as f32,
@@ -240,7 +282,9 @@ mod tests {
     #[test]
     fn layout_names_every_dimension_of_the_meta_vector() {
         let l = layout(10);
-        let v = meta_vector(&inputs(&[3.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0]));
+        let v = meta_vector(&inputs(&[
+            3.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0,
+        ]));
         assert_eq!(l.dim(), v.len());
         assert_eq!(l.dim(), 2 + 2 + 5 + 4 + 1 + knn::DIM + 4);
         assert_eq!(l.name(0), Some("entropy.entropy"));
@@ -256,7 +300,13 @@ mod tests {
         let sure = baseline_scores(&inputs(&[30.0, 0.0, 0.0]), 1.0);
         let unsure = baseline_scores(&inputs(&[1.0, 0.9, 0.8]), 1.0);
         for i in 0..7 {
-            assert!(sure[i] > unsure[i], "{} {} vs {}", BASELINES[i], sure[i], unsure[i]);
+            assert!(
+                sure[i] > unsure[i],
+                "{} {} vs {}",
+                BASELINES[i],
+                sure[i],
+                unsure[i]
+            );
         }
         // Saturated softmax still ranks: log p_max keeps the difference float32 p_max loses.
         let a = baseline_scores(&inputs(&[40.0, 0.0]), 1.0)[0];

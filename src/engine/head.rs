@@ -61,11 +61,17 @@ impl LinearHead {
         let standardised = standardise(embeddings, dim, &mean, &std);
         let device = Device::Cpu;
         let x_all = Tensor::from_vec(standardised, (n, dim), &device)?;
-        let y_all = Tensor::from_vec(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), n, &device)?;
+        let y_all = Tensor::from_vec(
+            labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
+            n,
+            &device,
+        )?;
 
         let mut rng = StdRng::seed_from_u64(seed);
         let scale = (1.0 / dim as f64).sqrt() as f32;
-        let w0: Vec<f32> = (0..classes * dim).map(|_| rng.random_range(-scale..scale)).collect();
+        let w0: Vec<f32> = (0..classes * dim)
+            .map(|_| rng.random_range(-scale..scale))
+            .collect();
         let w = Var::from_tensor(&Tensor::from_vec(w0, (classes, dim), &device)?)?;
         let b = Var::zeros(classes, DType::F32, &device)?;
         let mut opt = AdamW::new(
@@ -86,10 +92,18 @@ impl LinearHead {
                 let y = y_all.index_select(&idx, 0)?;
                 // Inverted dropout from our own seeded generator, so training is reproducible.
                 let mask: Vec<f32> = (0..chunk.len() * dim)
-                    .map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 })
+                    .map(|_| {
+                        if rng.random::<f32>() < keep {
+                            1.0 / keep
+                        } else {
+                            0.0
+                        }
+                    })
                     .collect();
                 let x = x.mul(&Tensor::from_vec(mask, (chunk.len(), dim), &device)?)?;
-                let logits = x.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
+                let logits = x
+                    .matmul(&w.as_tensor().t()?)?
+                    .broadcast_add(b.as_tensor())?;
                 let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
                 opt.backward_step(&loss)?;
             }
@@ -126,7 +140,8 @@ impl LinearHead {
         let dtype = embedding.dtype();
         let mean = Tensor::from_slice(&self.mean, (1, self.dim), device)?.to_dtype(dtype)?;
         let std = Tensor::from_slice(&self.std, (1, self.dim), device)?.to_dtype(dtype)?;
-        let w = Tensor::from_slice(&self.weight, (self.classes, self.dim), device)?.to_dtype(dtype)?;
+        let w =
+            Tensor::from_slice(&self.weight, (self.classes, self.dim), device)?.to_dtype(dtype)?;
         let b = Tensor::from_slice(&self.bias, (1, self.classes), device)?.to_dtype(dtype)?;
         let x = embedding.broadcast_sub(&mean)?.broadcast_div(&std)?;
         Ok(x.matmul(&w.t()?)?.broadcast_add(&b)?)
@@ -135,10 +150,22 @@ impl LinearHead {
     pub fn to_tensors(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
         let d = Device::Cpu;
         Ok(vec![
-            (format!("{prefix}.mean"), Tensor::from_slice(&self.mean, self.dim, &d)?),
-            (format!("{prefix}.std"), Tensor::from_slice(&self.std, self.dim, &d)?),
-            (format!("{prefix}.weight"), Tensor::from_slice(&self.weight, (self.classes, self.dim), &d)?),
-            (format!("{prefix}.bias"), Tensor::from_slice(&self.bias, self.classes, &d)?),
+            (
+                format!("{prefix}.mean"),
+                Tensor::from_slice(&self.mean, self.dim, &d)?,
+            ),
+            (
+                format!("{prefix}.std"),
+                Tensor::from_slice(&self.std, self.dim, &d)?,
+            ),
+            (
+                format!("{prefix}.weight"),
+                Tensor::from_slice(&self.weight, (self.classes, self.dim), &d)?,
+            ),
+            (
+                format!("{prefix}.bias"),
+                Tensor::from_slice(&self.bias, self.classes, &d)?,
+            ),
         ])
     }
 
@@ -172,7 +199,10 @@ pub fn column_stats(data: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
             *s += (v as f64 - m).powi(2);
         }
     }
-    let std = var.iter().map(|s| ((s / n).sqrt() as f32).max(1e-6)).collect();
+    let std = var
+        .iter()
+        .map(|s| ((s / n).sqrt() as f32).max(1e-6))
+        .collect();
     (mean.iter().map(|&m| m as f32).collect(), std)
 }
 
@@ -192,7 +222,12 @@ pub fn fit_temperature(logits: &[Vec<f32>], labels: &[u16]) -> f32 {
             .zip(labels)
             .map(|(z, &y)| {
                 let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let lse = z.iter().map(|&v| ((v as f64 - max) / t).exp()).sum::<f64>().ln() + max / t;
+                let lse = z
+                    .iter()
+                    .map(|&v| ((v as f64 - max) / t).exp())
+                    .sum::<f64>()
+                    .ln()
+                    + max / t;
                 lse - z[y as usize] as f64 / t
             })
             .sum()
@@ -234,15 +269,21 @@ mod tests {
     #[test]
     fn learns_separable_classes_and_round_trips_through_tensors() {
         let (x, y) = blobs(50, 3, 1);
-        let cfg = HeadConfig { epochs: 300, ..Default::default() };
+        let cfg = HeadConfig {
+            epochs: 300,
+            ..Default::default()
+        };
         let head = LinearHead::train(&x, 4, &y, 3, &cfg, 7).unwrap();
         let correct = x
             .chunks(4)
             .zip(&y)
-            .filter(|(row, &label)| crate::engine::pipeline::top_k(&head.logits(row, None), 1)[0] == label as usize)
+            .filter(|(row, &label)| {
+                crate::engine::pipeline::top_k(&head.logits(row, None), 1)[0] == label as usize
+            })
             .count();
         assert!(correct >= 145, "{correct}/150");
-        let tensors: std::collections::HashMap<_, _> = head.to_tensors("head").unwrap().into_iter().collect();
+        let tensors: std::collections::HashMap<_, _> =
+            head.to_tensors("head").unwrap().into_iter().collect();
         let back = LinearHead::from_tensors(|k| Ok(tensors[k].clone()), "head").unwrap();
         assert_eq!(back, head);
         // The tensor path computes the same logits as the scalar path.
@@ -259,7 +300,10 @@ mod tests {
     #[test]
     fn training_is_reproducible_from_the_seed() {
         let (x, y) = blobs(20, 2, 3);
-        let cfg = HeadConfig { epochs: 5, ..Default::default() };
+        let cfg = HeadConfig {
+            epochs: 5,
+            ..Default::default()
+        };
         let a = LinearHead::train(&x, 4, &y, 2, &cfg, 11).unwrap();
         let b = LinearHead::train(&x, 4, &y, 2, &cfg, 11).unwrap();
         assert_eq!(a, b);

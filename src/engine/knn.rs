@@ -38,7 +38,9 @@ impl KnnBank {
         let tree = Tree::new_from_slice(&points);
         let class_trees = (0..classes)
             .map(|c| {
-                let members: Vec<usize> = (0..points.len()).filter(|&i| labels[i] as usize == c).collect();
+                let members: Vec<usize> = (0..points.len())
+                    .filter(|&i| labels[i] as usize == c)
+                    .collect();
                 let class_points: Vec<[f32; DIM]> = members.iter().map(|&i| points[i]).collect();
                 (Tree::new_from_slice(&class_points), members)
             })
@@ -95,7 +97,11 @@ impl KnnBank {
             mean_distance,
             kth_distance,
             predicted_class_distance,
-            trust_score: if trust_score.is_finite() { trust_score } else { 1e6 },
+            trust_score: if trust_score.is_finite() {
+                trust_score
+            } else {
+                1e6
+            },
         }
     }
 }

@@ -76,13 +76,24 @@ impl MetaNet {
         config: &MetaNetConfig,
         seed: u64,
     ) -> Result<(Self, MetaNetTrainingReport)> {
-        let gather = |idx: &[usize]| -> Vec<f32> { idx.iter().flat_map(|&i| rows[i * dim..(i + 1) * dim].to_vec()).collect() };
+        let gather = |idx: &[usize]| -> Vec<f32> {
+            idx.iter()
+                .flat_map(|&i| rows[i * dim..(i + 1) * dim].to_vec())
+                .collect()
+        };
         let fit_rows = gather(fit);
         let (mean, std) = column_stats(&fit_rows, dim);
         let device = Device::Cpu;
         let to_xy = |idx: &[usize], data: Vec<f32>| -> Result<(Tensor, Tensor)> {
-            let x = Tensor::from_vec(standardise(&data, dim, &mean, &std), (idx.len(), dim), &device)?;
-            let y: Vec<f32> = idx.iter().map(|&i| f32::from(u8::from(correct[i]))).collect();
+            let x = Tensor::from_vec(
+                standardise(&data, dim, &mean, &std),
+                (idx.len(), dim),
+                &device,
+            )?;
+            let y: Vec<f32> = idx
+                .iter()
+                .map(|&i| f32::from(u8::from(correct[i])))
+                .collect();
             Ok((x, Tensor::from_vec(y, (idx.len(), 1), &device)?))
         };
         let (x_fit, y_fit) = to_xy(fit, fit_rows.clone())?;
@@ -96,8 +107,14 @@ impl MetaNet {
         for w in sizes.windows(2) {
             let (fan_in, fan_out) = (w[0], w[1]);
             let bound = (6.0 / fan_in as f64).sqrt() as f32 / 2.0;
-            let init: Vec<f32> = (0..fan_in * fan_out).map(|_| rng.random_range(-bound..bound)).collect();
-            vars.push(Var::from_tensor(&Tensor::from_vec(init, (fan_out, fan_in), &device)?)?);
+            let init: Vec<f32> = (0..fan_in * fan_out)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
+            vars.push(Var::from_tensor(&Tensor::from_vec(
+                init,
+                (fan_out, fan_in),
+                &device,
+            )?)?);
             vars.push(Var::zeros(fan_out, DType::F32, &device)?);
         }
         let mut opt = AdamW::new(
@@ -112,7 +129,9 @@ impl MetaNet {
             let mut h = x.clone();
             let layers = vars.len() / 2;
             for l in 0..layers {
-                h = h.matmul(&vars[2 * l].as_tensor().t()?)?.broadcast_add(vars[2 * l + 1].as_tensor())?;
+                h = h
+                    .matmul(&vars[2 * l].as_tensor().t()?)?
+                    .broadcast_add(vars[2 * l + 1].as_tensor())?;
                 if l + 1 < layers {
                     h = h.relu()?;
                     if let Some(m) = masks {
@@ -130,19 +149,37 @@ impl MetaNet {
             epochs_run = epoch + 1;
             order.shuffle(&mut rng);
             for chunk in order.chunks(config.batch_size.max(1)) {
-                let idx = Tensor::from_vec(chunk.iter().map(|&i| i as u32).collect::<Vec<_>>(), chunk.len(), &device)?;
+                let idx = Tensor::from_vec(
+                    chunk.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                    chunk.len(),
+                    &device,
+                )?;
                 let x = x_fit.index_select(&idx, 0)?;
                 let y = y_fit.index_select(&idx, 0)?;
                 let masks = config.hidden.iter().map(|&h| {
-                    let m: Vec<f32> = (0..chunk.len() * h).map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect();
+                    let m: Vec<f32> = (0..chunk.len() * h)
+                        .map(|_| {
+                            if rng.random::<f32>() < keep {
+                                1.0 / keep
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
                     Tensor::from_vec(m, (chunk.len(), h), &device)
                 });
                 let masks = masks.collect::<candle_core::Result<Vec<_>>>()?;
-                let loss = candle_nn::loss::binary_cross_entropy_with_logit(&forward(&x, Some(&masks))?, &y)?;
+                let loss = candle_nn::loss::binary_cross_entropy_with_logit(
+                    &forward(&x, Some(&masks))?,
+                    &y,
+                )?;
                 opt.backward_step(&loss)?;
             }
-            let val_loss = candle_nn::loss::binary_cross_entropy_with_logit(&forward(&x_stop, None)?, &y_stop)?
-                .to_scalar::<f32>()? as f64;
+            let val_loss = candle_nn::loss::binary_cross_entropy_with_logit(
+                &forward(&x_stop, None)?,
+                &y_stop,
+            )?
+            .to_scalar::<f32>()? as f64;
             if val_loss < best.0 {
                 best = (val_loss, epoch, snapshot(&vars)?);
             } else if epoch - best.1 >= config.patience {
@@ -175,14 +212,25 @@ impl MetaNet {
 
     /// The uncalibrated output logit of one raw meta-vector.
     pub fn logit(&self, row: &[f32]) -> f32 {
-        let mut h: Vec<f32> = row.iter().zip(&self.mean).zip(&self.std).map(|((v, m), s)| (v - m) / s).collect();
+        let mut h: Vec<f32> = row
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.std)
+            .map(|((v, m), s)| (v - m) / s)
+            .collect();
         for (l, layer) in self.layers.iter().enumerate() {
             let inputs = h.len();
             h = layer
                 .bias
                 .iter()
                 .enumerate()
-                .map(|(o, b)| b + layer.weight[o * inputs..(o + 1) * inputs].iter().zip(&h).map(|(w, v)| w * v).sum::<f32>())
+                .map(|(o, b)| {
+                    b + layer.weight[o * inputs..(o + 1) * inputs]
+                        .iter()
+                        .zip(&h)
+                        .map(|(w, v)| w * v)
+                        .sum::<f32>()
+                })
                 .collect();
             if l + 1 < self.layers.len() {
                 h.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -211,24 +259,45 @@ impl MetaNet {
     pub fn to_tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let d = Device::Cpu;
         let mut out = vec![
-            ("metanet.mean".to_string(), Tensor::from_slice(&self.mean, self.mean.len(), &d)?),
-            ("metanet.std".to_string(), Tensor::from_slice(&self.std, self.std.len(), &d)?),
-            ("metanet.platt".to_string(), Tensor::from_slice(&[self.platt_a, self.platt_b], 2, &d)?),
+            (
+                "metanet.mean".to_string(),
+                Tensor::from_slice(&self.mean, self.mean.len(), &d)?,
+            ),
+            (
+                "metanet.std".to_string(),
+                Tensor::from_slice(&self.std, self.std.len(), &d)?,
+            ),
+            (
+                "metanet.platt".to_string(),
+                Tensor::from_slice(&[self.platt_a, self.platt_b], 2, &d)?,
+            ),
         ];
         for (i, l) in self.layers.iter().enumerate() {
             let out_dim = l.bias.len();
-            out.push((format!("metanet.layer{i}.weight"), Tensor::from_slice(&l.weight, (out_dim, l.weight.len() / out_dim), &d)?));
-            out.push((format!("metanet.layer{i}.bias"), Tensor::from_slice(&l.bias, out_dim, &d)?));
+            out.push((
+                format!("metanet.layer{i}.weight"),
+                Tensor::from_slice(&l.weight, (out_dim, l.weight.len() / out_dim), &d)?,
+            ));
+            out.push((
+                format!("metanet.layer{i}.bias"),
+                Tensor::from_slice(&l.bias, out_dim, &d)?,
+            ));
         }
         Ok(out)
     }
 
-    pub fn from_tensors(get: impl Fn(&str) -> Result<Tensor>, layers: usize, best_epoch: usize) -> Result<Self> {
+    pub fn from_tensors(
+        get: impl Fn(&str) -> Result<Tensor>,
+        layers: usize,
+        best_epoch: usize,
+    ) -> Result<Self> {
         let platt: Vec<f32> = get("metanet.platt")?.to_vec1()?;
         let layers = (0..layers)
             .map(|i| {
                 Ok(Dense {
-                    weight: get(&format!("metanet.layer{i}.weight"))?.flatten_all()?.to_vec1()?,
+                    weight: get(&format!("metanet.layer{i}.weight"))?
+                        .flatten_all()?
+                        .to_vec1()?,
                     bias: get(&format!("metanet.layer{i}.bias"))?.to_vec1()?,
                 })
             })
@@ -245,7 +314,9 @@ impl MetaNet {
 }
 
 fn snapshot(vars: &[Var]) -> Result<Vec<Vec<f32>>> {
-    vars.iter().map(|v| Ok(v.as_tensor().flatten_all()?.to_vec1()?)).collect()
+    vars.iter()
+        .map(|v| Ok(v.as_tensor().flatten_all()?.to_vec1()?))
+        .collect()
 }
 
 pub fn sigmoid(z: f32) -> f32 {
@@ -257,7 +328,8 @@ pub fn sigmoid(z: f32) -> f32 {
 pub fn fit_platt(z: &[f32], correct: &[bool]) -> (f32, f32) {
     let (mut a, mut b) = (1.0f64, 0.0f64);
     for _ in 0..100 {
-        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (1e-3 * (a - 1.0), 1e-3 * b, 1e-3, 0.0, 1e-3);
+        let (mut ga, mut gb, mut haa, mut hab, mut hbb) =
+            (1e-3 * (a - 1.0), 1e-3 * b, 1e-3, 0.0, 1e-3);
         for (&zi, &yi) in z.iter().zip(correct) {
             let zi = zi as f64;
             let p = 1.0 / (1.0 + (-(a * zi + b)).exp());
@@ -302,25 +374,43 @@ mod tests {
         }
         let fit: Vec<usize> = (0..2000).collect();
         let stop: Vec<usize> = (2000..2500).collect();
-        let cfg = MetaNetConfig { max_epochs: 100, ..Default::default() };
+        let cfg = MetaNetConfig {
+            max_epochs: 100,
+            ..Default::default()
+        };
         let (mut net, report) = MetaNet::train(&rows, 2, &correct, &fit, &stop, &cfg, 3).unwrap();
         assert!(report.best_validation_loss < 0.5, "{report:?}");
         let held: Vec<usize> = (2500..n).collect();
-        let logits: Vec<f32> = held.iter().map(|&i| net.logit(&rows[2 * i..2 * i + 2])).collect();
+        let logits: Vec<f32> = held
+            .iter()
+            .map(|&i| net.logit(&rows[2 * i..2 * i + 2]))
+            .collect();
         let labels: Vec<bool> = held.iter().map(|&i| correct[i]).collect();
         net.calibrate(&logits, &labels);
         // Monotone in the signal, and calibrated on the held-out rows.
         let p = |x0: f32| net.p_correct(&[x0, 0.0]);
-        assert!(p(-2.0) < p(0.0) && p(0.0) < p(2.0), "{} {} {}", p(-2.0), p(0.0), p(2.0));
+        assert!(
+            p(-2.0) < p(0.0) && p(0.0) < p(2.0),
+            "{} {} {}",
+            p(-2.0),
+            p(0.0),
+            p(2.0)
+        );
         assert!(p(-2.0) < 0.2 && p(2.0) > 0.8);
-        let probs: Vec<f32> = held.iter().map(|&i| net.p_correct(&rows[2 * i..2 * i + 2])).collect();
+        let probs: Vec<f32> = held
+            .iter()
+            .map(|&i| net.p_correct(&rows[2 * i..2 * i + 2]))
+            .collect();
         let ece = crate::engine::metrics::ece(&probs, &labels).unwrap();
         assert!(ece < 0.06, "ECE {ece}");
         let auroc = crate::engine::metrics::auroc(&probs, &labels).unwrap();
         // The Bayes-optimal AUROC for this set-up is about 0.86.
         assert!(auroc > 0.8, "AUROC {auroc}");
-        let tensors: std::collections::HashMap<_, _> = net.to_tensors().unwrap().into_iter().collect();
-        let back = MetaNet::from_tensors(|k| Ok(tensors[k].clone()), net.layers.len(), net.best_epoch).unwrap();
+        let tensors: std::collections::HashMap<_, _> =
+            net.to_tensors().unwrap().into_iter().collect();
+        let back =
+            MetaNet::from_tensors(|k| Ok(tensors[k].clone()), net.layers.len(), net.best_epoch)
+                .unwrap();
         assert_eq!(back, net);
     }
 
@@ -328,8 +418,14 @@ mod tests {
     fn platt_recovers_known_slope() {
         let mut rng = StdRng::seed_from_u64(9);
         let z: Vec<f32> = (0..20000).map(|_| rng.random_range(-4.0..4.0)).collect();
-        let y: Vec<bool> = z.iter().map(|&v| rng.random::<f32>() < sigmoid(0.5 * v - 1.0)).collect();
+        let y: Vec<bool> = z
+            .iter()
+            .map(|&v| rng.random::<f32>() < sigmoid(0.5 * v - 1.0))
+            .collect();
         let (a, b) = fit_platt(&z, &y);
-        assert!((a - 0.5).abs() < 0.05 && (b + 1.0).abs() < 0.08, "a {a} b {b}");
+        assert!(
+            (a - 0.5).abs() < 0.05 && (b + 1.0).abs() < 0.08,
+            "a {a} b {b}"
+        );
     }
 }

@@ -35,7 +35,10 @@ impl Pca {
             mean: model.mean().iter().map(|&v| v as f32).collect(),
             components: model.components().iter().map(|&v| v as f32).collect(),
             dim,
-            explained_variance_ratio: explained.iter().map(|v| (v / total_variance) as f32).collect(),
+            explained_variance_ratio: explained
+                .iter()
+                .map(|v| (v / total_variance) as f32)
+                .collect(),
         })
     }
 
@@ -46,7 +49,13 @@ impl Pca {
     pub fn transform(&self, row: &[f32]) -> Vec<f32> {
         self.components
             .chunks(self.dim)
-            .map(|axis| axis.iter().zip(row).zip(&self.mean).map(|((a, v), m)| a * (v - m)).sum())
+            .map(|axis| {
+                axis.iter()
+                    .zip(row)
+                    .zip(&self.mean)
+                    .map(|((a, v), m)| a * (v - m))
+                    .sum()
+            })
             .collect()
     }
 }
@@ -70,8 +79,15 @@ mod tests {
         let pca = Pca::fit(&data, dim, 3).unwrap();
         let axis = &pca.components[..dim];
         let s = std::f32::consts::FRAC_1_SQRT_2;
-        assert!((axis[0].abs() - s).abs() < 1e-2 && (axis[1].abs() - s).abs() < 1e-2, "{axis:?}");
-        assert!(pca.explained_variance_ratio[0] > 0.99, "{:?}", pca.explained_variance_ratio);
+        assert!(
+            (axis[0].abs() - s).abs() < 1e-2 && (axis[1].abs() - s).abs() < 1e-2,
+            "{axis:?}"
+        );
+        assert!(
+            pca.explained_variance_ratio[0] > 0.99,
+            "{:?}",
+            pca.explained_variance_ratio
+        );
         let projected = pca.transform(&data[..dim]);
         assert_eq!(projected.len(), 3);
         assert!((projected[0].abs() - 14.14).abs() < 0.3, "{projected:?}");

@@ -73,7 +73,10 @@ impl Scorer<'_> {
             .map(|c| header.classes.iter().position(|k| k == c).map(|i| i as u16))
             .collect();
         let total = dataset.samples.len();
-        events(ScoringEvent::Started { total, header: header.clone() });
+        events(ScoringEvent::Started {
+            total,
+            header: header.clone(),
+        });
         let spec = ExtractSpec {
             backbone: self.backbone,
             weights_sha256: self.weights_sha256,
@@ -81,18 +84,32 @@ impl Scorer<'_> {
             seed: self.seed,
             batch_size: self.batch_size,
         };
-        let mut scored = Scored { header, ..Default::default() };
+        let mut scored = Scored {
+            header,
+            ..Default::default()
+        };
         for (c, chunk) in dataset.samples.chunks(CHUNK).enumerate() {
             let base = c * CHUNK;
             let extracted = spec.with_gradients(chunk, &self.artifacts.head, &|done, _| {
-                events(ScoringEvent::Progress { stage: "scoring".into(), done: base + done, total });
+                events(ScoringEvent::Progress {
+                    stage: "scoring".into(),
+                    done: base + done,
+                    total,
+                });
             })?;
             for (id, reason) in &extracted.skipped {
-                events(ScoringEvent::Skipped { id: id.clone(), reason: reason.clone() });
+                events(ScoringEvent::Skipped {
+                    id: id.clone(),
+                    reason: reason.clone(),
+                });
             }
             scored.skipped.extend(extracted.skipped.iter().cloned());
             let imagenet = if self.imagenet_logits && !extracted.rows.is_empty() {
-                let e = candle_core::Tensor::from_slice(&extracted.embeddings, (extracted.rows.len(), extracted.dim), self.backbone.device())?;
+                let e = candle_core::Tensor::from_slice(
+                    &extracted.embeddings,
+                    (extracted.rows.len(), extracted.dim),
+                    self.backbone.device(),
+                )?;
                 Some(self.backbone.classify(&e)?.to_vec2::<f32>()?)
             } else {
                 None
@@ -102,7 +119,12 @@ impl Scorer<'_> {
                 .par_iter()
                 .enumerate()
                 .map(|(r, &i)| {
-                    let (record, mut extra) = self.score_row(&chunk[i], extracted.embedding(r), extracted.grad_norms[r], &label_map);
+                    let (record, mut extra) = self.score_row(
+                        &chunk[i],
+                        extracted.embedding(r),
+                        extracted.grad_norms[r],
+                        &label_map,
+                    );
                     extra.imagenet_logits = imagenet.as_ref().map(|l| l[r].clone());
                     (record, extra)
                 })
@@ -116,20 +138,43 @@ impl Scorer<'_> {
         Ok(scored)
     }
 
-    fn score_row(&self, sample: &Sample, embedding: &[f32], grad_norm: f32, label_map: &[Option<u16>]) -> (SampleRecord, ExtraScores) {
+    fn score_row(
+        &self,
+        sample: &Sample,
+        embedding: &[f32],
+        grad_norm: f32,
+        label_map: &[Option<u16>],
+    ) -> (SampleRecord, ExtraScores) {
         let a = self.artifacts;
         let logits = a.head.logits(embedding, None);
         let pred = features::argmax(&logits) as u16;
-        let mc = features::mc_dropout(&a.head, embedding, a.manifest.head.dropout, MC_PASSES, features::sample_seed(self.seed, &sample.id));
+        let mc = features::mc_dropout(
+            &a.head,
+            embedding,
+            a.manifest.head.dropout,
+            MC_PASSES,
+            features::sample_seed(self.seed, &sample.id),
+        );
         let pca = a.pca.transform(embedding);
         let knn = a.bank.query(&knn::to_point(&pca), pred, None);
-        let inputs = RowInputs { logits: &logits, mc, grad_norm, pca: &pca, knn };
+        let inputs = RowInputs {
+            logits: &logits,
+            mc,
+            grad_norm,
+            pca: &pca,
+            knn,
+        };
         let meta = features::meta_vector(&inputs);
         let record = SampleRecord {
             id: sample.id.clone(),
-            label: sample.label.and_then(|l| label_map.get(l).copied().flatten()),
+            label: sample
+                .label
+                .and_then(|l| label_map.get(l).copied().flatten()),
             pred,
-            probs: features::softmax64(&logits).into_iter().map(|p| p as f32).collect(),
+            probs: features::softmax64(&logits)
+                .into_iter()
+                .map(|p| p as f32)
+                .collect(),
             p_correct: a.metanet.p_correct(&meta),
             diagnostics: features::diagnostics(&inputs),
             meta: meta.clone(),

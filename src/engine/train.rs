@@ -15,7 +15,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
-use crate::engine::artifacts::{Artifacts, BackboneInfo, Calibration, Manifest, Protocol, Timing, TrainMeta, FORMAT_VERSION};
+use crate::engine::artifacts::{
+    Artifacts, BackboneInfo, Calibration, Manifest, Protocol, Timing, TrainMeta, FORMAT_VERSION,
+};
 use crate::engine::backbone::Backbone;
 use crate::engine::dataset::{Dataset, Sample};
 use crate::engine::error::{Error, Result};
@@ -58,7 +60,9 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         });
     }
     let mut timings = Vec::new();
-    let mut labelled: Vec<usize> = (0..ds.samples.len()).filter(|&i| ds.samples[i].label.is_some()).collect();
+    let mut labelled: Vec<usize> = (0..ds.samples.len())
+        .filter(|&i| ds.samples[i].label.is_some())
+        .collect();
     let rows_in_split = labelled.len();
     if let Some(n) = opts.subset.filter(|&n| n < labelled.len()) {
         labelled.shuffle(&mut StdRng::seed_from_u64(opts.seed ^ 0x5eed_5b5e));
@@ -86,7 +90,10 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     let rows: Vec<&Sample> = extracted.rows.iter().map(|&r| &samples[r]).collect();
     let n = rows.len();
     let dim = extracted.dim;
-    let labels: Vec<u16> = rows.iter().map(|s| s.label.expect("labelled") as u16).collect();
+    let labels: Vec<u16> = rows
+        .iter()
+        .map(|s| s.label.expect("labelled") as u16)
+        .collect();
     let classes = ds.classes.len();
 
     // 2. Cross-fitted heads.
@@ -99,20 +106,45 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     for k in 0..folds {
         progress("heads", k, folds + 1);
         let train_idx: Vec<usize> = (0..n).filter(|&i| fold_of[i] != k).collect();
-        let x: Vec<f32> = train_idx.iter().flat_map(|&i| extracted.embedding(i).to_vec()).collect();
+        let x: Vec<f32> = train_idx
+            .iter()
+            .flat_map(|&i| extracted.embedding(i).to_vec())
+            .collect();
         let y: Vec<u16> = train_idx.iter().map(|&i| labels[i]).collect();
-        let head = LinearHead::train(&x, dim, &y, classes, &opts.head, opts.seed.wrapping_add(k as u64 + 1))?;
+        let head = LinearHead::train(
+            &x,
+            dim,
+            &y,
+            classes,
+            &opts.head,
+            opts.seed.wrapping_add(k as u64 + 1),
+        )?;
         for i in (0..n).filter(|&i| fold_of[i] == k) {
             oof_logits[i] = head.logits(extracted.embedding(i), None);
         }
         fold_heads.push(head);
     }
-    let final_head = LinearHead::train(&extracted.embeddings, dim, &labels, classes, &opts.head, opts.seed)?;
+    let final_head = LinearHead::train(
+        &extracted.embeddings,
+        dim,
+        &labels,
+        classes,
+        &opts.head,
+        opts.seed,
+    )?;
     progress("heads", folds + 1, folds + 1);
     let temperature = fit_temperature(&oof_logits, &labels);
-    let oof_pred: Vec<u16> = oof_logits.iter().map(|z| features::argmax(z) as u16).collect();
+    let oof_pred: Vec<u16> = oof_logits
+        .iter()
+        .map(|z| features::argmax(z) as u16)
+        .collect();
     let correct: Vec<bool> = oof_pred.iter().zip(&labels).map(|(p, l)| p == l).collect();
-    timings.push(Timing { stage: "heads".into(), seconds: t.elapsed().as_secs_f64(), images: n, from_cache: false });
+    timings.push(Timing {
+        stage: "heads".into(),
+        seconds: t.elapsed().as_secs_f64(),
+        images: n,
+        from_cache: false,
+    });
 
     // 3a. MC dropout with each row's OOF head.
     let t = Instant::now();
@@ -120,10 +152,21 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         .into_par_iter()
         .map(|i| {
             let head = &fold_heads[fold_of[i]];
-            features::mc_dropout(head, extracted.embedding(i), opts.head.dropout, MC_PASSES, features::sample_seed(opts.seed, &rows[i].id))
+            features::mc_dropout(
+                head,
+                extracted.embedding(i),
+                opts.head.dropout,
+                MC_PASSES,
+                features::sample_seed(opts.seed, &rows[i].id),
+            )
         })
         .collect();
-    timings.push(Timing { stage: "mc_dropout".into(), seconds: t.elapsed().as_secs_f64(), images: n, from_cache: false });
+    timings.push(Timing {
+        stage: "mc_dropout".into(),
+        seconds: t.elapsed().as_secs_f64(),
+        images: n,
+        from_cache: false,
+    });
 
     // 3b. Gradient sensitivity through each row's OOF head, one backbone pass per fold.
     let t = Instant::now();
@@ -137,7 +180,10 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         if out.rows.len() != members.len() {
             return Err(Error::Dataset {
                 path: ds.root.clone(),
-                reason: format!("{} images changed between the two backbone passes", members.len() - out.rows.len()),
+                reason: format!(
+                    "{} images changed between the two backbone passes",
+                    members.len() - out.rows.len()
+                ),
             });
         }
         gradients_cached &= out.from_cache;
@@ -156,14 +202,26 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     let t = Instant::now();
     progress("pca", 0, 1);
     let pca = Pca::fit(&extracted.embeddings, dim, knn::DIM)?;
-    let pca_rows: Vec<Vec<f32>> = (0..n).into_par_iter().map(|i| pca.transform(extracted.embedding(i))).collect();
-    let bank = KnnBank::new(pca_rows.iter().map(|r| knn::to_point(r)).collect(), labels.clone(), classes);
+    let pca_rows: Vec<Vec<f32>> = (0..n)
+        .into_par_iter()
+        .map(|i| pca.transform(extracted.embedding(i)))
+        .collect();
+    let bank = KnnBank::new(
+        pca_rows.iter().map(|r| knn::to_point(r)).collect(),
+        labels.clone(),
+        classes,
+    );
     let knn_stats: Vec<knn::KnnStats> = (0..n)
         .into_par_iter()
         .map(|i| bank.query(&knn::to_point(&pca_rows[i]), oof_pred[i], Some(i)))
         .collect();
     progress("pca", 1, 1);
-    timings.push(Timing { stage: "pca_knn".into(), seconds: t.elapsed().as_secs_f64(), images: n, from_cache: false });
+    timings.push(Timing {
+        stage: "pca_knn".into(),
+        seconds: t.elapsed().as_secs_f64(),
+        images: n,
+        from_cache: false,
+    });
 
     // 3d. Meta-vectors.
     let layout = features::layout(classes);
@@ -187,31 +245,76 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     let role = split_roles(&correct, opts.seed);
     let idx = |r: u8| -> Vec<usize> { (0..n).filter(|&i| role[i] == r).collect() };
     let (fit, stop, calib) = (idx(0), idx(1), idx(2));
-    let (mut metanet, report) = MetaNet::train(&meta, meta_dim, &correct, &fit, &stop, &opts.metanet, opts.seed)?;
+    let (mut metanet, report) = MetaNet::train(
+        &meta,
+        meta_dim,
+        &correct,
+        &fit,
+        &stop,
+        &opts.metanet,
+        opts.seed,
+    )?;
     let row = |i: usize| &meta[i * meta_dim..(i + 1) * meta_dim];
     let calib_logits: Vec<f32> = calib.iter().map(|&i| metanet.logit(row(i))).collect();
     let calib_correct: Vec<bool> = calib.iter().map(|&i| correct[i]).collect();
     metanet.calibrate(&calib_logits, &calib_correct);
-    let calib_scores: Vec<f32> = calib.iter().map(|&i| metanet.calibrated_logit(row(i))).collect();
+    let calib_scores: Vec<f32> = calib
+        .iter()
+        .map(|&i| metanet.calibrated_logit(row(i)))
+        .collect();
     let calib_probs: Vec<f32> = calib.iter().map(|&i| metanet.p_correct(row(i))).collect();
     let threshold = threshold_for_risk(&calib_probs, &calib_correct, opts.target_risk);
     progress("metanet", 1, 1);
-    timings.push(Timing { stage: "metanet".into(), seconds: t.elapsed().as_secs_f64(), images: n, from_cache: false });
+    timings.push(Timing {
+        stage: "metanet".into(),
+        seconds: t.elapsed().as_secs_f64(),
+        images: n,
+        from_cache: false,
+    });
 
     // Metrics of the run, on rows the MetaNet did not fit on.
     let calib_msp: Vec<f32> = calib
         .iter()
-        .map(|&i| features::baseline_scores(&RowInputs { logits: &oof_logits[i], mc: mc[i], grad_norm: grad_norm[i], pca: &pca_rows[i], knn: knn_stats[i] }, temperature)[0])
+        .map(|&i| {
+            features::baseline_scores(
+                &RowInputs {
+                    logits: &oof_logits[i],
+                    mc: mc[i],
+                    grad_norm: grad_norm[i],
+                    pca: &pca_rows[i],
+                    knn: knn_stats[i],
+                },
+                temperature,
+            )[0]
+        })
         .collect();
     let mut m = serde_json::Map::new();
     let mut put = |k: &str, v: Option<f64>| {
-        m.insert(k.to_string(), v.map_or(serde_json::Value::Null, |v| serde_json::json!(v)));
+        m.insert(
+            k.to_string(),
+            v.map_or(serde_json::Value::Null, |v| serde_json::json!(v)),
+        );
     };
-    put("oof_head_accuracy", Some(correct.iter().filter(|&&c| c).count() as f64 / n as f64));
-    put("oof_errors", Some(correct.iter().filter(|&&c| !c).count() as f64));
-    put("calibration_rows_auroc_metanet", metrics::auroc(&calib_scores, &calib_correct));
-    put("calibration_rows_auroc_msp", metrics::auroc(&calib_msp, &calib_correct));
-    put("calibration_rows_errors", Some(calib_correct.iter().filter(|&&c| !c).count() as f64));
+    put(
+        "oof_head_accuracy",
+        Some(correct.iter().filter(|&&c| c).count() as f64 / n as f64),
+    );
+    put(
+        "oof_errors",
+        Some(correct.iter().filter(|&&c| !c).count() as f64),
+    );
+    put(
+        "calibration_rows_auroc_metanet",
+        metrics::auroc(&calib_scores, &calib_correct),
+    );
+    put(
+        "calibration_rows_auroc_msp",
+        metrics::auroc(&calib_msp, &calib_correct),
+    );
+    put(
+        "calibration_rows_errors",
+        Some(calib_correct.iter().filter(|&&c| !c).count() as f64),
+    );
     put("temperature", Some(temperature as f64));
 
     let notes = vec![
@@ -245,7 +348,10 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
             split: opts.split.clone(),
             rows_used: n,
             rows_in_split,
-            subset_seed: opts.subset.filter(|&s| s < rows_in_split).map(|_| opts.seed),
+            subset_seed: opts
+                .subset
+                .filter(|&s| s < rows_in_split)
+                .map(|_| opts.seed),
             folds,
             seed: opts.seed,
             metanet_fit_rows: fit.len(),
@@ -258,7 +364,11 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
             pca_explained_variance: pca.explained_variance_ratio.iter().sum(),
             notes,
         },
-        calibration: Calibration { temperature, threshold, target_risk: opts.target_risk },
+        calibration: Calibration {
+            temperature,
+            threshold,
+            target_risk: opts.target_risk,
+        },
         metrics: m,
         timings,
     };
@@ -268,7 +378,11 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         metanet,
         pca,
         bank,
-        train_meta: TrainMeta { rows: meta, correct, role },
+        train_meta: TrainMeta {
+            rows: meta,
+            correct,
+            role,
+        },
     })
 }
 
@@ -278,11 +392,19 @@ fn split_roles(correct: &[bool], seed: u64) -> Vec<u8> {
     let mut role = vec![0u8; correct.len()];
     let mut rng = StdRng::seed_from_u64(seed ^ 0x00c0_ffee);
     for outcome in [true, false] {
-        let mut idx: Vec<usize> = (0..correct.len()).filter(|&i| correct[i] == outcome).collect();
+        let mut idx: Vec<usize> = (0..correct.len())
+            .filter(|&i| correct[i] == outcome)
+            .collect();
         idx.shuffle(&mut rng);
         let m = idx.len();
         for (j, &i) in idx.iter().enumerate() {
-            role[i] = if j * 100 < m * 70 { 0 } else if j * 100 < m * 85 { 1 } else { 2 };
+            role[i] = if j * 100 < m * 70 {
+                0
+            } else if j * 100 < m * 85 {
+                1
+            } else {
+                2
+            };
         }
     }
     role

@@ -283,12 +283,10 @@ fn submit_input(app: &mut App) {
             annotation.note = input.trim().to_string();
             annotate(app, &id, annotation);
         }
-        // Enter keeps the search; in other modes it does nothing.
-        other @ (Mode::Search { .. } | Mode::Normal | Mode::Help) => {
-            if !matches!(other, Mode::Search { .. }) {
-                app.mode = other;
-            }
-        }
+        // Enter keeps the search (already applied while typing).
+        Mode::Search { .. } => {}
+        // No input open: nothing to submit.
+        mode @ (Mode::Normal | Mode::Help) => app.mode = mode,
     }
 }
 
