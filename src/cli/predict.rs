@@ -14,7 +14,7 @@ use crate::engine::features;
 use crate::engine::imageio::decode_rgb;
 use crate::engine::paths;
 use crate::engine::records::{SampleRecord, ScoringEvent};
-use crate::engine::scoring::{ExtraScores, Scorer};
+use crate::engine::scoring::Scorer;
 
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
@@ -179,7 +179,7 @@ fn print_summary(s: &ClassifySummary, dataset: &Dataset, batch: usize, device: &
         pct(s.accuracy_in_dataset(), s.correct_in_dataset)
     );
     println!(
-        "throughput: {:.1} images/s (decode + forward, batch {batch}, {device}, {:.1} s)",
+        "throughput: {:.1} images/s (decode + backbone, batch {batch}, {device}, {:.1} s)",
         s.images_per_second(),
         s.seconds
     );
@@ -261,6 +261,7 @@ fn predict_reliable(
         seed: 0,
         imagenet_logits: true,
     };
+    let started = std::time::Instant::now();
     let scored = scorer.score(dataset, None, &|event| {
         if let ScoringEvent::Skipped { id, reason } = event {
             eprintln!("skipped {id}: {reason}");
@@ -274,26 +275,29 @@ fn predict_reliable(
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
+    let mut summary = ClassifySummary {
+        images: dataset.samples.len(),
+        skipped: scored.skipped.clone(),
+        ..Default::default()
+    };
     let mut out = std::io::stdout().lock();
     let per_image = args.json || !args.summary;
+    let mut stdout_open = true;
     for (record, extra) in scored.records.iter().zip(&scored.extra) {
-        if !per_image {
-            break;
-        }
         let sample = index_of[record.id.as_str()];
+        let logits = extra.imagenet_logits.as_deref().unwrap_or_default();
+        let imagenet = predict_one(dataset, sample, logits, in_dataset.as_deref());
+        summary.count(dataset, sample, logits, &imagenet, in_dataset.as_deref());
+        if !per_image || !stdout_open {
+            continue;
+        }
         if args.show {
             show(&dataset.root.join(&record.id));
         }
-        let imagenet = predict_one(
-            dataset,
-            sample,
-            extra.imagenet_logits.as_deref().unwrap_or_default(),
-            in_dataset.as_deref(),
-        );
         let written = if args.json {
             let line = ReliablePrediction {
                 imagenet,
-                reliability: reliability(record, extra, artifacts, threshold),
+                reliability: reliability(record, artifacts, threshold),
             };
             serde_json::to_writer(&mut out, &line)
                 .map_err(std::io::Error::from)
@@ -302,60 +306,60 @@ fn predict_reliable(
             write_human(&mut out, &imagenet, dataset)
                 .and_then(|_| write_reliability(&mut out, record, artifacts, threshold))
         };
-        if written.is_err() {
-            break; // stdout closed (e.g. piped into head)
-        }
+        // stdout closed (e.g. piped into head): keep counting for the summary.
+        stdout_open = written.is_ok();
     }
+    drop(out);
+    summary.seconds = started.elapsed().as_secs_f64();
     if args.summary {
+        print_summary(&summary, dataset, args.batch_size, &device_label(backbone));
         let labelled: Vec<&SampleRecord> = scored
             .records
             .iter()
             .filter(|r| r.label.is_some())
             .collect();
-        let accepted: Vec<&&SampleRecord> = labelled
-            .iter()
-            .filter(|r| r.p_correct >= threshold)
-            .collect();
-        let right = |rs: &mut dyn Iterator<Item = &SampleRecord>| {
-            rs.filter(|r| r.correct() == Some(true)).count()
-        };
-        println!(
-            "images: {} found, {} scored, {} skipped",
-            dataset.samples.len(),
-            scored.records.len(),
-            scored.skipped.len()
-        );
         if !labelled.is_empty() {
+            let right =
+                |rs: &[&SampleRecord]| rs.iter().filter(|r| r.correct() == Some(true)).count();
+            let accepted: Vec<&SampleRecord> = labelled
+                .iter()
+                .copied()
+                .filter(|r| r.p_correct >= threshold)
+                .collect();
             println!(
-                "head accuracy on {} labelled images: {:.2} %",
-                labelled.len(),
-                100.0 * right(&mut labelled.iter().copied()) as f64 / labelled.len() as f64
+                "trained head on the {} trained classes: {:.2} % ({}/{})",
+                artifacts.manifest.classes.len(),
+                100.0 * right(&labelled) as f64 / labelled.len() as f64,
+                right(&labelled),
+                labelled.len()
             );
+            let trusted = if accepted.is_empty() {
+                "-".to_string()
+            } else {
+                format!(
+                    "{:.2} %",
+                    100.0 * right(&accepted) as f64 / accepted.len() as f64
+                )
+            };
             println!(
-                "at threshold {threshold:.4}: {} accepted ({:.2} % coverage), trusted accuracy {}",
+                "P(correct) >= {threshold:.4}: {} accepted ({:.2} % coverage), trusted accuracy {trusted}",
                 accepted.len(),
                 100.0 * accepted.len() as f64 / labelled.len() as f64,
-                if accepted.is_empty() {
-                    "-".to_string()
-                } else {
-                    format!(
-                        "{:.2} %",
-                        100.0 * right(&mut accepted.iter().map(|r| **r)) as f64
-                            / accepted.len() as f64
-                    )
-                }
             );
         }
     }
     Ok(())
 }
 
-fn reliability<'a>(
-    record: &'a SampleRecord,
-    _extra: &ExtraScores,
-    a: &'a Artifacts,
-    threshold: f32,
-) -> Reliability<'a> {
+fn device_label(backbone: &Backbone) -> String {
+    if backbone.device().is_cpu() {
+        "cpu".into()
+    } else {
+        "cuda".into()
+    }
+}
+
+fn reliability<'a>(record: &'a SampleRecord, a: &'a Artifacts, threshold: f32) -> Reliability<'a> {
     let m = &a.manifest;
     let head_top5 = crate::engine::pipeline::top_k(&record.probs, 5)
         .into_iter()
@@ -409,7 +413,7 @@ fn write_reliability(
     )?;
     writeln!(
         out,
-        "  entropy {:.4}  gap {:.3}  MC variance {:.2e}  gradient {:.4}  k-NN distance {:.3}  trust {:.3}",
+        "  entropy {:.4}  gap {:.3}  MC variance {:.2e}  gradient {:.2e}  k-NN distance {:.3}  trust {:.3}",
         d.entropy, d.logit_gap, d.mc_variance, d.grad_sensitivity, d.knn_distance, d.trust_score
     )
 }

@@ -57,6 +57,24 @@ impl ClassifySummary {
         (self.labelled > 0).then(|| self.correct_in_dataset as f64 / self.labelled as f64)
     }
 
+    /// Counts one classified image.
+    pub fn count(
+        &mut self,
+        dataset: &Dataset,
+        index: usize,
+        logits: &[f32],
+        prediction: &Prediction,
+        in_dataset: Option<&[usize]>,
+    ) {
+        if let (Some(label), Some(indices)) = (dataset.samples[index].label, in_dataset) {
+            self.labelled += 1;
+            self.correct_all_classes += usize::from(top_k(logits, 1)[0] == indices[label]);
+            self.correct_in_dataset +=
+                usize::from(prediction.pred_in_dataset.as_deref() == Some(&dataset.classes[label]));
+        }
+        self.classified += 1;
+    }
+
     pub fn images_per_second(&self) -> f64 {
         self.classified as f64 / self.seconds.max(1e-9)
     }
@@ -92,15 +110,7 @@ pub fn classify_dataset(
             .to_vec2::<f32>()?;
         for (&index, row) in batch.indices.iter().zip(&logits) {
             let prediction = predict_one(dataset, index, row, in_dataset.as_deref());
-            if let (Some(label), Some(indices)) = (dataset.samples[index].label, &in_dataset) {
-                summary.labelled += 1;
-                let top1 = top_k(row, 1)[0];
-                summary.correct_all_classes += usize::from(top1 == indices[label]);
-                summary.correct_in_dataset += usize::from(
-                    prediction.pred_in_dataset.as_deref() == Some(&dataset.classes[label]),
-                );
-            }
-            summary.classified += 1;
+            summary.count(dataset, index, row, &prediction, in_dataset.as_deref());
             on_prediction(&prediction);
         }
         Ok(())

@@ -481,41 +481,42 @@ impl App {
     /// After the filter, the search or (for threshold-dependent filters) the threshold changed.
     /// The cursor stays on the same sample when it is still shown.
     pub(crate) fn refresh_view(&mut self) {
-        use rayon::prelude::*;
         let rows = &self.derived.rows;
         let records = &self.data.records;
         let annotations = &self.session.annotations;
+        let order = &self.order;
         let t = self.threshold;
-        let class = match &self.filter {
-            Filter::Class(c) => self.data.classes.iter().position(|x| x == c),
-            _ => None,
-        };
-        let needle = self.search.as_str();
-        let filter = &self.filter;
-        // Threshold filters run on every slider move: they read the compact row facts only.
-        let keep = |i: u32| {
-            let row = rows[i as usize];
-            let accepted = row.p_correct >= t;
-            let shown = match filter {
-                Filter::All => true,
-                Filter::Wrong => row.correct == Some(false),
-                Filter::Rejected => !accepted,
-                Filter::ConfidentWrong => accepted && row.correct == Some(false),
-                Filter::RejectedRight => !accepted && row.correct == Some(true),
-                Filter::Class(_) => class == Some(row.class as usize),
-                Filter::Annotated => annotations.contains_key(records[i as usize].id.as_str()),
-                Filter::Tag(tag) => annotations
+        // Threshold filters run on every slider move: they read the compact row facts only,
+        // and the match is outside the loop so each loop is branch-free.
+        let mut view = match &self.filter {
+            Filter::All => order.clone(),
+            Filter::Wrong => select(order, |i| rows[i as usize].correct == Some(false)),
+            Filter::Rejected => select(order, |i| rows[i as usize].p_correct < t),
+            Filter::ConfidentWrong => select(order, |i| {
+                let row = rows[i as usize];
+                (row.p_correct >= t) & (row.correct == Some(false))
+            }),
+            Filter::RejectedRight => select(order, |i| {
+                let row = rows[i as usize];
+                (row.p_correct < t) & (row.correct == Some(true))
+            }),
+            Filter::Class(c) => match self.data.classes.iter().position(|x| x == c) {
+                Some(class) => select(order, |i| rows[i as usize].class as usize == class),
+                None => Vec::new(),
+            },
+            Filter::Annotated => select(order, |i| {
+                annotations.contains_key(records[i as usize].id.as_str())
+            }),
+            Filter::Tag(tag) => select(order, |i| {
+                annotations
                     .get(records[i as usize].id.as_str())
-                    .is_some_and(|a| a.tags.iter().any(|x| x == tag)),
-            };
-            shown && (needle.is_empty() || contains_ignore_case(&records[i as usize].id, needle))
+                    .is_some_and(|a| a.tags.iter().any(|x| x == tag))
+            }),
         };
-        self.view = self
-            .order
-            .par_iter()
-            .copied()
-            .filter(|&i| keep(i))
-            .collect();
+        if !self.search.is_empty() {
+            view.retain(|&i| contains_ignore_case(&records[i as usize].id, &self.search));
+        }
+        self.view = view;
         self.place_cursor();
     }
 
@@ -531,10 +532,10 @@ impl App {
             self.selected = pos;
             self.pending_cursor = None;
             self.anchor = self.view.get(pos).copied();
-        } else if let Some(pos) = self.anchor.and_then(|k| {
-            use rayon::prelude::*;
-            self.view.par_iter().position_first(|&i| i == k)
-        }) {
+        } else if let Some(pos) = self
+            .anchor
+            .and_then(|k| self.view.iter().position(|&i| i == k))
+        {
             self.selected = pos;
         } else {
             self.selected = self.selected.min(self.view.len().saturating_sub(1));
@@ -626,6 +627,20 @@ fn sort_order(records: &[SampleRecord], sort: Sort) -> Vec<u32> {
         .collect();
     keyed.par_sort_unstable();
     keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// The entries of `order` that `keep` accepts, in order. Branch-free (every entry is written,
+/// the length advances only for kept ones): several times faster than `filter` when kept and
+/// dropped rows alternate unpredictably, as they do under a threshold.
+fn select(order: &[u32], keep: impl Fn(u32) -> bool) -> Vec<u32> {
+    let mut out = vec![0; order.len()];
+    let mut kept = 0;
+    for &i in order {
+        out[kept] = i;
+        kept += usize::from(keep(i));
+    }
+    out.truncate(kept);
+    out
 }
 
 /// A `u32` that orders like `f32::total_cmp`.
