@@ -255,6 +255,8 @@ pub struct App {
     pub search: String,
     /// All record indices in sort order.
     order: Vec<u32>,
+    /// `derived.rows` in the same order, so threshold filters read memory sequentially.
+    order_rows: Vec<RowFacts>,
     /// Record indices shown: `order` narrowed by filter and search.
     pub view: Vec<u32>,
     /// Position of the cursor in `view`.
@@ -322,6 +324,7 @@ impl App {
             sort: session.sort,
             search: String::new(),
             order: Vec::new(),
+            order_rows: Vec::new(),
             view: Vec::new(),
             selected: 0,
             list_offset: 0,
@@ -475,43 +478,48 @@ impl App {
     /// After the sort changed.
     pub(crate) fn refresh_order(&mut self) {
         self.order = sort_order(&self.data.records, self.sort);
+        let rows = &self.derived.rows;
+        self.order_rows = self.order.iter().map(|&i| rows[i as usize]).collect();
         self.refresh_view();
     }
 
     /// After the filter, the search or (for threshold-dependent filters) the threshold changed.
     /// The cursor stays on the same sample when it is still shown.
     pub(crate) fn refresh_view(&mut self) {
-        let rows = &self.derived.rows;
         let records = &self.data.records;
         let annotations = &self.session.annotations;
-        let order = &self.order;
+        let (order, rows) = (&self.order, &self.order_rows);
         let t = self.threshold;
-        // Threshold filters run on every slider move: they read the compact row facts only,
-        // and the match is outside the loop so each loop is branch-free.
+        // Threshold filters run on every slider move: they read the compact row facts in
+        // sort order, and the match is outside the loops so each loop is branch-free.
         let mut view = match &self.filter {
             Filter::All => order.clone(),
-            Filter::Wrong => select(order, |i| rows[i as usize].correct == Some(false)),
-            Filter::Rejected => select(order, |i| rows[i as usize].p_correct < t),
-            Filter::ConfidentWrong => select(order, |i| {
-                let row = rows[i as usize];
+            Filter::Wrong => select(order, rows, |row| row.correct == Some(false)),
+            Filter::Rejected => select(order, rows, |row| row.p_correct < t),
+            Filter::ConfidentWrong => select(order, rows, |row| {
                 (row.p_correct >= t) & (row.correct == Some(false))
             }),
-            Filter::RejectedRight => select(order, |i| {
-                let row = rows[i as usize];
+            Filter::RejectedRight => select(order, rows, |row| {
                 (row.p_correct < t) & (row.correct == Some(true))
             }),
             Filter::Class(c) => match self.data.classes.iter().position(|x| x == c) {
-                Some(class) => select(order, |i| rows[i as usize].class as usize == class),
+                Some(class) => select(order, rows, |row| row.class as usize == class),
                 None => Vec::new(),
             },
-            Filter::Annotated => select(order, |i| {
-                annotations.contains_key(records[i as usize].id.as_str())
-            }),
-            Filter::Tag(tag) => select(order, |i| {
-                annotations
-                    .get(records[i as usize].id.as_str())
-                    .is_some_and(|a| a.tags.iter().any(|x| x == tag))
-            }),
+            Filter::Annotated => order
+                .iter()
+                .copied()
+                .filter(|&i| annotations.contains_key(records[i as usize].id.as_str()))
+                .collect(),
+            Filter::Tag(tag) => order
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    annotations
+                        .get(records[i as usize].id.as_str())
+                        .is_some_and(|a| a.tags.iter().any(|x| x == tag))
+                })
+                .collect(),
         };
         if !self.search.is_empty() {
             view.retain(|&i| contains_ignore_case(&records[i as usize].id, &self.search));
@@ -629,15 +637,15 @@ fn sort_order(records: &[SampleRecord], sort: Sort) -> Vec<u32> {
     keyed.into_iter().map(|(_, i)| i).collect()
 }
 
-/// The entries of `order` that `keep` accepts, in order. Branch-free (every entry is written,
-/// the length advances only for kept ones): several times faster than `filter` when kept and
-/// dropped rows alternate unpredictably, as they do under a threshold.
-fn select(order: &[u32], keep: impl Fn(u32) -> bool) -> Vec<u32> {
+/// The entries of `order` whose row (`rows`, in the same order) `keep` accepts. Branch-free
+/// (every entry is written, the length advances only for kept ones): several times faster
+/// than `filter` when kept and dropped rows alternate unpredictably, as under a threshold.
+fn select(order: &[u32], rows: &[RowFacts], keep: impl Fn(RowFacts) -> bool) -> Vec<u32> {
     let mut out = vec![0; order.len()];
     let mut kept = 0;
-    for &i in order {
+    for (&i, &row) in order.iter().zip(rows) {
         out[kept] = i;
-        kept += usize::from(keep(i));
+        kept += usize::from(keep(row));
     }
     out.truncate(kept);
     out

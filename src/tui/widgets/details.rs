@@ -16,6 +16,10 @@ use crate::tui::layout::inner;
 /// Classes shown with probability bars.
 const TOP_K: usize = 5;
 
+/// From this many lines on, label and prediction get a line each and the diagnostics one
+/// line per value.
+const ROOMY: usize = 15;
+
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     frame.render_widget(panel(" Details ", theme), area);
@@ -80,8 +84,19 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
             Span::raw("  "),
             Span::styled(outcome, outcome_style),
         ]));
+    } else if height >= ROOMY {
+        out.push(Line::from(vec![
+            Span::styled("label ", muted),
+            Span::raw(label),
+        ]));
+        out.push(Line::from(vec![
+            Span::styled("pred  ", muted),
+            Span::styled(pred, outcome_style),
+            Span::raw("  "),
+            Span::styled(outcome, outcome_style),
+        ]));
     } else {
-        // Narrow: the prediction is the first probability bar below.
+        // Narrow and short: the prediction is the first probability bar below.
         out.push(Line::from(vec![
             Span::styled("label ", muted),
             Span::raw(label),
