@@ -73,12 +73,19 @@ impl ModelArgs {
         Ok(choice)
     }
 
-    /// Resolves the weights and loads the backbone on the chosen device.
-    pub fn load_backbone(&self, device: &DeviceChoice) -> anyhow::Result<Backbone> {
+    /// Resolves the weights and loads the backbone on the chosen device; the resolved weights
+    /// come back too (their path and origin go into artifacts and compatibility checks).
+    pub fn load_backbone(
+        &self,
+        device: &DeviceChoice,
+    ) -> anyhow::Result<(Backbone, weights::ResolvedWeights)> {
         let kind = self.kind()?;
         let resolved = weights::resolve(kind, self.weights.as_deref())?;
         tracing::info!("weights: {resolved}");
-        Ok(Backbone::load(kind, &resolved.path, &device.device)?)
+        Ok((
+            Backbone::load(kind, &resolved.path, &device.device)?,
+            resolved,
+        ))
     }
 }
 

@@ -47,10 +47,8 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         args.paths.clone()
     };
     let device = args.model.device()?;
-    let kind = args.model.kind()?;
-    let resolved = weights::resolve(kind, args.model.weights.as_deref())?;
-    let backbone = Backbone::load(kind, &resolved.path, &device.device)?;
-    let reliability = load_reliability(&args, kind, &resolved.path)?;
+    let (backbone, resolved) = args.model.load_backbone(&device)?;
+    let reliability = load_reliability(&args, backbone.kind, &resolved.path)?;
     let stdout = std::io::stdout();
     for path in &paths {
         let dataset = Dataset::open(path)?;

@@ -56,9 +56,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     let device = args.model.device()?;
     let kind = args.model.kind()?;
-    let resolved = weights::resolve(kind, args.model.weights.as_deref())?;
+    let (backbone, resolved) = args.model.load_backbone(&device)?;
     let sha = weights::sha256_file(&resolved.path)?;
-    let backbone = crate::engine::backbone::Backbone::load(kind, &resolved.path, &device.device)?;
     let bars = StageBars::new();
     let opts = TrainOptions {
         backbone: &backbone,
