@@ -11,7 +11,7 @@ use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::engine::backbone::{Backbone, BackboneKind};
+use crate::engine::backbone::{layers, Backbone, BackboneKind};
 use crate::engine::dataset::Dataset;
 use crate::engine::device::{self, DeviceRequest};
 use crate::engine::imageio::decode_rgb;
@@ -43,6 +43,10 @@ pub struct BenchArgs {
     pub json: bool,
     #[arg(long, default_value = "auto")]
     pub device: DeviceRequest,
+    /// Use candle's own kernels for every layer instead of REASON's CPU kernels (the
+    /// reference the fast path is measured against).
+    #[arg(long)]
+    pub plain_kernels: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,6 +59,13 @@ struct Row {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.plain_kernels {
+        return layers::with_plain_kernels(|| measure(args));
+    }
+    measure(args)
+}
+
+fn measure(args: BenchArgs) -> anyhow::Result<()> {
     let device = device::select(args.device)?;
     eprintln!(
         "device: {} ({}); {} rayon threads",

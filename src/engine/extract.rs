@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 use sha2::{Digest, Sha256};
 
 use crate::engine::backbone::{one_hot, Backbone};
@@ -145,18 +145,19 @@ fn gradient_pass(
     head: &LinearHead,
     input: &Tensor,
 ) -> Result<(Tensor, Vec<f32>)> {
-    let x = Var::from_tensor(input)?;
-    let embedding = backbone.embed(x.as_tensor())?;
-    let logits = head.logits_tensor(&embedding)?;
-    let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-    let mask = one_hot(&predicted, head.classes, input.device())?;
-    let objective = candle_nn::ops::log_softmax(&logits, 1)?
-        .mul(&mask)?
-        .sum_all()?;
-    let grads = objective.backward()?;
-    let g = grads.get(&x).expect("the objective depends on the input");
+    let (out, g) = backbone.forward_with_input_gradient(input, |out| {
+        let logits = head
+            .logits_tensor(&out.embedding)
+            .map_err(candle_core::Error::wrap)?;
+        let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
+        let mask =
+            one_hot(&predicted, head.classes, input.device()).map_err(candle_core::Error::wrap)?;
+        candle_nn::ops::log_softmax(&logits, 1)?
+            .mul(&mask)?
+            .sum_all()
+    })?;
     let norms = g.sqr()?.sum((1, 2, 3))?.sqrt()?.to_vec1::<f32>()?;
-    Ok((embedding.detach(), norms))
+    Ok((out.embedding, norms))
 }
 
 pub fn head_hash(head: &LinearHead) -> String {

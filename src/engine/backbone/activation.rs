@@ -8,11 +8,13 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::conv::{Activation, Float};
+
 /// Elements per rayon task: large enough that scheduling costs nothing.
 const CHUNK: usize = 1 << 14;
 
 pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() {
+    if super::layers::fast_kernels(x) {
         x.contiguous()?.apply_op1(Relu6)
     } else {
         x.clamp(0f32, 6f32)
@@ -111,6 +113,129 @@ impl CustomOp2 for Relu6Grad {
             _ => candle_core::bail!("relu6: f32 or f64 of one dtype expected"),
         };
         Ok((out, l1.shape().clone()))
+    }
+}
+
+/// `activation(x + bias[c])` over `(N, C, H, W)` in one pass, for the manual backward path
+/// (no autograd history).
+pub fn bias_act(x: &Tensor, bias: &Tensor, activation: Activation) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op2_no_bwd(&bias.contiguous()?, &Elementwise::BiasAct(activation))
+}
+
+/// `grad` where `activation` lets it pass, judged from the activation's output `out`.
+pub fn mask_grad(grad: &Tensor, out: &Tensor, activation: Activation) -> Result<Tensor> {
+    if activation == Activation::Identity {
+        return Ok(grad.clone());
+    }
+    grad.contiguous()?
+        .apply_op2_no_bwd(&out.contiguous()?, &Elementwise::MaskGrad(activation))
+}
+
+/// `relu(a + b)` in one pass, for the manual backward path (no autograd history).
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?
+        .apply_op2_no_bwd(&b.contiguous()?, &Elementwise::AddRelu)
+}
+
+enum Elementwise {
+    BiasAct(Activation),
+    MaskGrad(Activation),
+    AddRelu,
+}
+
+impl Elementwise {
+    fn run<T: Float>(&self, a: &[T], b: &[T], plane: usize) -> Vec<T> {
+        let mut out = vec![T::ZERO; a.len()];
+        match *self {
+            Self::BiasAct(act) => {
+                let channels = b.len();
+                out.par_chunks_mut(plane)
+                    .zip(a.par_chunks(plane))
+                    .enumerate()
+                    .for_each(|(p, (o, x))| {
+                        let bias = b[p % channels];
+                        for (o, &x) in o.iter_mut().zip(x) {
+                            *o = act.apply(x + bias);
+                        }
+                    });
+            }
+            Self::MaskGrad(act) => zip_map(
+                &mut out,
+                a,
+                b,
+                |g, y| {
+                    if act.passes(y) {
+                        g
+                    } else {
+                        T::ZERO
+                    }
+                },
+            ),
+            Self::AddRelu => zip_map(&mut out, a, b, |x, y| Activation::Relu.apply(x + y)),
+        }
+        out
+    }
+}
+
+fn zip_map<T: Float>(out: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) {
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(o, (a, b))| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
+            }
+        });
+}
+
+impl CustomOp2 for Elementwise {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::BiasAct(_) => "bias-activation",
+            Self::MaskGrad(_) => "activation-grad",
+            Self::AddRelu => "add-relu",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let shape = l1.shape();
+        let plane = match self {
+            Self::BiasAct(_) => {
+                let (n, c, h, w) = shape.dims4()?;
+                if l2.shape().elem_count() != c || n * c * h * w == 0 {
+                    candle_core::bail!("bias {:?} does not fit {shape:?}", l2.shape());
+                }
+                h * w
+            }
+            _ if l2.shape() != shape => {
+                candle_core::bail!(
+                    "{}: shapes {shape:?} and {:?} differ",
+                    self.name(),
+                    l2.shape()
+                )
+            }
+            _ => 1,
+        };
+        let out = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(self.run(
+                contiguous::<f32>(s1, l1)?,
+                contiguous::<f32>(s2, l2)?,
+                plane,
+            )),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(self.run(
+                contiguous::<f64>(s1, l1)?,
+                contiguous::<f64>(s2, l2)?,
+                plane,
+            )),
+            _ => candle_core::bail!("{}: f32 or f64 of one dtype expected", self.name()),
+        };
+        Ok((out, shape.clone()))
     }
 }
 

@@ -71,6 +71,14 @@ impl Depthwise {
         (first.min(last), last)
     }
 
+    /// ∂loss/∂x for an input of shape `x`, from ∂loss/∂out (the manual backward path).
+    pub fn input_grad(&self, x: &Shape, grad: &Tensor, kernel: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let dims = self.dims(n, c, h, w)?;
+        grad.contiguous()?
+            .apply_op2_no_bwd(&kernel.contiguous()?, &InputGrad { conv: *self, dims })
+    }
+
     /// Applies the convolution: `x` is `(N, C, H, W)`, `kernel` is `(C, 1, K, K)`.
     pub fn apply(&self, x: &Tensor, kernel: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op2(&kernel.contiguous()?, *self)
@@ -117,7 +125,7 @@ impl Depthwise {
         out
     }
 
-    fn input_grad<T: Float>(&self, d: Dims, g: &[T], k: &[T]) -> Vec<T> {
+    fn input_grad_kernel<T: Float>(&self, d: Dims, g: &[T], k: &[T]) -> Vec<T> {
         let kk = self.kernel * self.kernel;
         let left = self.pad[2];
         let mut out = vec![T::default(); d.n * d.c * d.h * d.w];
@@ -294,8 +302,8 @@ impl CustomOp2 for InputGrad {
             l1,
             s2,
             l2,
-            |g, k| c.input_grad(d, g, k),
-            |g, k| c.input_grad(d, g, k),
+            |g, k| c.input_grad_kernel(d, g, k),
+            |g, k| c.input_grad_kernel(d, g, k),
         )?;
         Ok((out, Shape::from((d.n, d.c, d.h, d.w))))
     }

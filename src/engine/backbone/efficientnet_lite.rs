@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layers::{global_avg_pool, relu6, ConvBn, ConvSpec, Padding};
+use super::layers::{global_avg_pool, global_avg_pool_grad, Activation, ConvBn, ConvSpec, Padding};
 
 const BN_EPS: f64 = 1e-3;
 const STEM_CHANNELS: usize = 32;
@@ -56,15 +56,70 @@ impl Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         if let Some(expand) = &self.expand {
-            h = relu6(&expand.forward(&h)?)?;
+            h = expand.forward_act(&h, Activation::Relu6)?;
         }
-        h = relu6(&self.depthwise.forward(&h)?)?;
+        h = self.depthwise.forward_act(&h, Activation::Relu6)?;
         h = self.project.forward(&h)?;
         if self.residual {
             h = (h + x)?;
         }
         Ok(h)
     }
+}
+
+/// What a block's manual backward needs from its forward.
+struct BlockTape {
+    input: Tensor,
+    expanded: Option<Tensor>,
+    depthwise_out: Tensor,
+    out: Tensor,
+}
+
+impl Block {
+    fn forward_taped(&self, x: &Tensor) -> Result<BlockTape> {
+        let expanded = match &self.expand {
+            Some(expand) => Some(expand.forward_act(x, Activation::Relu6)?),
+            None => None,
+        };
+        let depthwise_out = self
+            .depthwise
+            .forward_act(expanded.as_ref().unwrap_or(x), Activation::Relu6)?;
+        let mut out = self.project.forward(&depthwise_out)?;
+        if self.residual {
+            out = (out + x)?;
+        }
+        Ok(BlockTape {
+            input: x.clone(),
+            expanded,
+            depthwise_out,
+            out,
+        })
+    }
+
+    fn backward(&self, tape: &BlockTape, grad: &Tensor) -> Result<Tensor> {
+        let g = self
+            .project
+            .input_grad(&tape.depthwise_out, grad, grad, Activation::Identity)?;
+        let depthwise_in = tape.expanded.as_ref().unwrap_or(&tape.input);
+        let mut g =
+            self.depthwise
+                .input_grad(depthwise_in, &tape.depthwise_out, &g, Activation::Relu6)?;
+        if let (Some(expand), Some(expanded)) = (&self.expand, &tape.expanded) {
+            g = expand.input_grad(&tape.input, expanded, &g, Activation::Relu6)?;
+        }
+        if self.residual {
+            g = (g + grad)?;
+        }
+        Ok(g)
+    }
+}
+
+/// What `EfficientNetLite::input_grad` needs from `EfficientNetLite::embed_taped`.
+pub struct Tape {
+    input: Tensor,
+    stem_out: Tensor,
+    blocks: Vec<BlockTape>,
+    head_out: Tensor,
 }
 
 pub struct EfficientNetLite {
@@ -154,11 +209,46 @@ impl EfficientNetLite {
 
     /// The penultimate embedding: `(N, 1280)`.
     pub fn embed(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = relu6(&self.stem.forward(x)?)?;
+        let mut h = self.stem.forward_act(x, Activation::Relu6)?;
         for block in &self.blocks {
             h = block.forward(&h)?;
         }
-        global_avg_pool(&relu6(&self.head.forward(&h)?)?)
+        global_avg_pool(&self.head.forward_act(&h, Activation::Relu6)?)
+    }
+
+    /// `embed` on the fast CPU kernels, keeping what `input_grad` needs.
+    pub fn embed_taped(&self, x: &Tensor) -> Result<(Tensor, Tape)> {
+        let stem_out = self.stem.forward_act(x, Activation::Relu6)?;
+        let mut blocks: Vec<BlockTape> = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let input = blocks.last().map_or(&stem_out, |b| &b.out);
+            blocks.push(block.forward_taped(input)?);
+        }
+        let last = blocks.last().map_or(&stem_out, |b| &b.out);
+        let head_out = self.head.forward_act(last, Activation::Relu6)?;
+        let embedding = global_avg_pool(&head_out)?;
+        let tape = Tape {
+            input: x.clone(),
+            stem_out,
+            blocks,
+            head_out,
+        };
+        Ok((embedding, tape))
+    }
+
+    /// ∂loss/∂x from ∂loss/∂embedding, by hand: each layer's own input-gradient kernel, with
+    /// no autograd graph and no weight gradients.
+    pub fn input_grad(&self, tape: &Tape, grad_embedding: &Tensor) -> Result<Tensor> {
+        let grad = global_avg_pool_grad(tape.head_out.shape(), grad_embedding)?;
+        let last = tape.blocks.last().map_or(&tape.stem_out, |b| &b.out);
+        let mut grad = self
+            .head
+            .input_grad(last, &tape.head_out, &grad, Activation::Relu6)?;
+        for (block, t) in self.blocks.iter().zip(&tape.blocks).rev() {
+            grad = block.backward(t, &grad)?;
+        }
+        self.stem
+            .input_grad(&tape.input, &tape.stem_out, &grad, Activation::Relu6)
     }
 }
 

@@ -1,10 +1,15 @@
 //! Building blocks shared by the backbones: convolution + inference-mode BatchNorm, padding
 //! modes, and a max-pool that supports backprop.
 
+use std::cell::Cell;
+
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
+pub use super::conv::Activation;
+use super::conv::{Conv, Float};
 use super::depthwise::Depthwise;
+use rayon::prelude::*;
 
 /// How a convolution pads its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +19,30 @@ pub enum Padding {
     /// TensorFlow "SAME": output = ceil(input / stride); for an odd total the extra row and
     /// column go to the bottom and right.
     TfSame,
+}
+
+thread_local! {
+    /// Whether this thread uses candle's own kernels for every layer (`with_plain_kernels`).
+    static PLAIN_KERNELS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with candle's own kernels (`conv2d`, `clamp`, ...) instead of REASON's CPU
+/// kernels, on this thread: the reference the fast path is tested and benchmarked against.
+pub fn with_plain_kernels<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PLAIN_KERNELS.set(self.0);
+        }
+    }
+    let _restore = Restore(PLAIN_KERNELS.replace(true));
+    f()
+}
+
+/// REASON's own kernels run on the CPU unless `with_plain_kernels` says otherwise; CUDA keeps
+/// candle's kernels.
+pub fn fast_kernels(x: &Tensor) -> bool {
+    x.device().is_cpu() && !PLAIN_KERNELS.get()
 }
 
 /// A bias-free convolution followed by BatchNorm in inference mode, folded into one
@@ -28,10 +57,6 @@ pub struct ConvBn {
     weight: Tensor,
     /// `(1, out, 1, 1)`.
     bias: Tensor,
-    /// The weight as an `(out, in)` matrix for 1x1 stride-1 convolutions, which run as a
-    /// matrix product (candle's conv2d copies the input through im2col, and its backward uses a
-    /// slow transposed convolution).
-    pointwise: Option<Tensor>,
     kernel: usize,
     stride: usize,
     groups: usize,
@@ -51,7 +76,9 @@ pub struct ConvSpec {
 impl ConvBn {
     /// Loads `<conv>.weight` and `<bn>.{weight,bias,running_mean,running_var}`.
     pub fn load(spec: &ConvSpec, conv: VarBuilder, bn: VarBuilder) -> Result<Self> {
-        let weight = conv.get(
+        // The hints only matter for randomly initialised networks (benchmarks, tests); without
+        // one candle initialises to zeros, which would make every comparison vacuous.
+        let weight = conv.get_with_hints(
             (
                 spec.out_ch,
                 spec.in_ch / spec.groups,
@@ -59,8 +86,8 @@ impl ConvBn {
                 spec.kernel,
             ),
             "weight",
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
         )?;
-        // The hints only matter for randomly initialised networks (benchmarks, tests).
         let gamma = bn.get_with_hints(spec.out_ch, "weight", Init::Const(1.0))?;
         let beta = bn.get_with_hints(spec.out_ch, "bias", Init::Const(0.0))?;
         let mean = bn.get_with_hints(spec.out_ch, "running_mean", Init::Const(0.0))?;
@@ -68,13 +95,9 @@ impl ConvBn {
         let scale = gamma.div(&(var + spec.bn_eps)?.sqrt()?)?;
         let shift = beta.sub(&mean.mul(&scale)?)?;
         let weight = weight.broadcast_mul(&scale.reshape((spec.out_ch, 1, 1, 1))?)?;
-        let pointwise = (spec.kernel == 1 && spec.stride == 1 && spec.groups == 1)
-            .then(|| weight.reshape((spec.out_ch, spec.in_ch)))
-            .transpose()?;
         Ok(Self {
             weight,
             bias: shift.reshape((1, spec.out_ch, 1, 1))?,
-            pointwise,
             kernel: spec.kernel,
             stride: spec.stride,
             groups: spec.groups,
@@ -85,40 +108,108 @@ impl ConvBn {
     fn is_depthwise(&self) -> bool {
         self.groups > 1 && self.groups == self.weight.dim(0).unwrap_or(0)
     }
+
+    /// Zero padding of an `h`×`w` input: top, bottom, left, right.
+    fn pad_sides(&self, h: usize, w: usize) -> [usize; 4] {
+        match self.padding {
+            Padding::Symmetric(p) => [p; 4],
+            Padding::TfSame => {
+                let ph = tf_same_total(h, self.kernel, self.stride);
+                let pw = tf_same_total(w, self.kernel, self.stride);
+                [ph / 2, ph - ph / 2, pw / 2, pw - pw / 2]
+            }
+        }
+    }
+
+    /// `activation(conv(x) + bias)`.
+    pub fn forward_act(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let pad = self.pad_sides(h, w);
+        let constant_weights = !self.weight.track_op() && !self.bias.track_op();
+        if fast_kernels(x) && self.groups == 1 && constant_weights {
+            let conv = Conv {
+                kernel: self.kernel,
+                stride: self.stride,
+                pad,
+                activation,
+            };
+            return conv.apply(x, &self.weight, &self.bias);
+        }
+        let y = if fast_kernels(x) && self.is_depthwise() {
+            let y = self.depthwise(pad).apply(x, &self.weight)?;
+            if !y.track_op() {
+                return bias_act(&y, &self.bias, activation);
+            }
+            y
+        } else {
+            // candle's own kernels: CUDA, and the reference path.
+            let (x, p) = match self.padding {
+                Padding::Symmetric(p) => (x.clone(), p),
+                Padding::TfSame => (tf_same_pad(x, self.kernel, self.stride)?, 0),
+            };
+            x.conv2d(&self.weight, p, self.stride, 1, self.groups)?
+        };
+        activate(&y.broadcast_add(&self.bias)?, activation)
+    }
+}
+
+impl ConvBn {
+    fn depthwise(&self, pad: [usize; 4]) -> Depthwise {
+        Depthwise {
+            kernel: self.kernel,
+            stride: self.stride,
+            pad,
+        }
+    }
+
+    /// ∂loss/∂x from ∂loss/∂out, where `out = self.forward_act(x, activation)` ran on the fast
+    /// CPU kernels (the manual backward path; see `Backbone::input_gradient`).
+    pub fn input_grad(
+        &self,
+        x: &Tensor,
+        out: &Tensor,
+        grad: &Tensor,
+        activation: Activation,
+    ) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let pad = self.pad_sides(h, w);
+        if self.is_depthwise() {
+            let grad = mask_grad(grad, out, activation)?;
+            return self
+                .depthwise(pad)
+                .input_grad(x.shape(), &grad, &self.weight);
+        }
+        if self.groups != 1 {
+            candle_core::bail!("grouped convolutions have no manual backward");
+        }
+        let conv = Conv {
+            kernel: self.kernel,
+            stride: self.stride,
+            pad,
+            activation,
+        };
+        // The identity reads no output: the gradient stands in for it.
+        let out = if activation == Activation::Identity {
+            grad
+        } else {
+            out
+        };
+        conv.input_grad(x.shape(), grad, out, &self.weight)
+    }
 }
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let conv = if let Some(matrix) = &self.pointwise {
-            let (n, c, h, w) = x.dims4()?;
-            matrix
-                .broadcast_matmul(&x.reshape((n, c, h * w))?)?
-                .reshape((n, matrix.dim(0)?, h, w))?
-        } else if self.is_depthwise() && x.device().is_cpu() {
-            let (_, _, h, w) = x.dims4()?;
-            let pad = match self.padding {
-                Padding::Symmetric(p) => [p; 4],
-                Padding::TfSame => {
-                    let ph = tf_same_total(h, self.kernel, self.stride);
-                    let pw = tf_same_total(w, self.kernel, self.stride);
-                    [ph / 2, ph - ph / 2, pw / 2, pw - pw / 2]
-                }
-            };
-            Depthwise {
-                kernel: self.kernel,
-                stride: self.stride,
-                pad,
-            }
-            .apply(x, &self.weight)?
-        } else {
-            // CUDA (and any other device) keeps candle's own kernels.
-            let (x, pad) = match self.padding {
-                Padding::Symmetric(p) => (x.clone(), p),
-                Padding::TfSame => (tf_same_pad(x, self.kernel, self.stride)?, 0),
-            };
-            x.conv2d(&self.weight, pad, self.stride, 1, self.groups)?
-        };
-        conv.broadcast_add(&self.bias)
+        self.forward_act(x, Activation::Identity)
+    }
+}
+
+/// Applies `activation` as a separate op.
+pub fn activate(x: &Tensor, activation: Activation) -> Result<Tensor> {
+    match activation {
+        Activation::Identity => Ok(x.clone()),
+        Activation::Relu => x.relu(),
+        Activation::Relu6 => relu6(x),
     }
 }
 
@@ -143,10 +234,95 @@ pub fn tf_same_pad(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
 }
 
 pub use super::activation::relu6;
+use super::activation::{bias_act, mask_grad};
 
 /// Global average pooling: `(N, C, H, W)` to `(N, C)`.
 pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     x.mean(D::Minus1)?.mean(D::Minus1)
+}
+
+/// ∂loss/∂x of `global_avg_pool` for an input of shape `x`, from ∂loss/∂out `(N, C)`.
+pub fn global_avg_pool_grad(x: &candle_core::Shape, grad: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    (grad / (h * w) as f64)?
+        .reshape((n, c, 1, 1))?
+        .broadcast_as((n, c, h, w))?
+        .contiguous()
+}
+
+/// ∂loss/∂x of `max_pool_3x3_s2(x)` from ∂loss/∂out: each output's gradient goes to the first
+/// maximum of its window (the manual backward path).
+pub fn max_pool_3x3_s2_grad(x: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    grad.contiguous()?
+        .apply_op2_no_bwd(&x.contiguous()?, &MaxPoolGrad)
+}
+
+struct MaxPoolGrad;
+
+impl MaxPoolGrad {
+    fn run<T: Float>(g: &[T], x: &[T], (h, w): (usize, usize)) -> Vec<T> {
+        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+        let mut dx = vec![T::ZERO; x.len()];
+        dx.par_chunks_mut(h * w)
+            .zip(x.par_chunks(h * w))
+            .zip(g.par_chunks(oh * ow))
+            .for_each(|((dx, x), g)| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        // Zero padding: the inputs are non-negative, as in the forward.
+                        let mut best = (T::ZERO, None);
+                        for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(h) {
+                            for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(w) {
+                                let v = x[iy * w + ix];
+                                if best.1.is_none() || v > best.0 {
+                                    best = (v, Some(iy * w + ix));
+                                }
+                            }
+                        }
+                        if let (v, Some(i)) = best {
+                            if v >= T::ZERO {
+                                dx[i] += g[oy * ow + ox];
+                            }
+                        }
+                    }
+                }
+            });
+        dx
+    }
+}
+
+impl candle_core::CustomOp2 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "max-pool-3x3-s2-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage::{F32, F64};
+        let (n, c, h, w) = l2.shape().dims4()?;
+        if l1.shape().dims4()? != (n, c, h.div_ceil(2), w.div_ceil(2)) {
+            candle_core::bail!(
+                "max-pool grad: {:?} does not fit {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let (Some((a, b)), Some((c0, c1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("max-pool grad: contiguous tensors expected");
+        };
+        let out = match (s1, s2) {
+            (F32(g), F32(x)) => F32(Self::run(&g[a..b], &x[c0..c1], (h, w))),
+            (F64(g), F64(x)) => F64(Self::run(&g[a..b], &x[c0..c1], (h, w))),
+            _ => candle_core::bail!("max-pool grad: f32 or f64 of one dtype expected"),
+        };
+        Ok((out, l2.shape().clone()))
+    }
 }
 
 /// 3x3 max-pool with stride 2 and padding 1, for inputs that are non-negative (it follows a

@@ -2,6 +2,7 @@
 //! embedding, and which give input gradients of any logit.
 
 pub mod activation;
+pub mod conv;
 pub mod depthwise;
 pub mod efficientnet_lite;
 pub mod layers;
@@ -111,6 +112,12 @@ impl fmt::Display for BackboneKind {
 enum Body {
     Lite(efficientnet_lite::EfficientNetLite),
     ResNet(resnet::ResNet),
+}
+
+/// What the manual backward of each body needs from its forward.
+enum Tape {
+    Lite(efficientnet_lite::Tape),
+    ResNet(resnet::Tape),
 }
 
 /// What one forward pass gives.
@@ -247,13 +254,61 @@ impl Backbone {
         x: &Tensor,
         objective: impl Fn(&BackboneOutput) -> candle_core::Result<Tensor>,
     ) -> Result<Tensor> {
-        let input = Var::from_tensor(x)?;
-        let out = self.forward(input.as_tensor())?;
+        Ok(self.forward_with_input_gradient(x, objective)?.1)
+    }
+
+    /// The forward pass (detached) and the gradient of `objective(forward(x))` w.r.t. `x`.
+    ///
+    /// On the CPU the backbone backpropagates by hand: candle's autograd allocates a zero
+    /// tensor and adds into it at every node, and computes weight gradients nobody needs, which
+    /// was most of the time of an input gradient. Only the small objective (embedding to
+    /// scalar) goes through candle's autograd. CUDA, and `layers::with_plain_kernels`, keep
+    /// candle's autograd end to end.
+    pub fn forward_with_input_gradient(
+        &self,
+        x: &Tensor,
+        objective: impl Fn(&BackboneOutput) -> candle_core::Result<Tensor>,
+    ) -> Result<(BackboneOutput, Tensor)> {
+        let no_dependency = || Error::Weights("the objective does not depend on the input".into());
+        if !layers::fast_kernels(x) {
+            let input = Var::from_tensor(x)?;
+            let out = self.forward(input.as_tensor())?;
+            let grads = objective(&out)?.backward()?;
+            let grad = grads.get(&input).cloned().ok_or_else(no_dependency)?;
+            let out = BackboneOutput {
+                logits: out.logits.detach(),
+                embedding: out.embedding.detach(),
+            };
+            return Ok((out, grad));
+        }
+        let x = x.detach();
+        let (embedding, tape) = match &self.body {
+            Body::Lite(net) => {
+                let (e, t) = net.embed_taped(&x)?;
+                (e, Tape::Lite(t))
+            }
+            Body::ResNet(net) => {
+                let (e, t) = net.embed_taped(&x)?;
+                (e, Tape::ResNet(t))
+            }
+        };
+        let e = Var::from_tensor(&embedding)?;
+        let out = BackboneOutput {
+            logits: self.classifier.forward(e.as_tensor())?,
+            embedding: e.as_tensor().clone(),
+        };
         let grads = objective(&out)?.backward()?;
-        grads
-            .get(&input)
-            .cloned()
-            .ok_or_else(|| Error::Weights("the objective does not depend on the input".into()))
+        let grad_embedding = grads.get(&e).ok_or_else(no_dependency)?;
+        let grad = match (&self.body, &tape) {
+            (Body::Lite(net), Tape::Lite(t)) => net.input_grad(t, grad_embedding)?,
+            (Body::ResNet(net), Tape::ResNet(t)) => net.input_grad(t, grad_embedding)?,
+            _ => unreachable!("the tape comes from the same body"),
+        };
+        let out = BackboneOutput {
+            logits: out.logits.detach(),
+            embedding,
+        };
+        Ok((out, grad))
     }
 
     /// Gradient of `logits[i, classes[i]]` with respect to input `i`, for every `i`.

@@ -7,7 +7,11 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layers::{global_avg_pool, max_pool_3x3_s2, ConvBn, ConvSpec, Padding};
+use super::activation::{add_relu, mask_grad};
+use super::layers::{
+    global_avg_pool, global_avg_pool_grad, max_pool_3x3_s2, max_pool_3x3_s2_grad, Activation,
+    ConvBn, ConvSpec, Padding,
+};
 
 const BN_EPS: f64 = 1e-5;
 
@@ -92,10 +96,12 @@ impl Block {
         let mut h = x.clone();
         let last = self.convs.len() - 1;
         for (i, c) in self.convs.iter().enumerate() {
-            h = c.forward(&h)?;
-            if i != last {
-                h = h.relu()?;
-            }
+            let activation = if i == last {
+                Activation::Identity
+            } else {
+                Activation::Relu
+            };
+            h = c.forward_act(&h, activation)?;
         }
         let shortcut = match &self.downsample {
             Some(d) => d.forward(x)?,
@@ -103,6 +109,68 @@ impl Block {
         };
         (h + shortcut)?.relu()
     }
+}
+
+/// What a block's manual backward needs from its forward.
+struct BlockTape {
+    input: Tensor,
+    /// The output of each convolution on the main path.
+    conv_outs: Vec<Tensor>,
+    /// relu(main + shortcut).
+    out: Tensor,
+}
+
+impl Block {
+    fn activation(&self, i: usize) -> Activation {
+        if i + 1 == self.convs.len() {
+            Activation::Identity
+        } else {
+            Activation::Relu
+        }
+    }
+
+    fn forward_taped(&self, x: &Tensor) -> Result<BlockTape> {
+        let mut conv_outs: Vec<Tensor> = Vec::with_capacity(self.convs.len());
+        for (i, c) in self.convs.iter().enumerate() {
+            let h = conv_outs.last().unwrap_or(x);
+            conv_outs.push(c.forward_act(h, self.activation(i))?);
+        }
+        let shortcut = match &self.downsample {
+            Some(d) => d.forward(x)?,
+            None => x.clone(),
+        };
+        let out = add_relu(conv_outs.last().expect("convs"), &shortcut)?;
+        Ok(BlockTape {
+            input: x.clone(),
+            conv_outs,
+            out,
+        })
+    }
+
+    fn backward(&self, tape: &BlockTape, grad: &Tensor) -> Result<Tensor> {
+        let grad = mask_grad(grad, &tape.out, Activation::Relu)?;
+        let mut main = grad.clone();
+        for (i, c) in self.convs.iter().enumerate().rev() {
+            let input = if i == 0 {
+                &tape.input
+            } else {
+                &tape.conv_outs[i - 1]
+            };
+            main = c.input_grad(input, &tape.conv_outs[i], &main, self.activation(i))?;
+        }
+        let shortcut = match &self.downsample {
+            Some(d) => d.input_grad(&tape.input, &grad, &grad, Activation::Identity)?,
+            None => grad,
+        };
+        main + shortcut
+    }
+}
+
+/// What `ResNet::input_grad` needs from `ResNet::embed_taped`.
+pub struct Tape {
+    input: Tensor,
+    stem_out: Tensor,
+    blocks: Vec<BlockTape>,
 }
 
 pub struct ResNet {
@@ -136,10 +204,41 @@ impl ResNet {
 
     /// The penultimate embedding: `(N, 512)` or `(N, 2048)`.
     pub fn embed(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = max_pool_3x3_s2(&self.stem.forward(x)?.relu()?)?;
+        let mut h = max_pool_3x3_s2(&self.stem.forward_act(x, Activation::Relu)?)?;
         for block in &self.blocks {
             h = block.forward(&h)?;
         }
         global_avg_pool(&h)
+    }
+
+    /// `embed` on the fast CPU kernels, keeping what `input_grad` needs.
+    pub fn embed_taped(&self, x: &Tensor) -> Result<(Tensor, Tape)> {
+        let stem_out = self.stem.forward_act(x, Activation::Relu)?;
+        let mut h = max_pool_3x3_s2(&stem_out)?;
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let tape = block.forward_taped(&h)?;
+            h = tape.out.clone();
+            blocks.push(tape);
+        }
+        let tape = Tape {
+            input: x.clone(),
+            stem_out,
+            blocks,
+        };
+        Ok((global_avg_pool(&h)?, tape))
+    }
+
+    /// ∂loss/∂x from ∂loss/∂embedding, by hand: each layer's own input-gradient kernel, with
+    /// no autograd graph and no weight gradients.
+    pub fn input_grad(&self, tape: &Tape, grad_embedding: &Tensor) -> Result<Tensor> {
+        let last = tape.blocks.last().map_or(&tape.stem_out, |b| &b.out);
+        let mut grad = global_avg_pool_grad(last.shape(), grad_embedding)?;
+        for (block, t) in self.blocks.iter().zip(&tape.blocks).rev() {
+            grad = block.backward(t, &grad)?;
+        }
+        let grad = max_pool_3x3_s2_grad(&tape.stem_out, &grad)?;
+        self.stem
+            .input_grad(&tape.input, &tape.stem_out, &grad, Activation::Relu)
     }
 }

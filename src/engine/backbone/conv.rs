@@ -1,0 +1,672 @@
+//! A dense convolution for the CPU: im2col + GEMM with the bias and the activation fused in,
+//! and a backward pass that gives the input gradient only.
+//!
+//! candle's CPU `conv2d` copies through im2col, runs the GEMM image-major and transposes the
+//! result back; its backward computes the input gradient with a plain-loop `conv_transpose2d`
+//! and always computes the kernel gradient too, which input gradients never use. Here each image
+//! is one GEMM `out = W · col(x) + b` (1×1 stride-1 convolutions use the image itself as `col`),
+//! the activation runs on the result while it is still in cache, and the backward is
+//! `dcol = Wᵀ · (grad ⊙ act'(out))` followed by col2im. Weights must be constants (BatchNorm is
+//! folded at load time and never trained); `ConvBn` uses candle's own `conv2d` otherwise.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// The activation fused after the convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    /// min(max(x, 0), 6), as in EfficientNet-Lite.
+    Relu6,
+}
+
+pub trait Float:
+    candle_core::WithDType + Default + PartialOrd + std::ops::Mul<Output = Self> + std::ops::AddAssign
+{
+    const ZERO: Self;
+    const ONE: Self;
+    const SIX: Self;
+}
+
+impl Float for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const SIX: Self = 6.0;
+}
+
+impl Float for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const SIX: Self = 6.0;
+}
+
+impl Activation {
+    pub fn apply<T: Float>(self, v: T) -> T {
+        match self {
+            Self::Identity => v,
+            Self::Relu if v > T::ZERO => v,
+            Self::Relu => T::ZERO,
+            Self::Relu6 if v <= T::ZERO => T::ZERO,
+            Self::Relu6 if v >= T::SIX => T::SIX,
+            Self::Relu6 => v,
+        }
+    }
+
+    /// Whether the gradient passes, judged from the activation's output (as PyTorch does).
+    pub fn passes<T: Float>(self, out: T) -> bool {
+        match self {
+            Self::Identity => true,
+            Self::Relu => out > T::ZERO,
+            Self::Relu6 => out > T::ZERO && out < T::SIX,
+        }
+    }
+}
+
+/// Geometry and activation of a convolution with per-side zero padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv {
+    pub kernel: usize,
+    pub stride: usize,
+    /// Zero padding: top, bottom, left, right.
+    pub pad: [usize; 4],
+    pub activation: Activation,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    n: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    /// Rows of the im2col matrix: one per (input channel, tap).
+    fn taps(&self, kernel: usize) -> usize {
+        self.c_in * kernel * kernel
+    }
+    fn in_plane(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+    fn out_pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+    fn out_plane(&self) -> usize {
+        self.c_out * self.out_pixels()
+    }
+}
+
+impl Conv {
+    /// `activation(conv(x, weight) + bias)`: `x` is `(N, C, H, W)`, `weight` `(O, C, K, K)`,
+    /// `bias` has `O` elements.
+    pub fn apply(&self, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        x.contiguous()?
+            .apply_op3(&weight.contiguous()?, &bias.contiguous()?, *self)
+    }
+
+    /// ∂loss/∂x from ∂loss/∂out (`grad`), the op's output `out` and `weight`, for an input of
+    /// shape `x` (the manual backward path). `out` is not read when the activation is the
+    /// identity; pass `grad` there.
+    pub fn input_grad(
+        &self,
+        x: &Shape,
+        grad: &Tensor,
+        out: &Tensor,
+        weight: &Tensor,
+    ) -> Result<Tensor> {
+        let geometry = self.geometry(x, weight.shape())?;
+        grad.contiguous()?.apply_op3_no_bwd(
+            &out.contiguous()?,
+            &weight.contiguous()?,
+            &InputGrad {
+                conv: *self,
+                geometry,
+            },
+        )
+    }
+
+    /// 1×1, stride 1, no padding: the image itself is the im2col matrix.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == 1 && self.stride == 1 && self.pad == [0; 4]
+    }
+
+    fn geometry(&self, x: &Shape, weight: &Shape) -> Result<Geometry> {
+        let (n, c_in, h, w) = x.dims4()?;
+        let (c_out, wc, kh, kw) = weight.dims4()?;
+        if wc != c_in || kh != self.kernel || kw != self.kernel {
+            candle_core::bail!("conv: weight {weight:?} does not fit input {x:?}");
+        }
+        let [top, bottom, left, right] = self.pad;
+        let (hp, wp) = (h + top + bottom, w + left + right);
+        if hp < self.kernel || wp < self.kernel || self.stride == 0 {
+            candle_core::bail!("conv: input {h}x{w} smaller than kernel {}", self.kernel);
+        }
+        Ok(Geometry {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            oh: (hp - self.kernel) / self.stride + 1,
+            ow: (wp - self.kernel) / self.stride + 1,
+        })
+    }
+
+    /// Input row of output row `oy` and tap `ky`, if inside the image.
+    fn input_row(&self, oy: usize, ky: usize, h: usize) -> Option<usize> {
+        (oy * self.stride + ky)
+            .checked_sub(self.pad[0])
+            .filter(|&iy| iy < h)
+    }
+
+    /// `(x0, x1)`: the output columns whose input column `ox * stride + kx - left` is inside.
+    fn valid_cols(&self, kx: usize, w: usize, ow: usize) -> (usize, usize) {
+        let left = self.pad[2];
+        let first = left.saturating_sub(kx).div_ceil(self.stride);
+        let last = (w + left).saturating_sub(kx).div_ceil(self.stride).min(ow);
+        (first.min(last), last)
+    }
+
+    /// Fills `col` (`taps × out_pixels`) from one image `x` (`C × H × W`).
+    fn im2col<T: Float>(&self, g: &Geometry, x: &[T], col: &mut [T]) {
+        let (k, s, left, pixels) = (self.kernel, self.stride, self.pad[2], g.out_pixels());
+        for c in 0..g.c_in {
+            let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &mut col[((c * k + ky) * k + kx) * pixels..][..pixels];
+                    let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
+                    for oy in 0..g.oh {
+                        let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                        let Some(iy) = self.input_row(oy, ky, g.h) else {
+                            dst.fill(T::ZERO);
+                            continue;
+                        };
+                        dst[..x0].fill(T::ZERO);
+                        dst[x1..].fill(T::ZERO);
+                        let src = &plane[iy * g.w..(iy + 1) * g.w];
+                        if s == 1 {
+                            let from = x0 + kx - left;
+                            dst[x0..x1].copy_from_slice(&src[from..from + x1 - x0]);
+                        } else {
+                            for (ox, d) in dst.iter_mut().enumerate().take(x1).skip(x0) {
+                                *d = src[ox * s + kx - left];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `col` (`taps × out_pixels`) back onto the image gradient `dx` (`C × H × W`).
+    fn col2im<T: Float>(&self, g: &Geometry, col: &[T], dx: &mut [T]) {
+        let (k, s, left, pixels) = (self.kernel, self.stride, self.pad[2], g.out_pixels());
+        for c in 0..g.c_in {
+            let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &col[((c * k + ky) * k + kx) * pixels..][..pixels];
+                    let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
+                    for oy in 0..g.oh {
+                        let Some(iy) = self.input_row(oy, ky, g.h) else {
+                            continue;
+                        };
+                        let src = &row[oy * g.ow..(oy + 1) * g.ow];
+                        let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                        if s == 1 {
+                            let from = x0 + kx - left;
+                            for (d, &v) in dst[from..from + x1 - x0].iter_mut().zip(&src[x0..x1]) {
+                                *d += v;
+                            }
+                        } else {
+                            for (ox, &v) in src.iter().enumerate().take(x1).skip(x0) {
+                                dst[ox * s + kx - left] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn forward<T: Float>(&self, g: Geometry, x: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
+        let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
+        let mut out = vec![T::ZERO; g.n * g.out_plane()];
+        for_each_image(
+            &mut out,
+            g.out_plane(),
+            |i, out, parallelism, col: &mut Vec<T>| {
+                let image = &x[i * g.in_plane()..(i + 1) * g.in_plane()];
+                let col: &[T] = if self.is_pointwise() {
+                    image
+                } else {
+                    col.resize(taps * pixels, T::ZERO);
+                    self.im2col(&g, image, col);
+                    col
+                };
+                for (row, &b) in out.chunks_mut(pixels).zip(bias) {
+                    row.fill(b);
+                }
+                let w = Matrix::row_major(weight, g.c_out, taps);
+                let c = Matrix::row_major(col, taps, pixels);
+                gemm_into(out, true, w, c, parallelism);
+                if self.activation != Activation::Identity {
+                    for v in out.iter_mut() {
+                        *v = self.activation.apply(*v);
+                    }
+                }
+            },
+        );
+        out
+    }
+
+    fn input_grad_kernel<T: Float>(
+        &self,
+        g: Geometry,
+        grad: &[T],
+        out: &[T],
+        weight: &[T],
+    ) -> Vec<T> {
+        let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
+        let mut dx = vec![T::ZERO; g.n * g.in_plane()];
+        for_each_image(
+            &mut dx,
+            g.in_plane(),
+            |i, dx, parallelism, scratch: &mut (Vec<T>, Vec<T>)| {
+                let (masked, dcol) = scratch;
+                let range = i * g.out_plane()..(i + 1) * g.out_plane();
+                let grad: &[T] = if self.activation == Activation::Identity {
+                    &grad[range]
+                } else {
+                    masked.clear();
+                    masked.extend(grad[range.clone()].iter().zip(&out[range]).map(|(&d, &o)| {
+                        if self.activation.passes(o) {
+                            d
+                        } else {
+                            T::ZERO
+                        }
+                    }));
+                    masked
+                };
+                // Wᵀ: the weight read column by column.
+                let wt = Matrix {
+                    data: weight,
+                    rows: taps,
+                    cols: g.c_out,
+                    row_stride: 1,
+                    col_stride: taps,
+                };
+                let d = Matrix::row_major(grad, g.c_out, pixels);
+                if self.is_pointwise() {
+                    gemm_into(dx, false, wt, d, parallelism);
+                } else {
+                    dcol.resize(taps * pixels, T::ZERO);
+                    gemm_into(dcol, false, wt, d, parallelism);
+                    self.col2im(&g, dcol, dx);
+                }
+            },
+        );
+        dx
+    }
+}
+
+/// A strided view of a matrix.
+#[derive(Clone, Copy)]
+struct Matrix<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a, T> Matrix<'a, T> {
+    fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// One past the largest index the view reads.
+    fn extent(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
+        }
+    }
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`; `dst` is row-major.
+fn gemm_into<T: Float>(
+    dst: &mut [T],
+    accumulate: bool,
+    lhs: Matrix<T>,
+    rhs: Matrix<T>,
+    parallelism: Parallelism,
+) {
+    assert_eq!(lhs.cols, rhs.rows, "gemm: inner dimensions differ");
+    assert!(
+        dst.len() >= lhs.rows * rhs.cols,
+        "gemm: destination too small"
+    );
+    assert!(lhs.data.len() >= lhs.extent() && rhs.data.len() >= rhs.extent());
+    // SAFETY: the asserts above keep every index gemm touches inside the three slices, and
+    // `dst` is exclusively borrowed, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            lhs.rows,
+            rhs.cols,
+            lhs.cols,
+            dst.as_mut_ptr(),
+            1,
+            rhs.cols as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Runs `f(image, its output chunk, gemm parallelism, scratch)` for every image. With at least
+/// as many images as threads, images run in parallel and each GEMM on one thread (no
+/// synchronisation inside a GEMM); a smaller batch runs image by image with parallel GEMMs.
+fn for_each_image<T: Send, S: Default + Send>(
+    out: &mut [T],
+    plane: usize,
+    f: impl Fn(usize, &mut [T], Parallelism, &mut S) + Sync,
+) {
+    if plane == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let images = out.len() / plane;
+    if threads > 1 && images >= threads {
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .for_each_init(S::default, |scratch, (i, o)| {
+                f(i, o, Parallelism::None, scratch)
+            });
+    } else {
+        let parallelism = if threads > 1 {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        let mut scratch = S::default();
+        for (i, o) in out.chunks_mut(plane).enumerate() {
+            f(i, o, parallelism, &mut scratch);
+        }
+    }
+}
+
+fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&s.as_slice::<T>()?[start..end]),
+        None => candle_core::bail!("conv: {what} must be contiguous"),
+    }
+}
+
+/// Calls the f32 or f64 instance of `kernel` on three storages of one float type.
+fn dispatch(
+    storages: [(&CpuStorage, &Layout); 3],
+    f32_kernel: impl FnOnce(&[f32], &[f32], &[f32]) -> Vec<f32>,
+    f64_kernel: impl FnOnce(&[f64], &[f64], &[f64]) -> Vec<f64>,
+) -> Result<CpuStorage> {
+    let [(s1, l1), (s2, l2), (s3, l3)] = storages;
+    Ok(match (s1, s2, s3) {
+        (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+            CpuStorage::F32(f32_kernel(
+                slice(s1, l1, "input")?,
+                slice(s2, l2, "weight")?,
+                slice(s3, l3, "third operand")?,
+            ))
+        }
+        (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+            CpuStorage::F64(f64_kernel(
+                slice(s1, l1, "input")?,
+                slice(s2, l2, "weight")?,
+                slice(s3, l3, "third operand")?,
+            ))
+        }
+        _ => candle_core::bail!("conv: f32 or f64 tensors of one dtype expected"),
+    })
+}
+
+impl CustomOp3 for Conv {
+    fn name(&self) -> &'static str {
+        "conv2d-bias-act"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry(l1.shape(), l2.shape())?;
+        if l3.shape().elem_count() != g.c_out {
+            candle_core::bail!(
+                "conv: bias {:?} does not fit {} outputs",
+                l3.shape(),
+                g.c_out
+            );
+        }
+        let out = dispatch(
+            [(s1, l1), (s2, l2), (s3, l3)],
+            |x, w, b| self.forward(g, x, w, b),
+            |x, w, b| self.forward(g, x, w, b),
+        )?;
+        Ok((out, Shape::from((g.n, g.c_out, g.oh, g.ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if weight.track_op() || bias.track_op() {
+            candle_core::bail!(
+                "conv: this op gives input gradients only; its weights must be constants"
+            );
+        }
+        let grad_x = self.input_grad(x.shape(), grad, res, weight)?;
+        Ok((Some(grad_x), None, None))
+    }
+}
+
+/// ∂loss/∂x from (∂loss/∂out, out, weight).
+struct InputGrad {
+    conv: Conv,
+    geometry: Geometry,
+}
+
+impl CustomOp3 for InputGrad {
+    fn name(&self) -> &'static str {
+        "conv2d-bias-act-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (c, g) = (&self.conv, self.geometry);
+        let out = dispatch(
+            [(s1, l1), (s2, l2), (s3, l3)],
+            |d, o, w| c.input_grad_kernel(g, d, o, w),
+            |d, o, w| c.input_grad_kernel(g, d, o, w),
+        )?;
+        Ok((out, Shape::from((g.n, g.c_in, g.h, g.w))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+
+    fn tensor(shape: (usize, usize, usize, usize), seed: usize, dtype: DType) -> Tensor {
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        let data: Vec<f64> = (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f64 / 1001.5 - 1.0))
+            .collect();
+        Tensor::from_vec(data, shape, &Device::Cpu)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    /// candle's own ops: `conv2d` (explicit zero padding when it is not symmetric), bias,
+    /// activation.
+    fn reference(conv: &Conv, x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+        let [top, bottom, left, right] = conv.pad;
+        let (x, p) = if conv.pad == [top; 4] {
+            (x.clone(), top)
+        } else {
+            let padded = x
+                .pad_with_zeros(2, top, bottom)
+                .unwrap()
+                .pad_with_zeros(3, left, right)
+                .unwrap();
+            (padded, 0)
+        };
+        let y = x
+            .conv2d(w, p, conv.stride, 1, 1)
+            .unwrap()
+            .broadcast_add(&b.reshape((1, (), 1, 1)).unwrap())
+            .unwrap();
+        match conv.activation {
+            Activation::Identity => y,
+            Activation::Relu => y.relu().unwrap(),
+            Activation::Relu6 => y.clamp(0.0, 6.0).unwrap(),
+        }
+    }
+
+    /// Forward output and input gradient of `sum(out * weights)` equal candle's within `tol`.
+    fn check(conv: Conv, n: usize, c: usize, h: usize, w: usize, out: usize, dtype: DType) {
+        let tol = if dtype == DType::F64 { 1e-10 } else { 1e-4 };
+        let x = Var::from_tensor(&tensor((n, c, h, w), 1, dtype)).unwrap();
+        let weight = (tensor((out, c, conv.kernel, conv.kernel), 2, dtype) * 0.5).unwrap();
+        let bias = tensor((1, out, 1, 1), 3, dtype).flatten_all().unwrap();
+        let ours = conv.apply(x.as_tensor(), &weight, &bias).unwrap();
+        let theirs = reference(&conv, x.as_tensor(), &weight, &bias);
+        assert_eq!(ours.dims(), theirs.dims(), "{conv:?}");
+        assert!(max_diff(&ours, &theirs) < tol, "forward {conv:?}");
+        let probe = tensor(ours.dims4().unwrap(), 4, dtype);
+        let grad = |y: &Tensor| {
+            y.mul(&probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+                .get(&x)
+                .unwrap()
+                .clone()
+        };
+        let diff = max_diff(&grad(&ours), &grad(&theirs));
+        assert!(diff < tol, "input gradient {conv:?}: {diff}");
+    }
+
+    #[test]
+    fn matches_candle_forward_and_input_gradient() {
+        use Activation::*;
+        for dtype in [DType::F32, DType::F64] {
+            // (kernel, stride, pad, activation, batch, channels, height, width, outputs)
+            for (k, s, pad, act, n, c, h, w, o) in [
+                (3, 1, [1, 1, 1, 1], Relu, 2, 3, 9, 7, 4),
+                (3, 2, [1, 1, 1, 1], Identity, 3, 4, 8, 8, 5),
+                (3, 2, [0, 1, 0, 1], Relu6, 1, 3, 8, 8, 4),
+                (7, 2, [3, 3, 3, 3], Relu, 2, 3, 15, 13, 6),
+                (1, 1, [0, 0, 0, 0], Relu6, 3, 6, 5, 4, 7),
+                (1, 2, [0, 0, 0, 0], Identity, 2, 6, 7, 7, 3),
+                (5, 1, [2, 2, 2, 2], Identity, 1, 2, 3, 3, 2),
+            ] {
+                let conv = Conv {
+                    kernel: k,
+                    stride: s,
+                    pad,
+                    activation: act,
+                };
+                check(conv, n, c, h, w, o, dtype);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_a_weight_that_does_not_fit() {
+        let conv = Conv {
+            kernel: 3,
+            stride: 1,
+            pad: [1; 4],
+            activation: Activation::Identity,
+        };
+        let x = tensor((1, 3, 5, 5), 1, DType::F32);
+        let w = tensor((4, 2, 3, 3), 2, DType::F32);
+        let b = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
+        let err = conv.apply(&x, &w, &b).unwrap_err().to_string();
+        assert!(err.contains("does not fit"), "{err}");
+    }
+
+    #[test]
+    fn trainable_weights_are_refused_in_backward() {
+        let conv = Conv {
+            kernel: 1,
+            stride: 1,
+            pad: [0; 4],
+            activation: Activation::Relu,
+        };
+        let x = tensor((1, 2, 3, 3), 1, DType::F32);
+        let w = Var::from_tensor(&tensor((2, 2, 1, 1), 2, DType::F32)).unwrap();
+        let b = Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap();
+        let y = conv.apply(&x, w.as_tensor(), &b).unwrap();
+        let err = y.sum_all().unwrap().backward().unwrap_err().to_string();
+        assert!(err.contains("input gradients only"), "{err}");
+    }
+}
