@@ -69,9 +69,11 @@ MC_PASSES = 20
 
 def val_files(data, count):
     """The first `count` images of Imagenette val in REASON's order (class folder, file name)."""
-    val = Path(data) / "imagenette2" / "val"
-    if not val.is_dir():
-        sys.exit(f"{val} not found: the extract rows need the Imagenette val images")
+    names = ["imagenette", "imagenette2", "imagenette2-320", "imagenette2-160"]
+    vals = [Path(data) / name / "val" for name in names]
+    val = next((v for v in vals if v.is_dir()), None)
+    if val is None:
+        sys.exit(f"no Imagenette val folder under {data}: the extract rows need its images")
     files = sorted(
         str(p.relative_to(val)).encode() for p in val.glob("*/*") if p.is_file()
     )

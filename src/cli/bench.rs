@@ -11,11 +11,13 @@ use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::engine::artifacts::Artifacts;
 use crate::engine::backbone::{layers, Backbone, BackboneKind};
 use crate::engine::dataset::Dataset;
 use crate::engine::device::{self, DeviceRequest};
 use crate::engine::imageio::decode_rgb;
 use crate::engine::paths;
+use crate::engine::scoring::Scorer;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -26,7 +28,9 @@ pub struct BenchArgs {
         default_value = "tf_efficientnet_lite0@224"
     )]
     pub models: Vec<String>,
-    /// What to measure: forward, input_grad (gradient of the top logit w.r.t. the input).
+    /// What to measure: forward, input_grad (gradient of the top logit w.r.t. the input),
+    /// extract (end-to-end meta-features per image: decode, forward, gradient, MC dropout,
+    /// PCA, k-NN, MetaNet, with the artifacts of `--artifacts` on Imagenette val images).
     #[arg(long, value_delimiter = ',', default_value = "forward")]
     pub kinds: Vec<String>,
     /// Batch sizes, comma-separated.
@@ -38,6 +42,12 @@ pub struct BenchArgs {
     /// Images decoded for the decode row (0 skips it).
     #[arg(long, default_value_t = 256)]
     pub decode_images: usize,
+    /// Images scored per `extract` row (the first ones of Imagenette val).
+    #[arg(long, default_value_t = 64)]
+    pub extract_images: usize,
+    /// Artifacts the `extract` rows use; their backbone is the only model they run for.
+    #[arg(long, default_value = "reason_saved")]
+    pub artifacts: PathBuf,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -101,6 +111,11 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
         });
     }
 
+    let extract = if args.kinds.iter().any(|k| k == "extract") {
+        Some(ExtractInputs::load(&args)?)
+    } else {
+        None
+    };
     for spec in &args.models {
         let (name, size) = parse_model(spec)?;
         let kind = BackboneKind::from_name(name)?;
@@ -113,6 +128,30 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
                 &device.device,
             )?;
             for what in &args.kinds {
+                if what == "extract" {
+                    let inputs = extract.as_ref().expect("loaded when asked for");
+                    if inputs.artifacts.manifest.backbone.name != name
+                        || kind.preprocess().size != size
+                    {
+                        eprintln!(
+                            "skipping extract for {spec}: the artifacts are for {}@{}",
+                            inputs.artifacts.manifest.backbone.name,
+                            kind.preprocess().size
+                        );
+                        continue;
+                    }
+                    let seconds = best_time(args.repeats.saturating_sub(1), || {
+                        inputs.score(&backbone, batch)
+                    })?;
+                    print(Row {
+                        model: name.to_string(),
+                        size,
+                        batch,
+                        kind: what.clone(),
+                        images_per_s: inputs.dataset.samples.len() as f64 / seconds,
+                    });
+                    continue;
+                }
                 let run_once = || -> anyhow::Result<()> {
                     match what.as_str() {
                         "forward" => {
@@ -127,7 +166,9 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
                                 .input_gradient(&input, |out| out.logits.max(1)?.sum_all())?;
                             g.sum_all()?.to_scalar::<f32>()?;
                         }
-                        other => anyhow::bail!("unknown kind `{other}` (forward, input_grad)"),
+                        other => {
+                            anyhow::bail!("unknown kind `{other}` (forward, input_grad, extract)")
+                        }
                     }
                     Ok(())
                 };
@@ -143,6 +184,54 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the `extract` rows score: the first images of Imagenette val with trained artifacts.
+struct ExtractInputs {
+    artifacts: Artifacts,
+    dataset: Dataset,
+}
+
+impl ExtractInputs {
+    fn load(args: &BenchArgs) -> anyhow::Result<Self> {
+        let artifacts = Artifacts::load(&args.artifacts).with_context(|| {
+            format!(
+                "the extract rows need trained artifacts (`reason train`); none at {}",
+                args.artifacts.display()
+            )
+        })?;
+        let val = paths::default_imagenette().join("val");
+        let mut dataset = Dataset::open(&val).with_context(|| {
+            format!(
+                "the extract rows need Imagenette val images at {}",
+                val.display()
+            )
+        })?;
+        dataset.samples.truncate(args.extract_images.max(1));
+        Ok(Self { artifacts, dataset })
+    }
+
+    /// One full scoring pass, without the cache. The backbone has random weights: the
+    /// throughput does not depend on them, and the artifacts' shapes fit any weights.
+    fn score(&self, backbone: &Backbone, batch: usize) -> anyhow::Result<()> {
+        let scorer = Scorer {
+            backbone,
+            weights_sha256: "bench",
+            artifacts: &self.artifacts,
+            batch_size: batch,
+            seed: 0,
+            imagenet_logits: false,
+            use_cache: false,
+        };
+        let scored = scorer.score(&self.dataset, None, &|_| {})?;
+        anyhow::ensure!(
+            scored.records.len() == self.dataset.samples.len(),
+            "{} of {} images could not be scored",
+            scored.skipped.len(),
+            self.dataset.samples.len()
+        );
+        Ok(())
+    }
 }
 
 fn parse_model(spec: &str) -> anyhow::Result<(&str, u32)> {

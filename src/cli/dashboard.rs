@@ -80,6 +80,7 @@ fn score_into(
         batch_size: 16,
         seed: 0,
         imagenet_logits: false,
+        use_cache: true,
     };
     let scored = scorer.score(dataset, None, &|event| {
         let _ = tx.send(event);

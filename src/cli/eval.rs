@@ -95,6 +95,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         seed: args.seed,
         imagenet_logits: false,
+        use_cache: true,
     };
     let scored = scorer.score(&dataset, args.corrupt, &|event| match event {
         ScoringEvent::Progress { stage, done, total } => bars.update(&stage, done, total),

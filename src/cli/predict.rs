@@ -258,6 +258,7 @@ fn predict_reliable(
         batch_size: args.batch_size,
         seed: 0,
         imagenet_logits: true,
+        use_cache: true,
     };
     let started = std::time::Instant::now();
     let scored = scorer.score(dataset, None, &|event| {

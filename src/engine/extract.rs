@@ -43,6 +43,8 @@ pub struct ExtractSpec<'a> {
     pub corruption: Option<CorruptionSpec>,
     pub seed: u64,
     pub batch_size: usize,
+    /// Read and write the on-disk cache (off for benchmarks, which must do the work).
+    pub use_cache: bool,
 }
 
 impl ExtractSpec<'_> {
@@ -97,7 +99,7 @@ impl ExtractSpec<'_> {
         if let Some(h) = head {
             key = key.part("head", head_hash(h));
         }
-        if let Some(hit) = load(&key) {
+        if let Some(hit) = load(&key).filter(|_| self.use_cache) {
             progress(samples.len(), samples.len());
             return Ok(hit);
         }
@@ -133,7 +135,9 @@ impl ExtractSpec<'_> {
                 Ok(())
             },
         )?;
-        store(&key, &out)?;
+        if self.use_cache {
+            store(&key, &out)?;
+        }
         Ok(out)
     }
 }

@@ -44,6 +44,8 @@ pub struct Scorer<'a> {
     pub seed: u64,
     /// Also keep the backbone's ImageNet logits per sample (for `predict`).
     pub imagenet_logits: bool,
+    /// Read and write the extraction cache (off for benchmarks).
+    pub use_cache: bool,
 }
 
 impl Scorer<'_> {
@@ -83,6 +85,7 @@ impl Scorer<'_> {
             corruption,
             seed: self.seed,
             batch_size: self.batch_size,
+            use_cache: self.use_cache,
         };
         let mut scored = Scored {
             header,

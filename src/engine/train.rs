@@ -76,6 +76,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         corruption: None,
         seed: opts.seed,
         batch_size: opts.batch_size,
+        use_cache: true,
     };
 
     // 1. Embeddings.
