@@ -172,70 +172,179 @@ impl Conv {
         (first.min(last), last)
     }
 
-    /// Fills `col` (`taps × out_pixels`) from one image `x` (`C × H × W`).
-    fn im2col<T: Float>(&self, g: &Geometry, x: &[T], col: &mut [T]) {
-        let (k, s, left, pixels) = (self.kernel, self.stride, self.pad[2], g.out_pixels());
-        for c in 0..g.c_in {
-            let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let row = &mut col[((c * k + ky) * k + kx) * pixels..][..pixels];
-                    let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
-                    for oy in 0..g.oh {
-                        let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                        let Some(iy) = self.input_row(oy, ky, g.h) else {
-                            dst.fill(T::ZERO);
-                            continue;
-                        };
-                        dst[..x0].fill(T::ZERO);
-                        dst[x1..].fill(T::ZERO);
-                        let src = &plane[iy * g.w..(iy + 1) * g.w];
-                        if s == 1 {
-                            let from = x0 + kx - left;
-                            dst[x0..x1].copy_from_slice(&src[from..from + x1 - x0]);
-                        } else {
-                            for (ox, d) in dst.iter_mut().enumerate().take(x1).skip(x0) {
-                                *d = src[ox * s + kx - left];
-                            }
-                        }
-                    }
+    /// Splits an im2col row index into (input channel, tap row, tap column).
+    fn tap(&self, row: usize) -> (usize, usize, usize) {
+        let k = self.kernel;
+        (row / (k * k), (row / k) % k, row % k)
+    }
+
+    /// Fills one im2col row (`out_pixels` values) for tap (`ky`, `kx`) of one input plane.
+    fn fill_row<T: Float>(
+        &self,
+        g: &Geometry,
+        plane: &[T],
+        (ky, kx): (usize, usize),
+        dst: &mut [T],
+    ) {
+        let (s, left) = (self.stride, self.pad[2]);
+        let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
+        for (oy, dst) in dst.chunks_mut(g.ow).enumerate() {
+            let Some(iy) = self.input_row(oy, ky, g.h) else {
+                dst.fill(T::ZERO);
+                continue;
+            };
+            dst[..x0].fill(T::ZERO);
+            dst[x1..].fill(T::ZERO);
+            let src = &plane[iy * g.w..(iy + 1) * g.w];
+            if s == 1 {
+                let from = x0 + kx - left;
+                dst[x0..x1].copy_from_slice(&src[from..from + x1 - x0]);
+            } else {
+                for (ox, d) in dst.iter_mut().enumerate().take(x1).skip(x0) {
+                    *d = src[ox * s + kx - left];
                 }
             }
+        }
+    }
+
+    /// Adds one im2col row (`out_pixels` values) of tap (`ky`, `kx`) back onto an input plane.
+    fn add_row<T: Float>(
+        &self,
+        g: &Geometry,
+        src: &[T],
+        (ky, kx): (usize, usize),
+        plane: &mut [T],
+    ) {
+        let (s, left) = (self.stride, self.pad[2]);
+        let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
+        for (oy, src) in src.chunks(g.ow).enumerate() {
+            let Some(iy) = self.input_row(oy, ky, g.h) else {
+                continue;
+            };
+            let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+            if s == 1 {
+                let from = x0 + kx - left;
+                for (d, &v) in dst[from..from + x1 - x0].iter_mut().zip(&src[x0..x1]) {
+                    *d += v;
+                }
+            } else {
+                for (ox, &v) in src.iter().enumerate().take(x1).skip(x0) {
+                    dst[ox * s + kx - left] += v;
+                }
+            }
+        }
+    }
+
+    /// Fills `col` (`taps × out_pixels`) from one image `x` (`C × H × W`).
+    fn im2col<T: Float>(&self, g: &Geometry, x: &[T], col: &mut [T]) {
+        let (plane, pixels) = (g.h * g.w, g.out_pixels());
+        for (r, row) in col.chunks_mut(pixels).enumerate() {
+            let (c, ky, kx) = self.tap(r);
+            self.fill_row(g, &x[c * plane..(c + 1) * plane], (ky, kx), row);
         }
     }
 
     /// Adds `col` (`taps × out_pixels`) back onto the image gradient `dx` (`C × H × W`).
     fn col2im<T: Float>(&self, g: &Geometry, col: &[T], dx: &mut [T]) {
-        let (k, s, left, pixels) = (self.kernel, self.stride, self.pad[2], g.out_pixels());
-        for c in 0..g.c_in {
-            let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let row = &col[((c * k + ky) * k + kx) * pixels..][..pixels];
-                    let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
-                    for oy in 0..g.oh {
-                        let Some(iy) = self.input_row(oy, ky, g.h) else {
-                            continue;
-                        };
-                        let src = &row[oy * g.ow..(oy + 1) * g.ow];
-                        let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                        if s == 1 {
-                            let from = x0 + kx - left;
-                            for (d, &v) in dst[from..from + x1 - x0].iter_mut().zip(&src[x0..x1]) {
-                                *d += v;
-                            }
-                        } else {
-                            for (ox, &v) in src.iter().enumerate().take(x1).skip(x0) {
-                                dst[ox * s + kx - left] += v;
-                            }
-                        }
-                    }
-                }
-            }
+        let (plane, pixels) = (g.h * g.w, g.out_pixels());
+        for (r, row) in col.chunks(pixels).enumerate() {
+            let (c, ky, kx) = self.tap(r);
+            self.add_row(g, row, (ky, kx), &mut dx[c * plane..(c + 1) * plane]);
         }
     }
 
+    /// Small feature maps (ResNet's last stages, 64-pixel inputs) make per-image GEMMs too thin
+    /// to run fast; there the whole batch becomes one GEMM over `N × out_pixels` columns.
+    fn batched(&self, g: &Geometry) -> bool {
+        g.n > 1 && g.out_pixels() <= BATCHED_MAX_PIXELS
+    }
+
+    /// `forward` as one GEMM for the batch: `col` is `taps × (N · out_pixels)`.
+    fn forward_batched<T: Float>(&self, g: Geometry, x: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
+        let (taps, pixels, plane) = (g.taps(self.kernel), g.out_pixels(), g.h * g.w);
+        let columns = g.n * pixels;
+        let mut col = vec![T::ZERO; taps * columns];
+        col.par_chunks_mut(columns)
+            .enumerate()
+            .for_each(|(r, row)| {
+                let (c, ky, kx) = self.tap(r);
+                for (i, dst) in row.chunks_mut(pixels).enumerate() {
+                    let image = &x[i * g.in_plane()..(i + 1) * g.in_plane()];
+                    self.fill_row(&g, &image[c * plane..(c + 1) * plane], (ky, kx), dst);
+                }
+            });
+        let mut product = vec![T::ZERO; g.c_out * columns];
+        let w = Matrix::row_major(weight, g.c_out, taps);
+        let c = Matrix::row_major(&col, taps, columns);
+        gemm_into(&mut product, false, w, c, all_threads());
+        let mut out = vec![T::ZERO; g.n * g.out_plane()];
+        out.par_chunks_mut(pixels).enumerate().for_each(|(j, o)| {
+            let (i, co) = (j / g.c_out, j % g.c_out);
+            let src = &product[co * columns + i * pixels..][..pixels];
+            for (o, &v) in o.iter_mut().zip(src) {
+                *o = self.activation.apply(v + bias[co]);
+            }
+        });
+        out
+    }
+
+    /// `input_grad_kernel` as one GEMM for the batch.
+    fn input_grad_batched<T: Float>(
+        &self,
+        g: Geometry,
+        grad: &[T],
+        out: &[T],
+        weight: &[T],
+    ) -> Vec<T> {
+        let (taps, pixels, plane) = (g.taps(self.kernel), g.out_pixels(), g.h * g.w);
+        let columns = g.n * pixels;
+        // The masked gradient, channel-major: `c_out × (N · out_pixels)`.
+        let mut masked = vec![T::ZERO; g.c_out * columns];
+        masked
+            .par_chunks_mut(pixels)
+            .enumerate()
+            .for_each(|(j, dst)| {
+                let (co, i) = (j / g.n, j % g.n);
+                let at = i * g.out_plane() + co * pixels;
+                for ((d, &v), &o) in dst
+                    .iter_mut()
+                    .zip(&grad[at..at + pixels])
+                    .zip(&out[at..at + pixels])
+                {
+                    *d = if self.activation.passes(o) {
+                        v
+                    } else {
+                        T::ZERO
+                    };
+                }
+            });
+        let mut dcol = vec![T::ZERO; taps * columns];
+        let wt = Matrix {
+            data: weight,
+            rows: taps,
+            cols: g.c_out,
+            row_stride: 1,
+            col_stride: taps,
+        };
+        let d = Matrix::row_major(&masked, g.c_out, columns);
+        gemm_into(&mut dcol, false, wt, d, all_threads());
+        let mut dx = vec![T::ZERO; g.n * g.in_plane()];
+        dx.par_chunks_mut(g.in_plane())
+            .enumerate()
+            .for_each(|(i, dx)| {
+                for r in 0..taps {
+                    let (c, ky, kx) = self.tap(r);
+                    let src = &dcol[r * columns + i * pixels..][..pixels];
+                    self.add_row(&g, src, (ky, kx), &mut dx[c * plane..(c + 1) * plane]);
+                }
+            });
+        dx
+    }
+
     fn forward<T: Float>(&self, g: Geometry, x: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
+        if self.batched(&g) {
+            return self.forward_batched(g, x, weight, bias);
+        }
         let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
         let mut out = vec![T::ZERO; g.n * g.out_plane()];
         for_each_image(
@@ -273,6 +382,9 @@ impl Conv {
         out: &[T],
         weight: &[T],
     ) -> Vec<T> {
+        if self.batched(&g) {
+            return self.input_grad_batched(g, grad, out, weight);
+        }
         let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
         let mut dx = vec![T::ZERO; g.n * g.in_plane()];
         for_each_image(
@@ -313,6 +425,17 @@ impl Conv {
             },
         );
         dx
+    }
+}
+
+/// Output pixels per image at or below which a batch runs as one GEMM (16×16 and smaller;
+/// measured: 28×28 slowed lite0 down, 14×14 left resnet18 @64 slower).
+const BATCHED_MAX_PIXELS: usize = 256;
+
+fn all_threads() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        threads => Parallelism::Rayon(threads),
     }
 }
 
@@ -539,7 +662,7 @@ mod tests {
     fn tensor(shape: (usize, usize, usize, usize), seed: usize, dtype: DType) -> Tensor {
         let n = shape.0 * shape.1 * shape.2 * shape.3;
         let data: Vec<f64> = (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f64 / 1001.5 - 1.0))
+            .map(|i| ((i * 7919 + seed * 104_729) % 2003) as f64 / 1001.5 - 1.0)
             .collect();
         Tensor::from_vec(data, shape, &Device::Cpu)
             .unwrap()
@@ -627,6 +750,9 @@ mod tests {
                 (1, 1, [0, 0, 0, 0], Relu6, 3, 6, 5, 4, 7),
                 (1, 2, [0, 0, 0, 0], Identity, 2, 6, 7, 7, 3),
                 (5, 1, [2, 2, 2, 2], Identity, 1, 2, 3, 3, 2),
+                // Above BATCHED_MAX_PIXELS: one GEMM per image, images in parallel.
+                (3, 1, [1, 1, 1, 1], Relu, 3, 3, 17, 16, 4),
+                (1, 1, [0, 0, 0, 0], Relu6, 2, 5, 20, 15, 3),
             ] {
                 let conv = Conv {
                     kernel: k,

@@ -145,8 +145,19 @@ impl Depthwise {
                         for kx in 0..self.kernel {
                             let weight = taps[ky * self.kernel + kx];
                             let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
-                            for (ox, &gv) in grow.iter().enumerate().take(x1).skip(x0) {
-                                dx_row[ox * self.stride + kx - left] += weight * gv;
+                            if self.stride == 1 {
+                                // Contiguous on both sides: lets the compiler vectorise.
+                                let offset = x0 + kx - left;
+                                for (d, &gv) in dx_row[offset..offset + x1 - x0]
+                                    .iter_mut()
+                                    .zip(&grow[x0..x1])
+                                {
+                                    *d += weight * gv;
+                                }
+                            } else {
+                                for (ox, &gv) in grow.iter().enumerate().take(x1).skip(x0) {
+                                    dx_row[ox * self.stride + kx - left] += weight * gv;
+                                }
                             }
                         }
                     }
