@@ -39,10 +39,18 @@ pub fn with_plain_kernels<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// REASON's own kernels run on the CPU unless `with_plain_kernels` says otherwise; CUDA keeps
-/// candle's kernels.
+/// Setting this environment variable to 1 makes every command use candle's own kernels, to
+/// compare results or speed with REASON's.
+pub const PLAIN_KERNELS_ENV: &str = "REASON_PLAIN_KERNELS";
+
+/// REASON's own kernels run on the CPU unless `with_plain_kernels` or `REASON_PLAIN_KERNELS=1`
+/// say otherwise; CUDA keeps candle's kernels.
 pub fn fast_kernels(x: &Tensor) -> bool {
-    x.device().is_cpu() && !PLAIN_KERNELS.get()
+    static PLAIN_BY_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let by_env = *PLAIN_BY_ENV.get_or_init(|| {
+        std::env::var(PLAIN_KERNELS_ENV).is_ok_and(|v| v.trim() == "1")
+    });
+    x.device().is_cpu() && !PLAIN_KERNELS.get() && !by_env
 }
 
 /// A bias-free convolution followed by BatchNorm in inference mode, folded into one
