@@ -159,9 +159,7 @@ impl ConvBn {
         };
         activate(&y.broadcast_add(&self.bias)?, activation)
     }
-}
 
-impl ConvBn {
     fn depthwise(&self, pad: [usize; 4]) -> Depthwise {
         Depthwise {
             kernel: self.kernel,
