@@ -154,25 +154,14 @@ impl Elementwise {
                     .zip(a.par_chunks(plane))
                     .enumerate()
                     .for_each(|(p, (o, x))| {
-                        let bias = b[p % channels];
-                        for (o, &x) in o.iter_mut().zip(x) {
-                            *o = act.apply(x + bias);
-                        }
+                        act.apply_slice(x, b[p % channels], o);
                     });
             }
-            Self::MaskGrad(act) => zip_map(
-                &mut out,
-                a,
-                b,
-                |g, y| {
-                    if act.passes(y) {
-                        g
-                    } else {
-                        T::ZERO
-                    }
-                },
-            ),
-            Self::AddRelu => zip_map(&mut out, a, b, |x, y| Activation::Relu.apply(x + y)),
+            Self::MaskGrad(act) => out
+                .par_chunks_mut(CHUNK)
+                .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+                .for_each(|(o, (g, y))| act.mask_slice(g, y, o)),
+            Self::AddRelu => zip_map(&mut out, a, b, |x, y| (x + y).max(T::ZERO)),
         }
         out
     }

@@ -54,6 +54,46 @@ impl Activation {
         }
     }
 
+    /// `dst[i] = activation(src[i] + bias)`. The slice functions match on the activation once,
+    /// outside the loop, so that each loop vectorises (per-element matches did not).
+    pub fn apply_slice<T: Float>(self, src: &[T], bias: T, dst: &mut [T]) {
+        let pairs = dst.iter_mut().zip(src);
+        match self {
+            Self::Identity => pairs.for_each(|(d, &s)| *d = s + bias),
+            Self::Relu => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO)),
+            Self::Relu6 => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO).min(T::SIX)),
+        }
+    }
+
+    /// `values[i] = activation(values[i])`.
+    pub fn apply_in_place<T: Float>(self, values: &mut [T]) {
+        match self {
+            Self::Identity => {}
+            Self::Relu => values.iter_mut().for_each(|v| *v = v.max(T::ZERO)),
+            Self::Relu6 => values
+                .iter_mut()
+                .for_each(|v| *v = v.max(T::ZERO).min(T::SIX)),
+        }
+    }
+
+    /// `dst[i] = grad[i]` where the activation lets the gradient pass at output `out[i]`.
+    pub fn mask_slice<T: Float>(self, grad: &[T], out: &[T], dst: &mut [T]) {
+        let triples = dst.iter_mut().zip(grad).zip(out);
+        match self {
+            Self::Identity => dst.copy_from_slice(grad),
+            Self::Relu => triples.for_each(|((d, &g), &o)| {
+                *d = if o > T::ZERO { g } else { T::ZERO };
+            }),
+            Self::Relu6 => triples.for_each(|((d, &g), &o)| {
+                *d = if o > T::ZERO && o < T::SIX {
+                    g
+                } else {
+                    T::ZERO
+                };
+            }),
+        }
+    }
+
     /// Whether the gradient passes, judged from the activation's output (as PyTorch does).
     pub fn passes<T: Float>(self, out: T) -> bool {
         match self {
@@ -281,9 +321,7 @@ impl Conv {
         out.par_chunks_mut(pixels).enumerate().for_each(|(j, o)| {
             let (i, co) = (j / g.c_out, j % g.c_out);
             let src = &product[co * columns + i * pixels..][..pixels];
-            for (o, &v) in o.iter_mut().zip(src) {
-                *o = self.activation.apply(v + bias[co]);
-            }
+            self.activation.apply_slice(src, bias[co], o);
         });
         out
     }
@@ -306,17 +344,9 @@ impl Conv {
             .for_each(|(j, dst)| {
                 let (co, i) = (j / g.n, j % g.n);
                 let at = i * g.out_plane() + co * pixels;
-                for ((d, &v), &o) in dst
-                    .iter_mut()
-                    .zip(&grad[at..at + pixels])
-                    .zip(&out[at..at + pixels])
-                {
-                    *d = if self.activation.passes(o) {
-                        v
-                    } else {
-                        T::ZERO
-                    };
-                }
+                let range = at..at + pixels;
+                self.activation
+                    .mask_slice(&grad[range.clone()], &out[range], dst);
             });
         let mut dcol = vec![T::ZERO; taps * columns];
         let wt = Matrix {
@@ -365,11 +395,7 @@ impl Conv {
                 let w = Matrix::row_major(weight, g.c_out, taps);
                 let c = Matrix::row_major(col, taps, pixels);
                 gemm_into(out, true, w, c, parallelism);
-                if self.activation != Activation::Identity {
-                    for v in out.iter_mut() {
-                        *v = self.activation.apply(*v);
-                    }
-                }
+                self.activation.apply_in_place(out);
             },
         );
         out
@@ -396,14 +422,9 @@ impl Conv {
                 let grad: &[T] = if self.activation == Activation::Identity {
                     &grad[range]
                 } else {
-                    masked.clear();
-                    masked.extend(grad[range.clone()].iter().zip(&out[range]).map(|(&d, &o)| {
-                        if self.activation.passes(o) {
-                            d
-                        } else {
-                            T::ZERO
-                        }
-                    }));
+                    masked.resize(range.len(), T::ZERO);
+                    self.activation
+                        .mask_slice(&grad[range.clone()], &out[range], masked);
                     masked
                 };
                 // Wᵀ: the weight read column by column.

@@ -47,9 +47,8 @@ pub const PLAIN_KERNELS_ENV: &str = "REASON_PLAIN_KERNELS";
 /// say otherwise; CUDA keeps candle's kernels.
 pub fn fast_kernels(x: &Tensor) -> bool {
     static PLAIN_BY_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let by_env = *PLAIN_BY_ENV.get_or_init(|| {
-        std::env::var(PLAIN_KERNELS_ENV).is_ok_and(|v| v.trim() == "1")
-    });
+    let by_env = *PLAIN_BY_ENV
+        .get_or_init(|| std::env::var(PLAIN_KERNELS_ENV).is_ok_and(|v| v.trim() == "1"));
     x.device().is_cpu() && !PLAIN_KERNELS.get() && !by_env
 }
 
