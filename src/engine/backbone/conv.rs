@@ -236,7 +236,8 @@ impl Conv {
             dst[..x0].fill(T::ZERO);
             dst[x1..].fill(T::ZERO);
             let src = &plane[iy * g.w..(iy + 1) * g.w];
-            if s == 1 {
+            // An empty range would underflow `from` on maps smaller than the kernel.
+            if s == 1 && x0 < x1 {
                 let from = x0 + kx - left;
                 dst[x0..x1].copy_from_slice(&src[from..from + x1 - x0]);
             } else {
@@ -262,7 +263,8 @@ impl Conv {
                 continue;
             };
             let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-            if s == 1 {
+            // An empty range would underflow `from` on maps smaller than the kernel.
+            if s == 1 && x0 < x1 {
                 let from = x0 + kx - left;
                 for (d, &v) in dst[from..from + x1 - x0].iter_mut().zip(&src[x0..x1]) {
                     *d += v;
@@ -771,6 +773,9 @@ mod tests {
                 (1, 1, [0, 0, 0, 0], Relu6, 3, 6, 5, 4, 7),
                 (1, 2, [0, 0, 0, 0], Identity, 2, 6, 7, 7, 3),
                 (5, 1, [2, 2, 2, 2], Identity, 1, 2, 3, 3, 2),
+                // Maps smaller than the kernel.
+                (5, 1, [2, 2, 2, 2], Relu, 1, 2, 1, 1, 3),
+                (3, 1, [1, 1, 1, 1], Relu6, 2, 2, 1, 2, 3),
                 // Above BATCHED_MAX_PIXELS: one GEMM per image, images in parallel.
                 (3, 1, [1, 1, 1, 1], Relu, 3, 3, 17, 16, 4),
                 (1, 1, [0, 0, 0, 0], Relu6, 2, 5, 20, 15, 3),

@@ -104,8 +104,9 @@ impl Depthwise {
                         for kx in 0..self.kernel {
                             let weight = taps[ky * self.kernel + kx];
                             let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
-                            if self.stride == 1 {
+                            if self.stride == 1 && x0 < x1 {
                                 // Contiguous on both sides: lets the compiler vectorise.
+                                // (An empty range would underflow `offset` on tiny maps.)
                                 let offset = x0 + kx - left;
                                 for (o, &v) in row[x0..x1]
                                     .iter_mut()
@@ -145,8 +146,9 @@ impl Depthwise {
                         for kx in 0..self.kernel {
                             let weight = taps[ky * self.kernel + kx];
                             let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
-                            if self.stride == 1 {
+                            if self.stride == 1 && x0 < x1 {
                                 // Contiguous on both sides: lets the compiler vectorise.
+                                // (An empty range would underflow `offset` on tiny maps.)
                                 let offset = x0 + kx - left;
                                 for (d, &gv) in dx_row[offset..offset + x1 - x0]
                                     .iter_mut()
@@ -385,6 +387,9 @@ mod tests {
             (5, 2, [1, 2, 1, 2], 8, 10),
             (5, 1, [2, 2, 2, 2], 5, 5),
             (3, 2, [1, 1, 1, 1], 7, 9),
+            // Maps smaller than the kernel (Lite's last stages at small input sizes).
+            (5, 1, [2, 2, 2, 2], 1, 1),
+            (5, 1, [2, 2, 2, 2], 2, 1),
         ] {
             let (n, c) = (2, 3);
             let x = Var::from_tensor(&tensor((n, c, h, w), 1)).unwrap();
