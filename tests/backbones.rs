@@ -289,8 +289,16 @@ fn random_with_bn_shift(kind: BackboneKind) -> Backbone {
             let is_bn_shift =
                 (name.contains(".bn") || name.starts_with("bn") || name.contains("downsample.1"))
                     && name.ends_with(".bias");
+            let is_bn_scale =
+                (name.contains(".bn") || name.starts_with("bn") || name.contains("downsample.1"))
+                    && name.ends_with(".weight");
             let t = if is_bn_shift {
                 Tensor::randn(0f64, 0.1, t.shape(), &Device::Cpu).unwrap()
+            } else if is_bn_scale {
+                // Halved, so activations stay moderate through the residual stages: otherwise
+                // some draws give logits so far apart that log p(ŷ) is exactly 0 in f64 and the
+                // gradient vanishes.
+                (t * 0.5).unwrap()
             } else {
                 t
             };

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::conv::{Activation, Float};
+use super::conv::{contiguous_slice, Activation, Float};
 
 /// Elements per rayon task: large enough that scheduling costs nothing.
 const CHUNK: usize = 1 << 14;
@@ -18,13 +18,6 @@ pub fn relu6(x: &Tensor) -> Result<Tensor> {
         x.contiguous()?.apply_op1(Relu6)
     } else {
         x.clamp(0f32, 6f32)
-    }
-}
-
-fn contiguous<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<T>()?[a..b]),
-        None => candle_core::bail!("relu6: input must be contiguous"),
     }
 }
 
@@ -38,18 +31,23 @@ impl CustomOp1 for Relu6 {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let out = match s {
             CpuStorage::F32(_) => {
-                CpuStorage::F32(map(contiguous::<f32>(s, l)?, |v| v.clamp(0.0, 6.0)))
+                CpuStorage::F32(map(contiguous_slice::<f32>(s, l, "relu6 input")?, |v| {
+                    v.clamp(0.0, 6.0)
+                }))
             }
             CpuStorage::F64(_) => {
-                CpuStorage::F64(map(contiguous::<f64>(s, l)?, |v| v.clamp(0.0, 6.0)))
+                CpuStorage::F64(map(contiguous_slice::<f64>(s, l, "relu6 input")?, |v| {
+                    v.clamp(0.0, 6.0)
+                }))
             }
             _ => candle_core::bail!("relu6: f32 or f64 expected"),
         };
         Ok((out, l.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(x, &Relu6Grad)?))
+    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // 0 < relu6(x) < 6 exactly where 0 < x < 6.
+        Ok(Some(mask_grad(grad, res, Activation::Relu6)?))
     }
 }
 
@@ -63,57 +61,6 @@ fn map<T: Copy + Send + Sync + Default>(x: &[T], f: impl Fn(T) -> T + Sync) -> V
             }
         });
     out
-}
-
-/// `grad` where `0 < x < 6`, else 0.
-struct Relu6Grad;
-
-fn masked<T: candle_core::WithDType + PartialOrd + Default>(
-    g: &[T],
-    x: &[T],
-    zero: T,
-    six: T,
-) -> Vec<T> {
-    let mut out = vec![T::default(); g.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(g.par_chunks(CHUNK).zip(x.par_chunks(CHUNK)))
-        .for_each(|(o, (g, x))| {
-            for ((o, &g), &x) in o.iter_mut().zip(g).zip(x) {
-                *o = if x > zero && x < six { g } else { T::default() };
-            }
-        });
-    out
-}
-
-impl CustomOp2 for Relu6Grad {
-    fn name(&self) -> &'static str {
-        "relu6-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(masked(
-                contiguous::<f32>(s1, l1)?,
-                contiguous::<f32>(s2, l2)?,
-                0.0,
-                6.0,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(masked(
-                contiguous::<f64>(s1, l1)?,
-                contiguous::<f64>(s2, l2)?,
-                0.0,
-                6.0,
-            )),
-            _ => candle_core::bail!("relu6: f32 or f64 of one dtype expected"),
-        };
-        Ok((out, l1.shape().clone()))
-    }
 }
 
 /// `activation(x + bias[c])` over `(N, C, H, W)` in one pass, for the manual backward path
@@ -213,13 +160,13 @@ impl CustomOp2 for Elementwise {
         };
         let out = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(self.run(
-                contiguous::<f32>(s1, l1)?,
-                contiguous::<f32>(s2, l2)?,
+                contiguous_slice::<f32>(s1, l1, self.name())?,
+                contiguous_slice::<f32>(s2, l2, self.name())?,
                 plane,
             )),
             (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(self.run(
-                contiguous::<f64>(s1, l1)?,
-                contiguous::<f64>(s2, l2)?,
+                contiguous_slice::<f64>(s1, l1, self.name())?,
+                contiguous_slice::<f64>(s2, l2, self.name())?,
                 plane,
             )),
             _ => candle_core::bail!("{}: f32 or f64 of one dtype expected", self.name()),

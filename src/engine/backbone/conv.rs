@@ -566,10 +566,16 @@ fn for_each_image<T: Send, S: Default + Send>(
     }
 }
 
-fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&s.as_slice::<T>()?[start..end]),
-        None => candle_core::bail!("conv: {what} must be contiguous"),
+/// The elements of a contiguous CPU tensor; `what` names it in the error (the CPU kernels of
+/// every backbone op read their operands through this).
+pub(super) fn contiguous_slice<'a, T: candle_core::WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&storage.as_slice::<T>()?[start..end]),
+        None => candle_core::bail!("{what} must be contiguous"),
     }
 }
 
@@ -583,16 +589,16 @@ fn dispatch(
     Ok(match (s1, s2, s3) {
         (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
             CpuStorage::F32(f32_kernel(
-                slice(s1, l1, "input")?,
-                slice(s2, l2, "weight")?,
-                slice(s3, l3, "third operand")?,
+                contiguous_slice(s1, l1, "conv input")?,
+                contiguous_slice(s2, l2, "conv weight")?,
+                contiguous_slice(s3, l3, "conv operand")?,
             ))
         }
         (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
             CpuStorage::F64(f64_kernel(
-                slice(s1, l1, "input")?,
-                slice(s2, l2, "weight")?,
-                slice(s3, l3, "third operand")?,
+                contiguous_slice(s1, l1, "conv input")?,
+                contiguous_slice(s2, l2, "conv weight")?,
+                contiguous_slice(s3, l3, "conv operand")?,
             ))
         }
         _ => candle_core::bail!("conv: f32 or f64 tensors of one dtype expected"),

@@ -10,6 +10,8 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::conv::{contiguous_slice, Float};
+
 /// Geometry of a depthwise convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Depthwise {
@@ -28,13 +30,6 @@ struct Dims {
     oh: usize,
     ow: usize,
 }
-
-trait Float:
-    candle_core::WithDType + Default + std::ops::Mul<Output = Self> + std::ops::AddAssign
-{
-}
-impl Float for f32 {}
-impl Float for f64 {}
 
 impl Depthwise {
     fn dims(&self, n: usize, c: usize, h: usize, w: usize) -> Result<Dims> {
@@ -201,18 +196,6 @@ impl Depthwise {
     }
 }
 
-fn contiguous<'a, T: Float>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    what: &str,
-) -> Result<&'a [T]> {
-    let data = storage.as_slice::<T>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("depthwise: {what} must be contiguous"),
-    }
-}
-
 /// Runs `kernel(a, b)` on two storages of the same float type.
 fn run<F32, F64>(
     s1: &CpuStorage,
@@ -228,12 +211,12 @@ where
 {
     match (s1, s2) {
         (CpuStorage::F32(_), CpuStorage::F32(_)) => Ok(CpuStorage::F32(f32_kernel(
-            contiguous(s1, l1, "lhs")?,
-            contiguous(s2, l2, "rhs")?,
+            contiguous_slice(s1, l1, "depthwise lhs")?,
+            contiguous_slice(s2, l2, "depthwise rhs")?,
         ))),
         (CpuStorage::F64(_), CpuStorage::F64(_)) => Ok(CpuStorage::F64(f64_kernel(
-            contiguous(s1, l1, "lhs")?,
-            contiguous(s2, l2, "rhs")?,
+            contiguous_slice(s1, l1, "depthwise lhs")?,
+            contiguous_slice(s2, l2, "depthwise rhs")?,
         ))),
         _ => candle_core::bail!("depthwise: f32 or f64 tensors of one dtype expected"),
     }

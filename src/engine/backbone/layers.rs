@@ -7,7 +7,7 @@ use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 pub use super::conv::Activation;
-use super::conv::{Conv, Float};
+use super::conv::{contiguous_slice, Conv, Float};
 use super::depthwise::Depthwise;
 use rayon::prelude::*;
 
@@ -317,13 +317,18 @@ impl candle_core::CustomOp2 for MaxPoolGrad {
                 l2.shape()
             );
         }
-        let (Some((a, b)), Some((c0, c1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("max-pool grad: contiguous tensors expected");
-        };
+        let (g, x) = ("max-pool grad", "max-pool input");
         let out = match (s1, s2) {
-            (F32(g), F32(x)) => F32(Self::run(&g[a..b], &x[c0..c1], (h, w))),
-            (F64(g), F64(x)) => F64(Self::run(&g[a..b], &x[c0..c1], (h, w))),
+            (F32(_), F32(_)) => F32(Self::run(
+                contiguous_slice(s1, l1, g)?,
+                contiguous_slice(s2, l2, x)?,
+                (h, w),
+            )),
+            (F64(_), F64(_)) => F64(Self::run(
+                contiguous_slice(s1, l1, g)?,
+                contiguous_slice(s2, l2, x)?,
+                (h, w),
+            )),
             _ => candle_core::bail!("max-pool grad: f32 or f64 of one dtype expected"),
         };
         Ok((out, l2.shape().clone()))
