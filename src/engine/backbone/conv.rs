@@ -43,17 +43,6 @@ impl Float for f64 {
 }
 
 impl Activation {
-    pub fn apply<T: Float>(self, v: T) -> T {
-        match self {
-            Self::Identity => v,
-            Self::Relu if v > T::ZERO => v,
-            Self::Relu => T::ZERO,
-            Self::Relu6 if v <= T::ZERO => T::ZERO,
-            Self::Relu6 if v >= T::SIX => T::SIX,
-            Self::Relu6 => v,
-        }
-    }
-
     /// `dst[i] = activation(src[i] + bias)`. The slice functions match on the activation once,
     /// outside the loop, so that each loop vectorises (per-element matches did not).
     pub fn apply_slice<T: Float>(self, src: &[T], bias: T, dst: &mut [T]) {
@@ -76,7 +65,8 @@ impl Activation {
         }
     }
 
-    /// `dst[i] = grad[i]` where the activation lets the gradient pass at output `out[i]`.
+    /// `dst[i] = grad[i]` where the activation lets the gradient pass, judged from its output
+    /// `out[i]` (as PyTorch does).
     pub fn mask_slice<T: Float>(self, grad: &[T], out: &[T], dst: &mut [T]) {
         let triples = dst.iter_mut().zip(grad).zip(out);
         match self {
@@ -91,15 +81,6 @@ impl Activation {
                     T::ZERO
                 };
             }),
-        }
-    }
-
-    /// Whether the gradient passes, judged from the activation's output (as PyTorch does).
-    pub fn passes<T: Float>(self, out: T) -> bool {
-        match self {
-            Self::Identity => true,
-            Self::Relu => out > T::ZERO,
-            Self::Relu6 => out > T::ZERO && out < T::SIX,
         }
     }
 }
