@@ -9,7 +9,7 @@ use crate::engine::dataset::Dataset;
 use crate::engine::head::HeadConfig;
 use crate::engine::metanet::MetaNetConfig;
 use crate::engine::paths;
-use crate::engine::train::{train, TrainOptions};
+use crate::engine::train::{train, InferenceHead, MetaModelChoice, TrainOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -29,14 +29,31 @@ pub struct TrainArgs {
     /// Cross-fitting folds.
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
-    /// Train on a seeded subset of this many rows (all families for every row used).
+    /// Train on a seeded subset of this many images (default: the whole split).
     #[arg(long)]
     pub subset: Option<usize>,
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    /// Selective risk the saved operating threshold aims for (on the calibration rows).
+    /// Corrupted views of each training image (training-only corruption kinds, disjoint from
+    /// `eval --corrupt`'s), so the meta-model has errors of many kinds to learn from.
+    #[arg(long, default_value_t = 2)]
+    pub views: usize,
+    /// Leave this many classes (drawn with --seed) out of training, for `eval`'s new-class
+    /// evaluation: their images are always wrong predictions.
+    #[arg(long, default_value_t = 0)]
+    pub holdout_classes: usize,
+    /// Meta-model: `auto` fits every candidate and keeps the best on the select rows.
+    #[arg(long, value_enum, default_value_t = MetaModelChoice::Auto)]
+    pub meta_model: MetaModelChoice,
+    /// Inference head: the average of the fold heads (default), or one head on every row.
+    #[arg(long, value_enum, default_value_t = InferenceHead::Average)]
+    pub inference_head: InferenceHead,
+    /// Selective risk the certified threshold guarantees (on data like the calibration rows).
     #[arg(long, default_value_t = 0.005)]
-    pub target_risk: f32,
+    pub target_risk: f64,
+    /// The guarantee holds with probability at least 1 − delta.
+    #[arg(long, default_value_t = 0.05)]
+    pub delta: f64,
     /// Epochs of the base head.
     #[arg(long, default_value_t = HeadConfig::default().epochs)]
     pub head_epochs: usize,
@@ -98,7 +115,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             max_epochs: args.metanet_epochs,
             ..Default::default()
         },
+        views: args.views,
+        holdout_classes: args.holdout_classes,
+        meta_model: args.meta_model,
+        inference_head: args.inference_head,
         target_risk: args.target_risk,
+        delta: args.delta,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
     let artifacts = train(&opts, &|stage, done, total| bars.update(stage, done, total))?;
@@ -120,6 +142,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     for (k, v) in &m.metrics {
         println!("{k}: {v}");
+    }
+    println!("meta-model candidates on the select rows (AUROC all / clean / views):");
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    for r in &m.protocol.selection {
+        println!(
+            "  {:<20} {} / {} / {}  best epoch {}{}",
+            r.model,
+            opt(r.auroc_all),
+            opt(r.auroc_clean),
+            opt(r.auroc_views),
+            r.best_epoch,
+            if r.chosen { "  (kept)" } else { "" }
+        );
     }
     println!(
         "operating threshold on P(correct): {:.4} (target risk {})",

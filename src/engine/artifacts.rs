@@ -11,13 +11,16 @@ use crate::engine::backbone::BackboneKind;
 use crate::engine::cache::write_atomically;
 use crate::engine::error::{Error, Result};
 use crate::engine::head::{HeadConfig, LinearHead};
-use crate::engine::knn::{self, KnnBank};
+use crate::engine::knn::{self, KnnBank, OutcomeBank};
 use crate::engine::metanet::{MetaNet, MetaNetConfig, MetaNetTrainingReport};
 use crate::engine::pca::Pca;
 use crate::engine::preprocess::Preprocess;
 use crate::engine::records::FeatureLayout;
+use crate::engine::train::{InferenceHead, SelectionRow};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: training views, class-aware k-NN and softmax families, offset meta-models, fold-average
+/// head, gradients through the backbone's classifier.
+pub const FORMAT_VERSION: u32 = 2;
 pub const MANIFEST: &str = "manifest.json";
 const MODEL_FILE: &str = "model.safetensors";
 const BANK_FILE: &str = "knn_bank.safetensors";
@@ -55,6 +58,16 @@ pub struct Protocol {
     pub knn_k: usize,
     pub pca_components: usize,
     pub pca_explained_variance: f32,
+    /// Corrupted views of each training image, and the (training-only) kinds they used.
+    pub views: usize,
+    pub training_corruptions: Vec<String>,
+    /// Class folders left out of training (for the new-class evaluation).
+    pub holdout_classes: Vec<String>,
+    pub inference_head: InferenceHead,
+    /// The meta-model kept, what was asked for, and how every candidate did on the select rows.
+    pub meta_model: String,
+    pub meta_model_requested: String,
+    pub selection: Vec<SelectionRow>,
     /// Plain-language statement of what was fitted on which rows.
     pub notes: Vec<String>,
 }
@@ -104,8 +117,11 @@ pub struct Manifest {
 pub struct TrainMeta {
     pub rows: Vec<f32>,
     pub correct: Vec<bool>,
-    /// 0 = MetaNet fit, 1 = early stopping, 2 = calibration.
+    /// 0 = meta-model fit, 1 = select (early stopping, model choice, Platt), 2 = calibration.
     pub role: Vec<u8>,
+    /// The source image of each row (an index), and its view (0 = clean).
+    pub source: Vec<u32>,
+    pub view: Vec<u8>,
 }
 
 pub struct Artifacts {
@@ -114,6 +130,7 @@ pub struct Artifacts {
     pub metanet: MetaNet,
     pub pca: Pca,
     pub bank: KnnBank,
+    pub outcome_bank: OutcomeBank,
     pub train_meta: TrainMeta,
 }
 
@@ -169,6 +186,27 @@ impl Artifacts {
                 )?,
             ),
         ]);
+        let ob = &self.outcome_bank;
+        let m_rows = ob.points().len();
+        let u32s = |v: Vec<u32>| Tensor::from_vec(v, m_rows, &d);
+        let mut bank = bank;
+        bank.insert(
+            "outcome.points".to_string(),
+            Tensor::from_vec(
+                ob.points().iter().flatten().copied().collect::<Vec<f32>>(),
+                (m_rows, knn::DIM),
+                &d,
+            )?,
+        );
+        bank.insert(
+            "outcome.predicted".to_string(),
+            u32s(ob.predicted().iter().map(|&p| p as u32).collect())?,
+        );
+        bank.insert(
+            "outcome.correct".to_string(),
+            u32s(ob.correct().iter().map(|&c| u32::from(c)).collect())?,
+        );
+        bank.insert("outcome.group".to_string(), u32s(ob.group().to_vec())?);
         save_tensors(&dir.join(BANK_FILE), &bank)?;
 
         let m = &self.train_meta;
@@ -188,6 +226,8 @@ impl Artifacts {
                 )?,
             ),
             ("role".to_string(), Tensor::from_slice(&m.role, rows, &d)?),
+            ("source".to_string(), Tensor::from_slice(&m.source, rows, &d)?),
+            ("view".to_string(), Tensor::from_slice(&m.view, rows, &d)?),
         ]);
         save_tensors(&dir.join(TRAIN_META_FILE), &meta)?;
 
@@ -253,6 +293,22 @@ impl Artifacts {
             .map(|l| l as u16)
             .collect();
         let bank = KnnBank::new(points, labels, manifest.classes.len());
+        let u32s = |name: &str| -> Result<Vec<u32>> { Ok(bank_get(name)?.to_vec1::<u32>()?) };
+        let outcome_points: Vec<[f32; knn::DIM]> = bank_get("outcome.points")?
+            .to_vec2::<f32>()?
+            .iter()
+            .map(|r| knn::to_point(r))
+            .collect();
+        let outcome_bank = OutcomeBank::new(
+            outcome_points,
+            u32s("outcome.predicted")?
+                .into_iter()
+                .map(|p| p as u16)
+                .collect(),
+            u32s("outcome.correct")?.into_iter().map(|c| c == 1).collect(),
+            u32s("outcome.group")?,
+            manifest.classes.len(),
+        );
         let meta_t = load_tensors(&dir.join(TRAIN_META_FILE))?;
         let meta_get = |name: &str| {
             meta_t
@@ -268,6 +324,8 @@ impl Artifacts {
                 .map(|c| c == 1)
                 .collect(),
             role: meta_get("role")?.to_vec1()?,
+            source: meta_get("source")?.to_vec1()?,
+            view: meta_get("view")?.to_vec1()?,
         };
         let artifacts = Self {
             manifest,
@@ -275,6 +333,7 @@ impl Artifacts {
             metanet,
             pca,
             bank,
+            outcome_bank,
             train_meta,
         };
         artifacts.check_consistency(dir)?;
@@ -301,12 +360,20 @@ impl Artifacts {
                 ),
             ),
             (
-                self.metanet.mean.len() == dim,
+                self.metanet.mean.len() == self.metanet.inputs.len()
+                    && self.metanet.inputs.iter().all(|&j| j < dim)
+                    && self.metanet.offset.is_none_or(|(j, _)| j < dim),
                 format!(
-                    "MetaNet takes {} features, layout has {}",
+                    "MetaNet reads {} features (columns up to {:?}), layout has {}",
                     self.metanet.mean.len(),
+                    self.metanet.inputs.iter().max(),
                     dim
                 ),
+            ),
+            (
+                self.outcome_bank.points().len() == self.train_meta.correct.len()
+                    && self.outcome_bank.predicted().len() == self.outcome_bank.points().len(),
+                "class-aware bank does not match the training rows".to_string(),
             ),
             (
                 self.pca.n_components() == knn::DIM,
@@ -317,7 +384,9 @@ impl Artifacts {
                 ),
             ),
             (
-                self.train_meta.rows.len() == self.train_meta.correct.len() * dim,
+                self.train_meta.rows.len() == self.train_meta.correct.len() * dim
+                    && self.train_meta.source.len() == self.train_meta.correct.len()
+                    && self.train_meta.view.len() == self.train_meta.correct.len(),
                 "training meta-vectors do not match the layout".to_string(),
             ),
         ];

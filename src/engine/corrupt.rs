@@ -31,6 +31,12 @@
 //!
 //! [`CorruptionSpec::Mixed`] picks a kind and severity per sample, uniformly and
 //! deterministically from `(seed, sample_id)`.
+//!
+//! A second, disjoint list of kinds makes `reason train`'s error-generating views
+//! ([`CorruptionSpec::TrainingMixed`]): `impulse_noise`, `speckle_noise` (ImageNet-C's
+//! parameters), `motion_blur`, `brightness`, `desaturate`, `occlusion` and `zoom_crop` (see the
+//! constants for their severities). The evaluation never uses them, so `eval --corrupt mixed`
+//! measures shifts the meta-model was not trained on.
 
 use std::fmt;
 use std::io::Cursor;
@@ -58,6 +64,23 @@ pub const CONTRAST_FACTOR: [f32; 5] = [0.4, 0.3, 0.2, 0.1, 0.05];
 /// Pixelation side factor, severities 1–5.
 pub const PIXELATE_FACTOR: [f32; 5] = [0.6, 0.5, 0.4, 0.3, 0.25];
 
+/// Training-view kinds (never used by `eval`), severities 1–5. Impulse and speckle noise are
+/// ImageNet-C's own parameters; the others are augmentations in the same spirit.
+/// Share of channel values set to 0 or 255 (ImageNet-C `impulse_noise`).
+pub const IMPULSE_AMOUNT: [f32; 5] = [0.03, 0.06, 0.09, 0.17, 0.27];
+/// σ of multiplicative noise x + x·N(0, σ²) on [0, 1] (ImageNet-C `speckle_noise`).
+pub const SPECKLE_SIGMA: [f32; 5] = [0.15, 0.2, 0.35, 0.45, 0.6];
+/// Length in pixels at 224 px of a straight motion-blur kernel.
+pub const MOTION_LENGTH: [f32; 5] = [5.0, 9.0, 13.0, 17.0, 23.0];
+/// Added to every channel, on [0, 1].
+pub const BRIGHTNESS_SHIFT: [f32; 5] = [0.1, 0.2, 0.3, 0.4, 0.5];
+/// Share of each pixel's colour (deviation from its luminance) that is kept.
+pub const DESATURATE_KEEP: [f32; 5] = [0.6, 0.4, 0.25, 0.1, 0.0];
+/// Share of the image's area covered by one grey square (less where it meets the border).
+pub const OCCLUSION_AREA: [f32; 5] = [0.1, 0.2, 0.3, 0.4, 0.5];
+/// Share of the image's area kept by the crop that is then resized back to full size.
+pub const ZOOM_KEEP_AREA: [f32; 5] = [0.8, 0.6, 0.45, 0.3, 0.2];
+
 /// Blur kernels are truncated at this many σ (scikit-image's default).
 const BLUR_TRUNCATE: f32 = 4.0;
 
@@ -67,6 +90,10 @@ const JPEG_MAX_SIDE: u32 = 65_535;
 const JPEG_TILE: u32 = 65_520;
 
 /// One kind of corruption.
+///
+/// Two disjoint lists: [`CorruptionKind::EVALUATION`] (what `eval --corrupt` measures shift
+/// with) and [`CorruptionKind::TRAINING`] (what `train` makes its error-generating views with).
+/// Keeping them disjoint means the evaluation measures shifts the meta-model never saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CorruptionKind {
     GaussianNoise,
@@ -74,16 +101,50 @@ pub enum CorruptionKind {
     Jpeg,
     Contrast,
     Pixelate,
+    ImpulseNoise,
+    SpeckleNoise,
+    MotionBlur,
+    Brightness,
+    Desaturate,
+    Occlusion,
+    ZoomCrop,
 }
 
 impl CorruptionKind {
-    /// Every kind, in the order [`CorruptionSpec::Mixed`] indexes them.
-    pub const ALL: [CorruptionKind; 5] = [
+    /// The evaluation kinds, in the order [`CorruptionSpec::Mixed`] indexes them.
+    pub const EVALUATION: [CorruptionKind; 5] = [
         CorruptionKind::GaussianNoise,
         CorruptionKind::Blur,
         CorruptionKind::Jpeg,
         CorruptionKind::Contrast,
         CorruptionKind::Pixelate,
+    ];
+
+    /// The training-view kinds, in the order [`CorruptionSpec::TrainingMixed`] indexes them.
+    pub const TRAINING: [CorruptionKind; 7] = [
+        CorruptionKind::ImpulseNoise,
+        CorruptionKind::SpeckleNoise,
+        CorruptionKind::MotionBlur,
+        CorruptionKind::Brightness,
+        CorruptionKind::Desaturate,
+        CorruptionKind::Occlusion,
+        CorruptionKind::ZoomCrop,
+    ];
+
+    /// Every kind.
+    pub const ALL: [CorruptionKind; 12] = [
+        CorruptionKind::GaussianNoise,
+        CorruptionKind::Blur,
+        CorruptionKind::Jpeg,
+        CorruptionKind::Contrast,
+        CorruptionKind::Pixelate,
+        CorruptionKind::ImpulseNoise,
+        CorruptionKind::SpeckleNoise,
+        CorruptionKind::MotionBlur,
+        CorruptionKind::Brightness,
+        CorruptionKind::Desaturate,
+        CorruptionKind::Occlusion,
+        CorruptionKind::ZoomCrop,
     ];
 
     /// The name used on the command line and in reports.
@@ -94,6 +155,13 @@ impl CorruptionKind {
             CorruptionKind::Jpeg => "jpeg",
             CorruptionKind::Contrast => "contrast",
             CorruptionKind::Pixelate => "pixelate",
+            CorruptionKind::ImpulseNoise => "impulse_noise",
+            CorruptionKind::SpeckleNoise => "speckle_noise",
+            CorruptionKind::MotionBlur => "motion_blur",
+            CorruptionKind::Brightness => "brightness",
+            CorruptionKind::Desaturate => "desaturate",
+            CorruptionKind::Occlusion => "occlusion",
+            CorruptionKind::ZoomCrop => "zoom_crop",
         }
     }
 
@@ -113,6 +181,13 @@ impl CorruptionKind {
             CorruptionKind::Jpeg => f32::from(JPEG_QUALITY[i]),
             CorruptionKind::Contrast => CONTRAST_FACTOR[i],
             CorruptionKind::Pixelate => PIXELATE_FACTOR[i],
+            CorruptionKind::ImpulseNoise => IMPULSE_AMOUNT[i],
+            CorruptionKind::SpeckleNoise => SPECKLE_SIGMA[i],
+            CorruptionKind::MotionBlur => MOTION_LENGTH[i],
+            CorruptionKind::Brightness => BRIGHTNESS_SHIFT[i],
+            CorruptionKind::Desaturate => DESATURATE_KEEP[i],
+            CorruptionKind::Occlusion => OCCLUSION_AREA[i],
+            CorruptionKind::ZoomCrop => ZOOM_KEEP_AREA[i],
         }
     }
 }
@@ -143,9 +218,11 @@ impl FromStr for CorruptionKind {
 pub enum CorruptionSpec {
     /// One kind at one severity (1..=5; values outside are clamped by [`apply`]).
     Single(CorruptionKind, u8),
-    /// Per sample, a kind and a severity drawn uniformly and deterministically from the seed
-    /// and the sample's id.
+    /// Per sample, an evaluation kind and a severity drawn uniformly and deterministically from
+    /// the seed and the sample's id.
     Mixed,
+    /// The same for the training-view kinds (`reason train`'s error-generating views).
+    TrainingMixed,
 }
 
 impl fmt::Display for CorruptionSpec {
@@ -153,6 +230,7 @@ impl fmt::Display for CorruptionSpec {
         match self {
             CorruptionSpec::Single(kind, severity) => write!(f, "{kind}:{severity}"),
             CorruptionSpec::Mixed => f.write_str("mixed"),
+            CorruptionSpec::TrainingMixed => f.write_str("training-mixed"),
         }
     }
 }
@@ -275,7 +353,16 @@ impl SplitMix64 {
 /// The kind and severity [`CorruptionSpec::Mixed`] assigns to `sample_id` under `seed`.
 pub fn mixed_choice(sample_id: &str, seed: u64) -> (CorruptionKind, u8) {
     let h = sample_key(seed, sample_id, b"mixed");
-    let kind = CorruptionKind::ALL[(h % 5) as usize];
+    let kind = CorruptionKind::EVALUATION[(h % 5) as usize];
+    let severity = ((h >> 32) % 5) as u8 + 1;
+    (kind, severity)
+}
+
+/// The kind and severity [`CorruptionSpec::TrainingMixed`] assigns to `sample_id` under `seed`.
+pub fn training_choice(sample_id: &str, seed: u64) -> (CorruptionKind, u8) {
+    let h = sample_key(seed, sample_id, b"training-mixed");
+    let kinds = CorruptionKind::TRAINING;
+    let kind = kinds[(h % kinds.len() as u64) as usize];
     let severity = ((h >> 32) % 5) as u8 + 1;
     (kind, severity)
 }
@@ -296,7 +383,11 @@ pub fn apply(
     let (kind, severity) = match *spec {
         CorruptionSpec::Single(kind, severity) => (kind, clamp_severity(severity)),
         CorruptionSpec::Mixed => mixed_choice(sample_id, seed),
+        CorruptionSpec::TrainingMixed => training_choice(sample_id, seed),
     };
+    // Random placements and noise streams depend on (seed, id, kind) but not on the severity,
+    // so a higher severity is the same corruption made stronger.
+    let key = |purpose: &[u8]| sample_key(seed, sample_id, purpose);
     let out = if img.width() == 0 || img.height() == 0 {
         img.clone()
     } else {
@@ -313,9 +404,144 @@ pub fn apply(
             CorruptionKind::Jpeg => jpeg(img, JPEG_QUALITY[usize::from(severity - 1)]),
             CorruptionKind::Contrast => contrast(img, kind.parameter(severity)),
             CorruptionKind::Pixelate => pixelate(img, kind.parameter(severity)),
+            CorruptionKind::ImpulseNoise => {
+                impulse_noise(img, kind.parameter(severity), key(b"impulse_noise"))
+            }
+            CorruptionKind::SpeckleNoise => {
+                speckle_noise(img, kind.parameter(severity), key(b"speckle_noise"))
+            }
+            CorruptionKind::MotionBlur => {
+                let scale = img.width().min(img.height()) as f32 / REFERENCE_SIDE;
+                motion_blur(
+                    img,
+                    kind.parameter(severity) * scale,
+                    key(b"motion_blur"),
+                )
+            }
+            CorruptionKind::Brightness => brightness(img, kind.parameter(severity)),
+            CorruptionKind::Desaturate => desaturate(img, kind.parameter(severity)),
+            CorruptionKind::Occlusion => {
+                occlusion(img, kind.parameter(severity), key(b"occlusion"))
+            }
+            CorruptionKind::ZoomCrop => zoom_crop(img, kind.parameter(severity), key(b"zoom_crop")),
         }
     };
     (out, kind, severity)
+}
+
+fn impulse_noise(img: &RgbImage, amount: f32, key: u64) -> RgbImage {
+    let mut rng = SplitMix64(key);
+    let mut out = img.clone();
+    for v in out.iter_mut() {
+        // One draw per value decides both whether it is hit and whether it turns black or
+        // white: a higher amount hits a superset of the values a lower one hits.
+        let u = rng.next_open01();
+        if u <= f64::from(amount) {
+            *v = if u <= f64::from(amount) / 2.0 { 0 } else { 255 };
+        }
+    }
+    out
+}
+
+fn speckle_noise(img: &RgbImage, sigma: f32, key: u64) -> RgbImage {
+    let mut rng = SplitMix64(key);
+    let mut out = img.clone();
+    for v in out.iter_mut() {
+        let z = rng.next_normal_pair().0;
+        let x = f64::from(*v);
+        *v = to_u8((x + x * f64::from(sigma) * z) as f32);
+    }
+    out
+}
+
+/// Averages along a straight line of `length` pixels through each pixel, in one of four
+/// directions (horizontal, vertical, the two diagonals) drawn from `key`; edges clamped.
+fn motion_blur(img: &RgbImage, length: f32, key: u64) -> RgbImage {
+    let taps = length.round().max(1.0) as i64;
+    if taps <= 1 {
+        return img.clone();
+    }
+    let (dx, dy) = [(1i64, 0i64), (0, 1), (1, 1), (1, -1)][(key % 4) as usize];
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let src = img.as_raw();
+    let mut out = RgbImage::new(img.width(), img.height());
+    let buf: &mut [u8] = &mut out;
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0f32; 3];
+            for t in 0..taps {
+                let o = t - taps / 2;
+                let sx = (x + o * dx).clamp(0, w - 1);
+                let sy = (y + o * dy).clamp(0, h - 1);
+                let i = ((sy * w + sx) * 3) as usize;
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a += f32::from(src[i + c]);
+                }
+            }
+            let i = ((y * w + x) * 3) as usize;
+            for (c, a) in acc.into_iter().enumerate() {
+                buf[i + c] = to_u8(a / taps as f32);
+            }
+        }
+    }
+    out
+}
+
+fn brightness(img: &RgbImage, shift: f32) -> RgbImage {
+    let mut out = img.clone();
+    for v in out.iter_mut() {
+        *v = to_u8(f32::from(*v) + shift * 255.0);
+    }
+    out
+}
+
+fn desaturate(img: &RgbImage, keep: f32) -> RgbImage {
+    let mut out = img.clone();
+    for p in out.pixels_mut() {
+        let [r, g, b] = p.0.map(f32::from);
+        // Rec. 601 luma.
+        let luma = 0.299 * r + 0.587 * g + 0.114 * b;
+        p.0 = [r, g, b].map(|c| to_u8(luma + (c - luma) * keep));
+    }
+    out
+}
+
+/// A centre in [0, 1)² drawn from `key`: where an occlusion or a crop is placed.
+fn placement(key: u64) -> (f32, f32) {
+    let mut rng = SplitMix64(key);
+    (rng.next_open01() as f32, rng.next_open01() as f32)
+}
+
+fn occlusion(img: &RgbImage, area: f32, key: u64) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let (u, v) = placement(key);
+    let side = (area * w as f32 * h as f32).sqrt();
+    // The square is centred at a fixed point and clipped at the border, so a larger area
+    // always covers what a smaller one covers.
+    let (cx, cy) = (u * w as f32, v * h as f32);
+    let x0 = (cx - side / 2.0).max(0.0) as u32;
+    let y0 = (cy - side / 2.0).max(0.0) as u32;
+    let x1 = ((cx + side / 2.0).ceil().max(0.0) as u32).min(w);
+    let y1 = ((cy + side / 2.0).ceil().max(0.0) as u32).min(h);
+    let mut out = img.clone();
+    for y in y0..y1 {
+        for x in x0..x1 {
+            out.put_pixel(x, y, image::Rgb([128, 128, 128]));
+        }
+    }
+    out
+}
+
+fn zoom_crop(img: &RgbImage, keep_area: f32, key: u64) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let scale = keep_area.sqrt();
+    let cw = ((w as f32 * scale).round() as u32).clamp(1, w);
+    let ch = ((h as f32 * scale).round() as u32).clamp(1, h);
+    let (u, v) = placement(key);
+    let x0 = ((w - cw) as f32 * u) as u32;
+    let y0 = ((h - ch) as f32 * v) as u32;
+    let crop = image::imageops::crop_imm(img, x0, y0, cw, ch).to_image();
+    image::imageops::resize(&crop, w, h, image::imageops::FilterType::Triangle)
 }
 
 fn to_u8(v: f32) -> u8 {
@@ -884,6 +1110,22 @@ mod tests {
             "  ".parse::<CorruptionSpec>().unwrap_err(),
             CorruptionParseError::Empty { .. }
         ));
+    }
+
+    #[test]
+    fn training_and_evaluation_kinds_are_disjoint_and_cover_all() {
+        for k in CorruptionKind::TRAINING {
+            assert!(!CorruptionKind::EVALUATION.contains(&k), "{k} in both lists");
+        }
+        let mut both: Vec<_> = CorruptionKind::EVALUATION.to_vec();
+        both.extend(CorruptionKind::TRAINING);
+        assert_eq!(both, CorruptionKind::ALL.to_vec());
+        // Each spec draws only from its own list.
+        for i in 0..300 {
+            let id = format!("img{i}");
+            assert!(CorruptionKind::EVALUATION.contains(&mixed_choice(&id, 3).0));
+            assert!(CorruptionKind::TRAINING.contains(&training_choice(&id, 3).0));
+        }
     }
 
     #[test]

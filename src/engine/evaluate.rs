@@ -199,8 +199,9 @@ pub fn evaluate(
     })
 }
 
-/// Retrains the MetaNet on the saved out-of-fold rows without each family (same split, seed
-/// and settings) and measures AUROC on the evaluation rows.
+/// Retrains the meta-model on the saved out-of-fold rows without each family (same rows,
+/// configuration and seed; a family the model does not read is skipped) and measures AUROC on
+/// the evaluation rows. A report, never a selection: nothing here feeds back into training.
 fn ablation(
     scored: &Scored,
     artifacts: &Artifacts,
@@ -213,47 +214,35 @@ fn ablation(
     let tm = &artifacts.train_meta;
     let n_train = tm.correct.len();
     let idx = |r: u8| -> Vec<usize> { (0..n_train).filter(|&i| tm.role[i] == r).collect() };
-    let (fit, stop, calib) = (idx(0), idx(1), idx(2));
-    let run = |keep: &[usize]| -> Result<Option<f64>> {
-        let project = |row: &[f32]| -> Vec<f32> { keep.iter().map(|&j| row[j]).collect() };
-        let train_rows: Vec<f32> = tm.rows.chunks(dim).flat_map(project).collect();
-        let (mut net, _) = MetaNet::train(
-            &train_rows,
-            keep.len(),
-            &tm.correct,
-            &fit,
-            &stop,
-            &artifacts.manifest.metanet,
-            seed,
+    let (fit, select) = (idx(0), idx(1));
+    let config = &artifacts.manifest.metanet;
+    let columns = artifacts.metanet.inputs.clone();
+    let offset = artifacts.metanet.offset.map(|(j, _)| j);
+    let run = |keep: &[usize], offset: Option<usize>| -> Result<Option<f64>> {
+        let (net, _) = MetaNet::train(
+            &tm.rows, dim, &tm.correct, &fit, &select, config, seed, keep, offset,
         )?;
-        let k = keep.len();
-        let calib_logits: Vec<f32> = calib
-            .iter()
-            .map(|&i| net.logit(&train_rows[i * k..(i + 1) * k]))
-            .collect();
-        let calib_correct: Vec<bool> = calib.iter().map(|&i| tm.correct[i]).collect();
-        net.calibrate(&calib_logits, &calib_correct);
         let scores: Vec<f32> = labelled
             .iter()
-            .map(|&i| net.calibrated_logit(&project(&scored.records[i].meta)))
+            .map(|&i| net.logit(&scored.records[i].meta))
             .collect();
         Ok(metrics::auroc(&scores, correct))
     };
-    let all: Vec<usize> = (0..dim).collect();
-    let reference = run(&all)?;
-    let rows = features::FAMILIES
-        .iter()
-        .map(|family| {
-            let keep: Vec<usize> = (0..dim)
-                .filter(|&j| layout.family_of(j) != Some(family))
-                .collect();
-            let auroc = run(&keep)?;
-            Ok(AblationRow {
-                without_family: family.to_string(),
-                auroc,
-                delta_auroc: auroc.zip(reference).map(|(a, r)| a - r),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let reference = run(&columns, offset)?;
+    let mut rows = Vec::new();
+    for family in features::FAMILIES {
+        let in_family = |j: usize| layout.family_of(j) == Some(family);
+        let reads = columns.iter().any(|&j| in_family(j)) || offset.is_some_and(in_family);
+        if !reads {
+            continue;
+        }
+        let keep: Vec<usize> = columns.iter().copied().filter(|&j| !in_family(j)).collect();
+        let auroc = run(&keep, offset.filter(|&j| !in_family(j)))?;
+        rows.push(AblationRow {
+            without_family: family.to_string(),
+            auroc,
+            delta_auroc: auroc.zip(reference).map(|(a, r)| a - r),
+        });
+    }
     Ok((reference, rows))
 }

@@ -1,17 +1,20 @@
-//! Backbone passes over samples: embeddings (forward only) and, with a head, the gradient
-//! sensitivity ‖∂ log p_ŷ / ∂x‖₂ of the predicted class (forward + backward). Both are cached.
+//! Backbone passes over samples: embeddings (forward only), or embeddings together with the
+//! gradient sensitivity ‖∂ log p_ŷ / ∂x‖₂ (forward + backward in one pass). Both are cached.
+//!
+//! The gradient is taken through the backbone's own ImageNet classifier, with ŷ its predicted
+//! class (never the label). It therefore depends on the image and the weights only, not on any
+//! trained head: one pass per image serves every head, fold and retraining, and the features of
+//! training rows and of new images come from the same function.
 
 use std::collections::HashMap;
 
 use candle_core::Tensor;
-use sha2::{Digest, Sha256};
 
 use crate::engine::backbone::{one_hot, Backbone};
 use crate::engine::cache::{self, CacheKey};
 use crate::engine::corrupt::{self, CorruptionSpec};
 use crate::engine::dataset::Sample;
 use crate::engine::error::Result;
-use crate::engine::head::LinearHead;
 use crate::engine::pipeline::{for_each_batch_transformed, ImageTransform};
 
 /// Per-sample backbone outputs for the samples that decoded.
@@ -76,29 +79,27 @@ impl ExtractSpec<'_> {
         samples: &[Sample],
         progress: &dyn Fn(usize, usize),
     ) -> Result<Extracted> {
-        self.run(samples, None, progress)
+        self.run(samples, false, progress)
     }
 
-    /// Embeddings and gradient sensitivity under `head`.
+    /// Embeddings and gradient sensitivity, in one forward + backward pass.
     pub fn with_gradients(
         &self,
         samples: &[Sample],
-        head: &LinearHead,
         progress: &dyn Fn(usize, usize),
     ) -> Result<Extracted> {
-        self.run(samples, Some(head), progress)
+        self.run(samples, true, progress)
     }
 
     fn run(
         &self,
         samples: &[Sample],
-        head: Option<&LinearHead>,
+        gradients: bool,
         progress: &dyn Fn(usize, usize),
     ) -> Result<Extracted> {
-        let mut key = self.key(if head.is_some() { "grad" } else { "embed" }, samples);
-        if let Some(h) = head {
-            key = key.part("head", head_hash(h));
-        }
+        // "grad-imagenet": gradients through the backbone's classifier (older caches took
+        // them through a trained head and are not reused).
+        let key = self.key(if gradients { "grad-imagenet" } else { "embed" }, samples);
         if let Some(hit) = load(&key).filter(|_| self.use_cache) {
             progress(samples.len(), samples.len());
             return Ok(hit);
@@ -122,9 +123,10 @@ impl ExtractSpec<'_> {
                 done += batch.indices.len();
                 if let Some(input) = batch.input {
                     let input = input.to_device(&device)?;
-                    let (embedding, norms) = match head {
-                        None => (self.backbone.embed(&input)?, Vec::new()),
-                        Some(head) => gradient_pass(self.backbone, head, &input)?,
+                    let (embedding, norms) = if gradients {
+                        gradient_pass(self.backbone, &input)?
+                    } else {
+                        (self.backbone.embed(&input)?, Vec::new())
                     };
                     out.embeddings
                         .extend(embedding.flatten_all()?.to_vec1::<f32>()?);
@@ -143,35 +145,19 @@ impl ExtractSpec<'_> {
 }
 
 /// One forward + backward pass: embeddings and ‖∂ log p_ŷ / ∂x‖₂ per image, where ŷ is the
-/// head's prediction (never the label).
-fn gradient_pass(
-    backbone: &Backbone,
-    head: &LinearHead,
-    input: &Tensor,
-) -> Result<(Tensor, Vec<f32>)> {
+/// backbone classifier's prediction (never the label).
+fn gradient_pass(backbone: &Backbone, input: &Tensor) -> Result<(Tensor, Vec<f32>)> {
     let (out, g) = backbone.forward_with_input_gradient(input, |out| {
-        let logits = head
-            .logits_tensor(&out.embedding)
-            .map_err(candle_core::Error::wrap)?;
+        let logits = &out.logits;
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-        let mask =
-            one_hot(&predicted, head.classes, input.device()).map_err(candle_core::Error::wrap)?;
-        candle_nn::ops::log_softmax(&logits, 1)?
+        let mask = one_hot(&predicted, logits.dim(1)?, input.device())
+            .map_err(candle_core::Error::wrap)?;
+        candle_nn::ops::log_softmax(logits, 1)?
             .mul(&mask)?
             .sum_all()
     })?;
     let norms = g.sqr()?.sum((1, 2, 3))?.sqrt()?.to_vec1::<f32>()?;
     Ok((out.embedding, norms))
-}
-
-pub fn head_hash(head: &LinearHead) -> String {
-    let mut h = Sha256::new();
-    for part in [&head.weight, &head.bias, &head.mean, &head.std] {
-        for v in part.iter() {
-            h.update(v.to_le_bytes());
-        }
-    }
-    format!("{:x}", h.finalize())
 }
 
 fn store(key: &CacheKey, e: &Extracted) -> Result<()> {

@@ -10,19 +10,35 @@
 //! - `pca`: the embedding's first `knn::DIM` principal components
 //! - `knn`: mean and k-th distance to the reference bank, distance to the nearest sample of the
 //!   predicted class, ln trust score
+//! - `class_knn`: ln mean distance to the k nearest training rows predicted as ŷ correctly, the
+//!   same to those predicted as ŷ wrongly, and their difference (class-aware distance)
+//! - `softmax`: logit of the temperature-scaled MSP, the offset the meta-model starts from
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::engine::head::LinearHead;
-use crate::engine::knn::{self, KnnStats};
+use crate::engine::knn::{self, ClassKnnStats, KnnStats};
 use crate::engine::records::{Diagnostics, FeatureBlock, FeatureLayout};
 
 pub const TOP_K: usize = 5;
 pub const MC_PASSES: usize = 20;
 
 /// Family names, in layout order.
-pub const FAMILIES: [&str; 7] = [
+pub const FAMILIES: [&str; 9] = [
+    "entropy",
+    "gap",
+    "topk",
+    "mc_dropout",
+    "gradient",
+    "pca",
+    "knn",
+    "class_knn",
+    "softmax",
+];
+
+/// The seven families the first MetaNet used (its configuration stays reproducible).
+pub const SEED_FAMILIES: [&str; 7] = [
     "entropy",
     "gap",
     "topk",
@@ -32,9 +48,12 @@ pub const FAMILIES: [&str; 7] = [
     "knn",
 ];
 
+/// The meta-vector column the offset meta-models start from: logit(TS-MSP).
+pub const OFFSET_FEATURE: &str = "softmax.logit_ts_msp";
+
 pub fn layout(classes: usize) -> FeatureLayout {
     let top_k = TOP_K.min(classes);
-    let names: [Vec<String>; 7] = [
+    let names: [Vec<String>; 9] = [
         vec!["entropy".into(), "entropy_normalised".into()],
         vec!["logit_gap".into(), "prob_margin".into()],
         (1..=top_k).map(|i| format!("logit_{i}")).collect(),
@@ -52,6 +71,12 @@ pub fn layout(classes: usize) -> FeatureLayout {
             "predicted_class_distance".into(),
             "log_trust_score".into(),
         ],
+        vec![
+            "log_correct_distance".into(),
+            "log_wrong_distance".into(),
+            "log_ratio".into(),
+        ],
+        vec!["logit_ts_msp".into()],
     ];
     let mut offset = 0;
     let blocks = FAMILIES
@@ -156,6 +181,23 @@ pub struct RowInputs<'a> {
     pub grad_norm: f32,
     pub pca: &'a [f32],
     pub knn: KnnStats,
+    pub class_knn: ClassKnnStats,
+    /// The head's softmax temperature (for the `softmax` family).
+    pub temperature: f32,
+}
+
+/// logit(p_max) of softmax(z / T), computed as −ln Σ_{j≠max} exp((z_j − z_max)/T) so it stays
+/// finite where p_max rounds to 1.
+pub fn logit_max_softmax(z: &[f32], temperature: f32) -> f64 {
+    let order = crate::engine::pipeline::top_k(z, z.len());
+    if order.len() < 2 {
+        return f64::from(f32::MAX);
+    }
+    let max = z[order[0]] as f64;
+    let t = temperature.max(1e-6) as f64;
+    let rest: Vec<f64> = order[1..].iter().map(|&j| (z[j] as f64 - max) / t).collect();
+    let m = rest.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    -(m + rest.iter().map(|v| (v - m).exp()).sum::<f64>().ln())
 }
 
 /// The meta-vector in `layout` order.
@@ -187,6 +229,13 @@ pub fn meta_vector(row: &RowInputs) -> Vec<f32> {
         row.knn.predicted_class_distance,
         (row.knn.trust_score.max(1e-12) as f64).ln() as f32,
     ]);
+    let ln = |d: f32| (d as f64 + 1e-6).ln() as f32;
+    out.extend([
+        ln(row.class_knn.correct_distance),
+        ln(row.class_knn.wrong_distance),
+        row.class_knn.score(),
+    ]);
+    out.push(logit_max_softmax(z, row.temperature) as f32);
     out
 }
 
@@ -276,6 +325,11 @@ mod tests {
                 predicted_class_distance: 1.0,
                 trust_score: 2.0,
             },
+            class_knn: ClassKnnStats {
+                correct_distance: 1.0,
+                wrong_distance: 4.0,
+            },
+            temperature: 1.0,
         }
     }
 
@@ -286,13 +340,20 @@ mod tests {
             3.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0,
         ]));
         assert_eq!(l.dim(), v.len());
-        assert_eq!(l.dim(), 2 + 2 + 5 + 4 + 1 + knn::DIM + 4);
+        assert_eq!(l.dim(), 2 + 2 + 5 + 4 + 1 + knn::DIM + 4 + 3 + 1);
+        // logit(MSP) of [3, 1, 0, ..., -1] at T = 1 is −ln Σ_{j≠max} e^{z_j − 3}.
+        let rest: f64 = [1.0f64, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0]
+            .iter()
+            .map(|z| (z - 3.0).exp())
+            .sum();
+        assert!((v[v.len() - 1] as f64 + rest.ln()).abs() < 1e-5);
+        assert!((v[v.len() - 2] - (4f32).ln()).abs() < 1e-4);
         assert_eq!(l.name(0), Some("entropy.entropy"));
         assert_eq!(l.family_of(13), Some("gradient"));
         assert_eq!(v[13], 2f32.ln());
         assert_eq!(v[2], 2.0); // logit gap
         assert_eq!(&v[4..9], &[3.0, 1.0, 0.0, 0.0, 0.0]);
-        assert_eq!(layout(3).dim(), 2 + 2 + 3 + 4 + 1 + knn::DIM + 4);
+        assert_eq!(layout(3).dim(), 2 + 2 + 3 + 4 + 1 + knn::DIM + 4 + 3 + 1);
     }
 
     #[test]

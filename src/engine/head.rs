@@ -55,9 +55,25 @@ impl LinearHead {
         config: &HeadConfig,
         seed: u64,
     ) -> Result<Self> {
+        let (mean, std) = column_stats(embeddings, dim);
+        Self::train_standardised(embeddings, dim, labels, classes, config, seed, mean, std)
+    }
+
+    /// Like [`LinearHead::train`], with the standardisation given: heads that share it can be
+    /// averaged exactly ([`LinearHead::average`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_standardised(
+        embeddings: &[f32],
+        dim: usize,
+        labels: &[u16],
+        classes: usize,
+        config: &HeadConfig,
+        seed: u64,
+        mean: Vec<f32>,
+        std: Vec<f32>,
+    ) -> Result<Self> {
         let n = labels.len();
         assert_eq!(embeddings.len(), n * dim, "embedding matrix shape");
-        let (mean, std) = column_stats(embeddings, dim);
         let standardised = standardise(embeddings, dim, &mean, &std);
         let device = Device::Cpu;
         let x_all = Tensor::from_vec(standardised, (n, dim), &device)?;
@@ -115,6 +131,36 @@ impl LinearHead {
             bias: b.as_tensor().to_vec1()?,
             classes,
             dim,
+        })
+    }
+
+    /// The head whose logits are the mean of `heads`' logits, for every embedding and every
+    /// dropout mask: exact because the heads share one standardisation (checked). `None` when
+    /// they do not or there are none.
+    pub fn average(heads: &[LinearHead]) -> Option<LinearHead> {
+        let first = heads.first()?;
+        let same = heads.iter().all(|h| {
+            h.mean == first.mean
+                && h.std == first.std
+                && h.classes == first.classes
+                && h.dim == first.dim
+        });
+        if !same {
+            return None;
+        }
+        let k = heads.len() as f32;
+        let mean_of = |get: &dyn Fn(&LinearHead) -> &Vec<f32>| -> Vec<f32> {
+            (0..get(first).len())
+                .map(|i| heads.iter().map(|h| get(h)[i]).sum::<f32>() / k)
+                .collect()
+        };
+        Some(LinearHead {
+            mean: first.mean.clone(),
+            std: first.std.clone(),
+            weight: mean_of(&|h| &h.weight),
+            bias: mean_of(&|h| &h.bias),
+            classes: first.classes,
+            dim: first.dim,
         })
     }
 
@@ -295,6 +341,37 @@ mod tests {
                 assert!((p - q).abs() < 1e-4);
             }
         }
+    }
+
+    #[test]
+    fn averaged_head_gives_the_mean_logits_with_and_without_dropout() {
+        let (x, y) = blobs(20, 3, 4);
+        let cfg = HeadConfig {
+            epochs: 3,
+            ..Default::default()
+        };
+        let (mean, std) = column_stats(&x, 4);
+        let heads: Vec<LinearHead> = (0..3)
+            .map(|s| {
+                LinearHead::train_standardised(&x, 4, &y, 3, &cfg, s, mean.clone(), std.clone())
+                    .unwrap()
+            })
+            .collect();
+        let avg = LinearHead::average(&heads).unwrap();
+        let mask = [2.0, 0.0, 2.0, 2.0];
+        for row in x.chunks(4).take(5) {
+            for m in [None, Some(&mask[..])] {
+                let want: Vec<f32> = (0..3)
+                    .map(|c| heads.iter().map(|h| h.logits(row, m)[c]).sum::<f32>() / 3.0)
+                    .collect();
+                for (a, b) in avg.logits(row, m).iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+                }
+            }
+        }
+        // Heads with their own standardisation cannot be averaged exactly.
+        let own = LinearHead::train(&x[..40], 4, &y[..10], 3, &cfg, 1).unwrap();
+        assert!(LinearHead::average(&[heads[0].clone(), own]).is_none());
     }
 
     #[test]

@@ -106,6 +106,137 @@ impl KnnBank {
     }
 }
 
+/// Distances of a query to the training rows its prediction shares: the ones the
+/// out-of-fold heads predicted *correctly* as that class, and the ones they predicted *wrongly*
+/// as it (a class-aware distance in the spirit of Jiang et al.'s trust score, with outcomes in
+/// place of labels).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ClassKnnStats {
+    /// Mean distance to the k nearest rows predicted as ŷ and right.
+    pub correct_distance: f32,
+    /// Mean distance to the k nearest rows predicted as ŷ and wrong (any wrong row when there
+    /// are none predicted as ŷ).
+    pub wrong_distance: f32,
+}
+
+impl ClassKnnStats {
+    /// ln(d_wrong / d_correct): higher = nearer the right predictions than the wrong ones.
+    pub fn score(&self) -> f32 {
+        ((self.wrong_distance as f64 + 1e-6).ln() - (self.correct_distance as f64 + 1e-6).ln())
+            as f32
+    }
+}
+
+/// Training rows (clean and corrupted views) with what their out-of-fold head predicted and
+/// whether it was right. Rows of one source image (its views) never serve as each other's
+/// neighbours: `group` names the source.
+pub struct OutcomeBank {
+    points: Vec<[f32; DIM]>,
+    predicted: Vec<u16>,
+    correct: Vec<bool>,
+    group: Vec<u32>,
+    /// Per predicted class: (right rows, wrong rows), each a tree with its bank indices.
+    trees: Vec<[(Tree, Vec<usize>); 2]>,
+    /// Every wrong row, for classes no wrong row was predicted as.
+    all_wrong: (Tree, Vec<usize>),
+    /// The largest number of rows in one group: how many extra neighbours a query excluding its
+    /// own group must ask for.
+    max_group: usize,
+}
+
+impl OutcomeBank {
+    pub fn new(
+        points: Vec<[f32; DIM]>,
+        predicted: Vec<u16>,
+        correct: Vec<bool>,
+        group: Vec<u32>,
+        classes: usize,
+    ) -> Self {
+        let subset = |keep: &dyn Fn(usize) -> bool| -> (Tree, Vec<usize>) {
+            let members: Vec<usize> = (0..points.len()).filter(|&i| keep(i)).collect();
+            let pts: Vec<[f32; DIM]> = members.iter().map(|&i| points[i]).collect();
+            (Tree::new_from_slice(&pts), members)
+        };
+        let trees = (0..classes)
+            .map(|c| {
+                [true, false].map(|outcome| {
+                    subset(&|i| predicted[i] as usize == c && correct[i] == outcome)
+                })
+            })
+            .collect();
+        let all_wrong = subset(&|i| !correct[i]);
+        let mut counts = std::collections::HashMap::new();
+        for g in &group {
+            *counts.entry(*g).or_insert(0usize) += 1;
+        }
+        Self {
+            max_group: counts.values().copied().max().unwrap_or(0),
+            points,
+            predicted,
+            correct,
+            group,
+            trees,
+            all_wrong,
+        }
+    }
+
+    pub fn points(&self) -> &[[f32; DIM]] {
+        &self.points
+    }
+    pub fn predicted(&self) -> &[u16] {
+        &self.predicted
+    }
+    pub fn correct(&self) -> &[bool] {
+        &self.correct
+    }
+    pub fn group(&self) -> &[u32] {
+        &self.group
+    }
+
+    /// Distances of `point`, predicted as `predicted`; `exclude_group` is the query's own
+    /// source when it is a training row.
+    pub fn query(
+        &self,
+        point: &[f32; DIM],
+        predicted: u16,
+        exclude_group: Option<u32>,
+    ) -> ClassKnnStats {
+        let mean_of = |(tree, members): &(Tree, Vec<usize>)| -> Option<f32> {
+            if members.is_empty() {
+                return None;
+            }
+            let extra = if exclude_group.is_some() {
+                self.max_group
+            } else {
+                0
+            };
+            let wanted = (K + extra).min(members.len());
+            let d: Vec<f32> = tree
+                .nearest_n::<SquaredEuclidean>(point, NonZero::new(wanted.max(1)).expect("> 0"))
+                .into_iter()
+                .filter(|n| Some(self.group[members[n.item as usize]]) != exclude_group)
+                .take(K)
+                .map(|n| n.distance.max(0.0).sqrt())
+                .collect();
+            (!d.is_empty()).then(|| d.iter().sum::<f32>() / d.len() as f32)
+        };
+        let [right, wrong] = match self.trees.get(predicted as usize) {
+            Some(t) => t,
+            None => return ClassKnnStats::default(),
+        };
+        // No right row for this class (degenerate training data): as far as the farthest
+        // possible, so the score says "untrusted" rather than inventing a distance.
+        let correct_distance = mean_of(right).unwrap_or(f32::MAX.sqrt());
+        let wrong_distance = mean_of(wrong)
+            .or_else(|| mean_of(&self.all_wrong))
+            .unwrap_or(f32::MAX.sqrt());
+        ClassKnnStats {
+            correct_distance,
+            wrong_distance,
+        }
+    }
+}
+
 /// A PCA vector as the fixed-size array kiddo needs (padded with zeros when shorter).
 pub fn to_point(v: &[f32]) -> [f32; DIM] {
     let mut p = [0f32; DIM];
@@ -147,6 +278,36 @@ mod tests {
         // Predicting the wrong class gives a low trust score.
         let wrong = bank.query(&point(5.0, 1.0), 1, None);
         assert!(wrong.trust_score < 0.2, "{wrong:?}");
+    }
+
+    #[test]
+    fn outcome_bank_separates_right_from_wrong_and_skips_the_own_group() {
+        // Predicted class 0: right rows near x = 0, wrong rows near x = 100.
+        let mut points = Vec::new();
+        let (mut predicted, mut correct, mut group) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..30 {
+            points.push(point(i as f32 * 0.1, 0.0));
+            predicted.push(0);
+            correct.push(true);
+            group.push(i);
+            points.push(point(100.0 + i as f32 * 0.1, 0.0));
+            predicted.push(0);
+            correct.push(false);
+            group.push(100 + i);
+        }
+        let bank = OutcomeBank::new(points, predicted, correct, group, 2);
+        let near_right = bank.query(&point(1.0, 0.0), 0, None);
+        let near_wrong = bank.query(&point(99.0, 0.0), 0, None);
+        assert!(near_right.score() > 3.0, "{near_right:?}");
+        assert!(near_wrong.score() < -3.0, "{near_wrong:?}");
+        // A query excluding group 0 never sees the row at the origin.
+        let own = bank.query(&point(0.0, 0.0), 0, Some(0));
+        let expected = (1..=K).map(|i| i as f32 * 0.1).sum::<f32>() / K as f32;
+        assert!((own.correct_distance - expected).abs() < 1e-4, "{own:?}");
+        // Class 1 has no rows predicted as it: the wrong distance falls back to all wrong rows.
+        let other = bank.query(&point(99.0, 0.0), 1, None);
+        assert!(other.wrong_distance < 2.0);
+        assert!(other.correct_distance > 1e10);
     }
 
     #[test]

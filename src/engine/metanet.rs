@@ -1,6 +1,12 @@
-//! The MetaNet: a small MLP on the standardised meta-vector that predicts P(correct), trained
-//! with early stopping on an inner validation split and calibrated with Platt scaling on rows it
-//! neither trained nor stopped on.
+//! The MetaNet: a small model on (part of) the standardised meta-vector that predicts
+//! P(correct), trained with early stopping on an inner validation split and calibrated with
+//! Platt scaling.
+//!
+//! With `offset`, its logit is a·logit(TS-MSP) + g(x): `a` starts at 1 and the last layer of g
+//! at 0, so before any training it *is* temperature-scaled MSP, and early stopping keeps that
+//! start when no epoch beats it on the validation rows. The field's results (learned
+//! confidence heads rarely beat MSP; an MSP start and many errors are what they need) are why
+//! this is the default. With `hidden` empty, g is linear: an L2 logistic regression.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -22,6 +28,13 @@ pub struct MetaNetConfig {
     pub learning_rate: f64,
     pub weight_decay: f64,
     pub dropout: f32,
+    /// What the model reads: family names (`knn`) or feature names (`knn.mean_distance`) of
+    /// the layout; empty = every dimension.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Start from logit(TS-MSP) as an offset (see the module docs).
+    #[serde(default)]
+    pub offset: bool,
 }
 
 impl Default for MetaNetConfig {
@@ -34,7 +47,36 @@ impl Default for MetaNetConfig {
             learning_rate: 3e-3,
             weight_decay: 1e-3,
             dropout: 0.1,
+            inputs: Vec::new(),
+            offset: false,
         }
+    }
+}
+
+impl MetaNetConfig {
+    /// The meta-vector columns `inputs` names in `layout` (every column when empty).
+    pub fn input_columns(
+        &self,
+        layout: &crate::engine::records::FeatureLayout,
+    ) -> std::result::Result<Vec<usize>, String> {
+        if self.inputs.is_empty() {
+            return Ok((0..layout.dim()).collect());
+        }
+        let mut cols = Vec::new();
+        for name in &self.inputs {
+            let matched: Vec<usize> = (0..layout.dim())
+                .filter(|&j| layout.family_of(j) == Some(name) || layout.name(j) == Some(name))
+                .collect();
+            if matched.is_empty() {
+                return Err(format!("`{name}` is neither a feature family nor a feature"));
+            }
+            for j in matched {
+                if !cols.contains(&j) {
+                    cols.push(j);
+                }
+            }
+        }
+        Ok(cols)
     }
 }
 
@@ -47,6 +89,10 @@ pub struct Dense {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetaNet {
+    /// The meta-vector columns the network reads, in order.
+    pub inputs: Vec<usize>,
+    /// The offset column and its learned coefficient `a`, when the model has one.
+    pub offset: Option<(usize, f32)>,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub layers: Vec<Dense>,
@@ -66,25 +112,30 @@ pub struct MetaNetTrainingReport {
 }
 
 impl MetaNet {
-    /// Trains on `rows[fit]` (row-major, `dim` wide), early-stopping on `rows[stop]`.
+    /// Trains on `rows[fit]` (row-major, `row_dim` wide), early-stopping on `rows[stop]`,
+    /// reading the columns `inputs` and, when given, starting from the column `offset`.
+    #[allow(clippy::too_many_arguments)]
     pub fn train(
         rows: &[f32],
-        dim: usize,
+        row_dim: usize,
         correct: &[bool],
         fit: &[usize],
         stop: &[usize],
         config: &MetaNetConfig,
         seed: u64,
+        inputs: &[usize],
+        offset: Option<usize>,
     ) -> Result<(Self, MetaNetTrainingReport)> {
+        let dim = inputs.len();
         let gather = |idx: &[usize]| -> Vec<f32> {
             idx.iter()
-                .flat_map(|&i| rows[i * dim..(i + 1) * dim].to_vec())
+                .flat_map(|&i| inputs.iter().map(move |&j| rows[i * row_dim + j]))
                 .collect()
         };
         let fit_rows = gather(fit);
         let (mean, std) = column_stats(&fit_rows, dim);
         let device = Device::Cpu;
-        let to_xy = |idx: &[usize], data: Vec<f32>| -> Result<(Tensor, Tensor)> {
+        let to_xy = |idx: &[usize], data: Vec<f32>| -> Result<(Tensor, Tensor, Tensor)> {
             let x = Tensor::from_vec(
                 standardise(&data, dim, &mean, &std),
                 (idx.len(), dim),
@@ -94,21 +145,39 @@ impl MetaNet {
                 .iter()
                 .map(|&i| f32::from(u8::from(correct[i])))
                 .collect();
-            Ok((x, Tensor::from_vec(y, (idx.len(), 1), &device)?))
+            let o: Vec<f32> = idx
+                .iter()
+                .map(|&i| offset.map_or(0.0, |j| rows[i * row_dim + j]))
+                .collect();
+            Ok((
+                x,
+                Tensor::from_vec(y, (idx.len(), 1), &device)?,
+                Tensor::from_vec(o, (idx.len(), 1), &device)?,
+            ))
         };
-        let (x_fit, y_fit) = to_xy(fit, fit_rows.clone())?;
-        let (x_stop, y_stop) = to_xy(stop, gather(stop))?;
+        let (x_fit, y_fit, o_fit) = to_xy(fit, fit_rows.clone())?;
+        let (x_stop, y_stop, o_stop) = to_xy(stop, gather(stop))?;
 
         let mut rng = StdRng::seed_from_u64(seed);
         let mut sizes = vec![dim];
         sizes.extend(&config.hidden);
         sizes.push(1);
         let mut vars = Vec::new();
-        for w in sizes.windows(2) {
+        let last = sizes.len() - 2;
+        for (l, w) in sizes.windows(2).enumerate() {
             let (fan_in, fan_out) = (w[0], w[1]);
             let bound = (6.0 / fan_in as f64).sqrt() as f32 / 2.0;
+            // With an offset, g starts at exactly 0: the untrained model is TS-MSP.
+            let zero = offset.is_some() && l == last;
             let init: Vec<f32> = (0..fan_in * fan_out)
-                .map(|_| rng.random_range(-bound..bound))
+                .map(|_| {
+                    let v = rng.random_range(-bound..bound);
+                    if zero {
+                        0.0
+                    } else {
+                        v
+                    }
+                })
                 .collect();
             vars.push(Var::from_tensor(&Tensor::from_vec(
                 init,
@@ -125,7 +194,18 @@ impl MetaNet {
                 ..Default::default()
             },
         )?;
-        let forward = |x: &Tensor, masks: Option<&[Tensor]>| -> Result<Tensor> {
+        // The offset's coefficient is not weight-decayed: shrinking it would pull the model
+        // away from TS-MSP, which is where it is meant to start.
+        let a = Var::from_tensor(&Tensor::ones((1, 1), DType::F32, &device)?)?;
+        let mut opt_a = AdamW::new(
+            vec![a.clone()],
+            ParamsAdamW {
+                lr: config.learning_rate,
+                weight_decay: 0.0,
+                ..Default::default()
+            },
+        )?;
+        let forward = |x: &Tensor, o: &Tensor, masks: Option<&[Tensor]>| -> Result<Tensor> {
             let mut h = x.clone();
             let layers = vars.len() / 2;
             for l in 0..layers {
@@ -139,14 +219,26 @@ impl MetaNet {
                     }
                 }
             }
+            if offset.is_some() {
+                h = h.add(&o.broadcast_mul(a.as_tensor())?)?;
+            }
             Ok(h)
+        };
+        let val_loss = || -> Result<f64> {
+            Ok(candle_nn::loss::binary_cross_entropy_with_logit(
+                &forward(&x_stop, &o_stop, None)?,
+                &y_stop,
+            )?
+            .to_scalar::<f32>()? as f64)
         };
         let keep = 1.0 - config.dropout;
         let mut order: Vec<usize> = (0..fit.len()).collect();
-        let mut best = (f64::INFINITY, 0usize, snapshot(&vars)?);
+        // Epoch 0 is the untrained start (TS-MSP itself with an offset): it competes too.
+        let a_value = |a: &Var| -> Result<f32> { Ok(a.as_tensor().flatten_all()?.to_vec1()?[0]) };
+        let mut best = (val_loss()?, 0usize, snapshot(&vars)?, a_value(&a)?);
         let mut epochs_run = 0;
-        for epoch in 0..config.max_epochs {
-            epochs_run = epoch + 1;
+        for epoch in 1..=config.max_epochs {
+            epochs_run = epoch;
             order.shuffle(&mut rng);
             for chunk in order.chunks(config.batch_size.max(1)) {
                 let idx = Tensor::from_vec(
@@ -169,19 +261,20 @@ impl MetaNet {
                     Tensor::from_vec(m, (chunk.len(), h), &device)
                 });
                 let masks = masks.collect::<candle_core::Result<Vec<_>>>()?;
+                let o = o_fit.index_select(&idx, 0)?;
                 let loss = candle_nn::loss::binary_cross_entropy_with_logit(
-                    &forward(&x, Some(&masks))?,
+                    &forward(&x, &o, Some(&masks))?,
                     &y,
                 )?;
-                opt.backward_step(&loss)?;
+                let grads = loss.backward()?;
+                opt.step(&grads)?;
+                if offset.is_some() {
+                    opt_a.step(&grads)?;
+                }
             }
-            let val_loss = candle_nn::loss::binary_cross_entropy_with_logit(
-                &forward(&x_stop, None)?,
-                &y_stop,
-            )?
-            .to_scalar::<f32>()? as f64;
-            if val_loss < best.0 {
-                best = (val_loss, epoch, snapshot(&vars)?);
+            let loss = val_loss()?;
+            if loss < best.0 {
+                best = (loss, epoch, snapshot(&vars)?, a_value(&a)?);
             } else if epoch - best.1 >= config.patience {
                 break;
             }
@@ -195,6 +288,8 @@ impl MetaNet {
             })
             .collect();
         let net = Self {
+            inputs: inputs.to_vec(),
+            offset: offset.map(|j| (j, best.3)),
             mean,
             std,
             layers,
@@ -212,11 +307,12 @@ impl MetaNet {
 
     /// The uncalibrated output logit of one raw meta-vector.
     pub fn logit(&self, row: &[f32]) -> f32 {
-        let mut h: Vec<f32> = row
+        let mut h: Vec<f32> = self
+            .inputs
             .iter()
             .zip(&self.mean)
             .zip(&self.std)
-            .map(|((v, m), s)| (v - m) / s)
+            .map(|((&j, m), s)| (row[j] - m) / s)
             .collect();
         for (l, layer) in self.layers.iter().enumerate() {
             let inputs = h.len();
@@ -236,7 +332,7 @@ impl MetaNet {
                 h.iter_mut().for_each(|v| *v = v.max(0.0));
             }
         }
-        h[0]
+        h[0] + self.offset.map_or(0.0, |(j, a)| a * row[j])
     }
 
     /// The calibrated logit: monotone in P(correct) and free of float saturation, so rankings
@@ -271,7 +367,26 @@ impl MetaNet {
                 "metanet.platt".to_string(),
                 Tensor::from_slice(&[self.platt_a, self.platt_b], 2, &d)?,
             ),
+            (
+                "metanet.inputs".to_string(),
+                Tensor::from_vec(
+                    self.inputs.iter().map(|&j| j as u32).collect::<Vec<_>>(),
+                    self.inputs.len(),
+                    &d,
+                )?,
+            ),
         ];
+        if let Some((j, a)) = self.offset {
+            // The column index is stored exactly as u32 beside the f32 coefficient.
+            out.push((
+                "metanet.offset_column".to_string(),
+                Tensor::from_vec(vec![j as u32], 1, &d)?,
+            ));
+            out.push((
+                "metanet.offset_coefficient".to_string(),
+                Tensor::from_vec(vec![a], 1, &d)?,
+            ));
+        }
         for (i, l) in self.layers.iter().enumerate() {
             let out_dim = l.bias.len();
             out.push((
@@ -302,7 +417,20 @@ impl MetaNet {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let offset = match get("metanet.offset_column") {
+            Ok(col) => Some((
+                col.to_vec1::<u32>()?[0] as usize,
+                get("metanet.offset_coefficient")?.to_vec1::<f32>()?[0],
+            )),
+            Err(_) => None,
+        };
         Ok(Self {
+            inputs: get("metanet.inputs")?
+                .to_vec1::<u32>()?
+                .into_iter()
+                .map(|j| j as usize)
+                .collect(),
+            offset,
             mean: get("metanet.mean")?.to_vec1()?,
             std: get("metanet.std")?.to_vec1()?,
             layers,
@@ -378,7 +506,8 @@ mod tests {
             max_epochs: 100,
             ..Default::default()
         };
-        let (mut net, report) = MetaNet::train(&rows, 2, &correct, &fit, &stop, &cfg, 3).unwrap();
+        let (mut net, report) =
+            MetaNet::train(&rows, 2, &correct, &fit, &stop, &cfg, 3, &[0, 1], None).unwrap();
         assert!(report.best_validation_loss < 0.5, "{report:?}");
         let held: Vec<usize> = (2500..n).collect();
         let logits: Vec<f32> = held
@@ -406,6 +535,59 @@ mod tests {
         let auroc = crate::engine::metrics::auroc(&probs, &labels).unwrap();
         // The Bayes-optimal AUROC for this set-up is about 0.86.
         assert!(auroc > 0.8, "AUROC {auroc}");
+        let tensors: std::collections::HashMap<_, _> =
+            net.to_tensors().unwrap().into_iter().collect();
+        let back =
+            MetaNet::from_tensors(|k| Ok(tensors[k].clone()), net.layers.len(), net.best_epoch)
+                .unwrap();
+        assert_eq!(back, net);
+    }
+
+    #[test]
+    fn offset_model_starts_at_the_offset_and_learns_what_it_misses() {
+        // Column 0 is the offset (a calibrated logit); column 1 carries extra signal the offset
+        // lacks; column 2 is noise.
+        let mut rng = StdRng::seed_from_u64(4);
+        let n = 4000;
+        let mut rows = Vec::new();
+        let mut correct = Vec::new();
+        for _ in 0..n {
+            let o: f32 = rng.random_range(-3.0..3.0);
+            let extra: f32 = rng.random_range(-2.0..2.0);
+            rows.extend([o, extra, rng.random_range(-1.0..1.0)]);
+            correct.push(rng.random::<f32>() < sigmoid(o + 1.5 * extra));
+        }
+        let fit: Vec<usize> = (0..3000).collect();
+        let stop: Vec<usize> = (3000..n).collect();
+        // No epochs: the model is the offset itself.
+        let untrained = MetaNetConfig {
+            max_epochs: 0,
+            hidden: vec![],
+            ..Default::default()
+        };
+        let (net0, report0) =
+            MetaNet::train(&rows, 3, &correct, &fit, &stop, &untrained, 1, &[1, 2], Some(0))
+                .unwrap();
+        assert_eq!(report0.best_epoch, 0);
+        for i in 0..20 {
+            let row = &rows[3 * i..3 * i + 3];
+            assert!((net0.logit(row) - row[0]).abs() < 1e-6);
+        }
+        // Trained, the linear g picks up column 1.
+        let cfg = MetaNetConfig {
+            max_epochs: 60,
+            hidden: vec![],
+            ..Default::default()
+        };
+        let (net, _) =
+            MetaNet::train(&rows, 3, &correct, &fit, &stop, &cfg, 1, &[1, 2], Some(0)).unwrap();
+        let labels: Vec<bool> = stop.iter().map(|&i| correct[i]).collect();
+        let auroc = |f: &dyn Fn(&[f32]) -> f32| {
+            let s: Vec<f32> = stop.iter().map(|&i| f(&rows[3 * i..3 * i + 3])).collect();
+            crate::engine::metrics::auroc(&s, &labels).unwrap()
+        };
+        let (learned, offset_only) = (auroc(&|r| net.logit(r)), auroc(&|r| r[0]));
+        assert!(learned > offset_only + 0.02, "{learned} vs {offset_only}");
         let tensors: std::collections::HashMap<_, _> =
             net.to_tensors().unwrap().into_iter().collect();
         let back =

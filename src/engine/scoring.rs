@@ -93,7 +93,7 @@ impl Scorer<'_> {
         };
         for (c, chunk) in dataset.samples.chunks(CHUNK).enumerate() {
             let base = c * CHUNK;
-            let extracted = spec.with_gradients(chunk, &self.artifacts.head, &|done, _| {
+            let extracted = spec.with_gradients(chunk, &|done, _| {
                 events(ScoringEvent::Progress {
                     stage: "scoring".into(),
                     done: base + done,
@@ -159,13 +159,15 @@ impl Scorer<'_> {
             features::sample_seed(self.seed, &sample.id),
         );
         let pca = a.pca.transform(embedding);
-        let knn = a.bank.query(&knn::to_point(&pca), pred, None);
+        let point = knn::to_point(&pca);
         let inputs = RowInputs {
             logits: &logits,
             mc,
             grad_norm,
             pca: &pca,
-            knn,
+            knn: a.bank.query(&point, pred, None),
+            class_knn: a.outcome_bank.query(&point, pred, None),
+            temperature: a.manifest.calibration.temperature,
         };
         let meta = features::meta_vector(&inputs);
         let record = SampleRecord {
