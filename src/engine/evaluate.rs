@@ -1,6 +1,7 @@
-//! The evaluation table of GUIDE §5: the MetaNet's P(correct) and every baseline on the same
-//! rows of the evaluation split, with chance levels, paired bootstrap differences to MSP, the
-//! per-family ablation and per-class selective risk at the operating threshold.
+//! The evaluation table: the meta-model's P(correct) and every baseline on the same rows of the
+//! evaluation split, with chance levels, paired bootstrap differences to MSP and TS-MSP (by
+//! source image when an image has several corrupted draws), images unseen in pretraining as a
+//! group of their own, the per-family ablation and per-class selective risk at the threshold.
 
 use serde::Serialize;
 
@@ -19,6 +20,8 @@ pub struct ScoreRow {
     pub metrics: MetricRow,
     /// Paired bootstrap of this score minus MSP (AUROC and AURC), absent for MSP itself.
     pub vs_msp: Option<PairedBootstrap>,
+    /// The same against temperature-scaled MSP.
+    pub vs_ts_msp: Option<PairedBootstrap>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,13 +49,24 @@ pub struct EvalReport {
     pub split: String,
     /// `clean` or the corruption, e.g. `mixed` or `blur:3`.
     pub condition: String,
+    /// Independent corruption draws of every image (1 when clean).
+    pub draws: usize,
+    /// Source images behind the rows (the bootstrap resamples these).
+    pub source_images: usize,
     pub samples: usize,
+    /// Rows with a known outcome: labelled in the artifacts' classes, or of a held-out class.
     pub labelled: usize,
     pub skipped: usize,
+    /// Class folders the artifacts were trained without; their rows are always wrong.
+    pub novel_classes: Vec<String>,
+    pub novel_rows: usize,
     pub accuracy: Option<f64>,
     pub errors: usize,
     pub rows: Vec<ScoreRow>,
-    /// AUROC of the MetaNet retrained with every family (the ablation's reference).
+    /// Images the backbone never saw in pretraining (ImageNet val files, `ILSVRC2012_val_*`)
+    /// against the rest (ImageNet training files).
+    pub pretraining: Vec<SubgroupRow>,
+    /// AUROC of the meta-model retrained with every family (the ablation's reference).
     pub ablation_reference_auroc: Option<f64>,
     pub ablation: Vec<AblationRow>,
     pub threshold: f32,
@@ -61,29 +75,71 @@ pub struct EvalReport {
     pub bootstrap_resamples: usize,
 }
 
-/// Every score of every labelled row: (name, values, is a probability of being correct).
-pub fn score_columns(scored: &Scored) -> Vec<(String, Vec<f32>, Option<Vec<f32>>)> {
-    let labelled: Vec<usize> = (0..scored.records.len())
-        .filter(|&i| scored.records[i].label.is_some())
-        .collect();
+/// A few scores on one subgroup of the rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubgroupRow {
+    pub group: String,
+    pub rows: usize,
+    pub errors: usize,
+    pub accuracy: Option<f64>,
+    /// (score, AUROC) for the meta-model, MSP and TS-MSP.
+    pub auroc: Vec<(String, Option<f64>)>,
+}
+
+/// Whether an image is one an ImageNet-pretrained backbone never trained on: ImageNet's
+/// validation files keep their `ILSVRC2012_val_` names in Imagenette.
+pub fn unseen_in_pretraining(id: &str) -> bool {
+    id.rsplit('/').next().is_some_and(|f| f.starts_with("ILSVRC2012_val_"))
+}
+
+/// What `evaluate` needs beside the scores: where each row came from.
+pub struct EvalRows<'a> {
+    pub scored: &'a Scored,
+    /// The corruption draw of each record (0 when clean).
+    pub draw: Vec<u32>,
+    /// Whether each record's image belongs to a class the artifacts were trained without.
+    pub novel: Vec<bool>,
+}
+
+impl EvalRows<'_> {
+    /// The outcome of each record: right or wrong when labelled, always wrong for a held-out
+    /// class, unknown otherwise.
+    pub fn outcomes(&self) -> Vec<Option<bool>> {
+        self.scored
+            .records
+            .iter()
+            .zip(&self.novel)
+            .map(|(r, &novel)| if novel { Some(false) } else { r.correct() })
+            .collect()
+    }
+
+    /// Index of each record's source image (its path), for the cluster bootstrap.
+    pub fn groups(&self) -> Vec<u32> {
+        let mut ids = std::collections::HashMap::new();
+        self.scored
+            .records
+            .iter()
+            .map(|r| {
+                let next = ids.len() as u32;
+                *ids.entry(r.id.as_str()).or_insert(next)
+            })
+            .collect()
+    }
+}
+
+/// Every score of the given rows: (name, values, the probability of being correct when the
+/// score is one).
+pub fn score_columns(
+    scored: &Scored,
+    rows: &[usize],
+) -> Vec<(String, Vec<f32>, Option<Vec<f32>>)> {
     let mut cols = vec![(
         METANET.to_string(),
-        labelled
-            .iter()
-            .map(|&i| scored.extra[i].metanet_logit)
-            .collect(),
-        Some(
-            labelled
-                .iter()
-                .map(|&i| scored.records[i].p_correct)
-                .collect(),
-        ),
+        rows.iter().map(|&i| scored.extra[i].metanet_logit).collect(),
+        Some(rows.iter().map(|&i| scored.records[i].p_correct).collect()),
     )];
     for (b, name) in BASELINES.iter().enumerate() {
-        let values: Vec<f32> = labelled
-            .iter()
-            .map(|&i| scored.extra[i].baselines[b])
-            .collect();
+        let values: Vec<f32> = rows.iter().map(|&i| scored.extra[i].baselines[b]).collect();
         // MSP and TS-MSP are ranked in log space; their probabilities are exp of that.
         let probability = match *name {
             "msp" | "msp_temperature" => Some(values.iter().map(|v| v.exp()).collect()),
@@ -96,27 +152,42 @@ pub fn score_columns(scored: &Scored) -> Vec<(String, Vec<f32>, Option<Vec<f32>>
 }
 
 pub fn evaluate(
-    scored: &Scored,
+    input: &EvalRows,
     artifacts: &Artifacts,
     split: &str,
     condition: &str,
     resamples: usize,
     seed: u64,
 ) -> Result<EvalReport> {
-    let labelled: Vec<usize> = (0..scored.records.len())
-        .filter(|&i| scored.records[i].label.is_some())
-        .collect();
-    let correct: Vec<bool> = labelled
-        .iter()
-        .map(|&i| scored.records[i].correct().unwrap_or(false))
-        .collect();
+    let scored = input.scored;
+    let outcomes = input.outcomes();
+    let known: Vec<usize> = (0..outcomes.len()).filter(|&i| outcomes[i].is_some()).collect();
+    let correct: Vec<bool> = known.iter().map(|&i| outcomes[i] == Some(true)).collect();
+    let all_groups = input.groups();
+    let groups: Vec<u32> = known.iter().map(|&i| all_groups[i]).collect();
+    let draws = input.draw.iter().max().map_or(1, |&d| d as usize + 1);
+    // Rows of one image move together in the bootstrap whenever an image has several rows.
+    let grouped = draws > 1;
     let errors = correct.iter().filter(|&&c| !c).count();
-    let columns = score_columns(scored);
-    let msp = columns
-        .iter()
-        .find(|c| c.0 == "msp")
-        .map(|c| c.1.clone())
-        .unwrap_or_default();
+    let columns = score_columns(scored, &known);
+    let column = |name: &str| {
+        columns
+            .iter()
+            .find(|c| c.0 == name)
+            .map(|c| c.1.clone())
+            .unwrap_or_default()
+    };
+    let (msp, ts_msp) = (column("msp"), column("msp_temperature"));
+    let bootstrap = |values: &[f32], reference: &[f32]| {
+        metrics::paired_bootstrap_grouped(
+            values,
+            reference,
+            &correct,
+            grouped.then_some(&groups[..]),
+            resamples,
+            seed,
+        )
+    };
     let rows = columns
         .iter()
         .map(|(name, values, probability)| {
@@ -125,18 +196,42 @@ pub fn evaluate(
                 m.ece = metrics::ece(p, &correct);
                 m.brier = metrics::brier(p, &correct);
             }
-            let vs_msp = (name != "msp")
-                .then(|| metrics::paired_bootstrap(values, &msp, &correct, resamples, seed));
             ScoreRow {
                 score: name.clone(),
                 metrics: m,
-                vs_msp,
+                vs_msp: (name != "msp").then(|| bootstrap(values, &msp)),
+                vs_ts_msp: (name != "msp_temperature").then(|| bootstrap(values, &ts_msp)),
             }
         })
         .collect();
 
-    let (ablation_reference_auroc, ablation) =
-        ablation(scored, artifacts, &labelled, &correct, seed)?;
+    let pretraining = [("unseen in pretraining", true), ("seen in pretraining", false)]
+        .into_iter()
+        .map(|(group, unseen)| {
+            let members: Vec<usize> = (0..known.len())
+                .filter(|&k| unseen_in_pretraining(&scored.records[known[k]].id) == unseen)
+                .collect();
+            let c: Vec<bool> = members.iter().map(|&k| correct[k]).collect();
+            let errors = c.iter().filter(|&&v| !v).count();
+            SubgroupRow {
+                group: group.to_string(),
+                rows: members.len(),
+                errors,
+                accuracy: (!members.is_empty())
+                    .then(|| 1.0 - errors as f64 / members.len() as f64),
+                auroc: [METANET, "msp", "msp_temperature"]
+                    .iter()
+                    .map(|&name| {
+                        let all = column(name);
+                        let v: Vec<f32> = members.iter().map(|&k| all[k]).collect();
+                        (name.to_string(), metrics::auroc(&v, &c))
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+
+    let (ablation_reference_auroc, ablation) = ablation(scored, artifacts, &known, &correct, seed)?;
 
     let threshold = artifacts.manifest.calibration.threshold;
     let table = ThresholdTable::new(
@@ -145,11 +240,7 @@ pub fn evaluate(
             .iter()
             .map(|r| r.p_correct)
             .collect::<Vec<_>>(),
-        &scored
-            .records
-            .iter()
-            .map(|r| r.correct())
-            .collect::<Vec<_>>(),
+        &outcomes,
     );
     let per_class = (0..scored.header.classes.len())
         .map(|c| {
@@ -184,12 +275,17 @@ pub fn evaluate(
     Ok(EvalReport {
         split: split.to_string(),
         condition: condition.to_string(),
+        draws,
+        source_images: groups.iter().collect::<std::collections::HashSet<_>>().len(),
         samples: scored.records.len(),
-        labelled: labelled.len(),
+        labelled: known.len(),
         skipped: scored.skipped.len(),
-        accuracy: (!labelled.is_empty()).then(|| 1.0 - errors as f64 / labelled.len() as f64),
+        novel_classes: artifacts.manifest.protocol.holdout_classes.clone(),
+        novel_rows: input.novel.iter().filter(|&&v| v).count(),
+        accuracy: (!known.is_empty()).then(|| 1.0 - errors as f64 / known.len() as f64),
         errors,
         rows,
+        pretraining,
         ablation_reference_auroc,
         ablation,
         threshold,

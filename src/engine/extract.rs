@@ -82,6 +82,31 @@ impl ExtractSpec<'_> {
         self.run(samples, false, progress)
     }
 
+    /// [`ExtractSpec::with_gradients`] in cache entries of `chunk` samples, so a long run that
+    /// stops keeps what it finished and a rerun resumes from there.
+    pub fn with_gradients_chunked(
+        &self,
+        samples: &[Sample],
+        chunk: usize,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Extracted> {
+        let mut all = Extracted {
+            dim: self.backbone.kind.embedding_dim(),
+            from_cache: true,
+            ..Default::default()
+        };
+        for (c, part) in samples.chunks(chunk.max(1)).enumerate() {
+            let base = c * chunk;
+            let out = self.with_gradients(part, &|done, _| progress(base + done, samples.len()))?;
+            all.rows.extend(out.rows.iter().map(|r| r + base));
+            all.embeddings.extend(out.embeddings);
+            all.grad_norms.extend(out.grad_norms);
+            all.skipped.extend(out.skipped);
+            all.from_cache &= out.from_cache;
+        }
+        Ok(all)
+    }
+
     /// Embeddings and gradient sensitivity, in one forward + backward pass.
     pub fn with_gradients(
         &self,

@@ -241,7 +241,10 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
             use_cache: true,
         }
     };
-    let clean = spec(0).with_gradients(&candidates, &|d, n| progress("backbone (clean)", d, n))?;
+    let chunk = crate::engine::scoring::CHUNK;
+    let clean = spec(0).with_gradients_chunked(&candidates, chunk, &|d, n| {
+        progress("backbone (clean)", d, n)
+    })?;
     let sources: Vec<Sample> = clean.rows.iter().map(|&r| candidates[r].clone()).collect();
     let n_src = sources.len();
     let dim = clean.dim;
@@ -255,7 +258,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     };
     for v in 1..=opts.views {
         let stage = format!("backbone (view {v}/{})", opts.views);
-        let out = spec(v).with_gradients(&sources, &|d, n| progress(&stage, d, n))?;
+        let out = spec(v).with_gradients_chunked(&sources, chunk, &|d, n| progress(&stage, d, n))?;
         if out.rows.len() != n_src {
             return Err(Error::Dataset {
                 path: ds.root.clone(),
