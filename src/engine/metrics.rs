@@ -277,8 +277,45 @@ impl Groups {
         Some(twice as f64 / (2.0 * n * n))
     }
 
+    /// The same rows in the oracle order: every correct row above every wrong row.
+    fn oracle(&self) -> Groups {
+        let mut out = Groups::default();
+        out.push(Group {
+            score: 1.0,
+            pos: self.pos,
+            neg: 0,
+        });
+        out.push(Group {
+            score: 0.0,
+            pos: 0,
+            neg: self.neg,
+        });
+        out
+    }
+
+    /// AURC − AURC of the oracle order of the same rows. Both sums run over k = 1..N with each
+    /// term the same integer quotient, so a perfect ranking gives exactly 0.
     fn eaurc(&self) -> Option<f64> {
-        Some(self.aurc()? - aurc_optimal(self.error_rate()?))
+        Some(self.aurc()? - self.oracle().aurc()?)
+    }
+
+    /// Expected selective risk of the top k = ⌈coverage·N⌉ rows (errors interpolated inside
+    /// the tie group that straddles k, as in [`Groups::aurc`]).
+    fn risk_at_coverage(&self, coverage: f64) -> Option<f64> {
+        let k = accepted_at_coverage(coverage, self.n())?;
+        let (mut k0, mut e0) = (0u64, 0u64);
+        for g in &self.groups {
+            let n = g.n();
+            if k <= k0 + n {
+                let j = k - k0;
+                let num = (e0 as u128 * n as u128 + j as u128 * g.neg as u128) as f64;
+                let den = (n as u128 * k as u128) as f64;
+                return Some(num / den);
+            }
+            k0 += n;
+            e0 += g.neg;
+        }
+        unreachable!("k ≤ N lies inside some group")
     }
 
     fn risk_coverage_curve(&self) -> Vec<(f64, f64)> {
@@ -348,6 +385,23 @@ fn clamp_probability(p: f32) -> f64 {
 /// Bin of a clamped probability: `min(floor(15·p), 14)`.
 fn probability_bin(p: f64) -> usize {
     ((p * ECE_BINS as f64).floor() as usize).min(ECE_BINS - 1)
+}
+
+/// k = ⌈coverage·N⌉ for coverage in (0, 1]; `None` outside that range, for NaN or N = 0.
+/// A product within 1e-9 of an integer counts as that integer, so that e.g. 0.9·10, which
+/// rounds to a hair above 9 in some floating-point products, still gives k = 9.
+fn accepted_at_coverage(coverage: f64, n: u64) -> Option<u64> {
+    if n == 0 || !(coverage > 0.0 && coverage <= 1.0) {
+        return None;
+    }
+    let x = coverage * n as f64;
+    let nearest = x.round();
+    let k = if (x - nearest).abs() <= 1e-9 * nearest.max(1.0) {
+        nearest
+    } else {
+        x.ceil()
+    };
+    Some((k as u64).clamp(1, n))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -426,12 +480,27 @@ pub fn aurc(scores: &[f32], correct: &[bool]) -> Option<f64> {
     Groups::new(scores, correct).aurc()
 }
 
-/// AURC* = ε + (1 − ε)·ln(1 − ε), the GUIDE's optimal AURC (the continuous limit of a perfect
-/// ranking). ε is clamped to [0, 1]; AURC*(0) = 0, AURC*(1) = 1 (0·ln 0 = 0).
+/// AURC of the oracle ordering of the same rows (every correct row ranked above every wrong
+/// row), on these N rows exactly: with P correct and W wrong rows,
+/// AURC_oracle = (1/N)·Σ_{k=P+1..N} (k − P)/k. It is the smallest AURC any score can reach
+/// on these rows (Geifman, Uziel & El-Yaniv, "Bias-reduced uncertainty estimation for deep
+/// neural classifiers", ICLR 2019). `None` if N = 0.
+pub fn aurc_oracle(correct: &[bool]) -> Option<f64> {
+    let pos = correct.iter().filter(|&&c| c).count() as u64;
+    let oracle = Groups {
+        groups: Vec::new(),
+        pos,
+        neg: correct.len() as u64 - pos,
+    };
+    oracle.oracle().aurc()
+}
+
+/// ε + (1 − ε)·ln(1 − ε): the **large-N limit** of [`aurc_oracle`] at error rate ε (the
+/// continuous form used by Geifman et al., ICLR 2019). ε is clamped to [0, 1];
+/// the value is 0 at ε = 0 and 1 at ε = 1 (0·ln 0 = 0).
 ///
-/// Note: on N finite rows the exact AURC of a perfect ranking is
-/// ε − (1−ε)·(H_N − H_{N(1−ε)}) ≈ AURC* + ε/(2N), so E-AURC of a perfect score is a small
-/// positive O(1/N) number, not exactly 0.
+/// On N finite rows the exact oracle AURC is ε − (1−ε)·(H_N − H_{N(1−ε)}) ≈ this + ε/(2N);
+/// [`eaurc`] subtracts the exact value, not this limit.
 pub fn aurc_optimal(error_rate: f64) -> f64 {
     let eps = error_rate.clamp(0.0, 1.0);
     if eps >= 1.0 {
@@ -441,12 +510,27 @@ pub fn aurc_optimal(error_rate: f64) -> f64 {
     }
 }
 
-/// E-AURC = AURC − AURC*(ε) (see [`aurc`], [`aurc_optimal`]). `None` if N = 0.
+/// E-AURC = AURC − [`aurc_oracle`]: the excess over the best ordering of the same rows,
+/// exact on these N rows (0 exactly for a perfect ranking; never the asymptotic
+/// [`aurc_optimal`], whose O(1/N) gap would otherwise be reported as excess). `None` if N = 0.
 ///
 /// # Panics
 /// If `scores.len() != correct.len()`.
 pub fn eaurc(scores: &[f32], correct: &[bool]) -> Option<f64> {
     Groups::new(scores, correct).eaurc()
+}
+
+/// Selective risk when the top k = ⌈coverage·N⌉ rows by score are accepted: (expected errors
+/// among them) / k. Same tie convention as [`aurc`]: when k cuts through a tie group, the
+/// errors of that group are counted pro rata (the expectation under a uniformly random order
+/// inside the group, i.e. linear interpolation). `None` if N = 0 or `coverage` is not in
+/// (0, 1] (NaN included). A product coverage·N within 1e-9 of an integer counts as that
+/// integer, so floating-point noise in e.g. 0.9·10 cannot add a row.
+///
+/// # Panics
+/// If `scores.len() != correct.len()`.
+pub fn risk_at_coverage(scores: &[f32], correct: &[bool], coverage: f64) -> Option<f64> {
+    Groups::new(scores, correct).risk_at_coverage(coverage)
 }
 
 /// AUGRC: mean over k = 1..N of (accepted errors among the top k) / N, the area under the
@@ -545,8 +629,18 @@ pub struct MetricRow {
     pub aupr_error_chance: Option<f64>,
     pub fpr_at_95tpr: Option<f64>,
     pub aurc: Option<f64>,
+    /// AURC − AURC of the oracle order of the same rows (see [`eaurc`]).
     pub eaurc: Option<f64>,
     pub augrc: Option<f64>,
+    /// Selective risk of the top 80 % of rows (see [`risk_at_coverage`]).
+    #[serde(default)]
+    pub risk_at_80: Option<f64>,
+    /// Selective risk of the top 90 % of rows.
+    #[serde(default)]
+    pub risk_at_90: Option<f64>,
+    /// Selective risk of the top 95 % of rows.
+    #[serde(default)]
+    pub risk_at_95: Option<f64>,
     /// Only when the score is a probability of being correct.
     pub ece: Option<f64>,
     /// Only when the score is a probability of being correct.
@@ -572,6 +666,9 @@ impl MetricRow {
             aurc: g.aurc(),
             eaurc: g.eaurc(),
             augrc: g.augrc(),
+            risk_at_80: g.risk_at_coverage(0.80),
+            risk_at_90: g.risk_at_coverage(0.90),
+            risk_at_95: g.risk_at_coverage(0.95),
             ece: if is_probability { g.ece() } else { None },
             brier: if is_probability { g.brier() } else { None },
         }
@@ -601,6 +698,10 @@ pub struct PairedDifference {
 pub struct PairedBootstrap {
     pub resamples: usize,
     pub seed: u64,
+    /// What was resampled: `None` = rows (every row independent); `Some(G)` = G clusters of
+    /// rows (e.g. source images), each drawn with all its rows.
+    #[serde(default)]
+    pub groups: Option<usize>,
     /// AUROC(a) − AUROC(b): positive means `a` ranks better. Resamples with only one class
     /// are skipped.
     pub auroc: PairedDifference,
@@ -696,13 +797,8 @@ fn summarize(estimate: Option<f64>, diffs: impl Iterator<Item = Option<f64>>) ->
     }
 }
 
-/// Paired bootstrap of AUROC(a) − AUROC(b) and AURC(a) − AURC(b) (GUIDE: `b` is usually MSP).
-///
-/// Each of the `resamples` draws N row indices with replacement, using its own
-/// `StdRng::seed_from_u64(mix(seed, resample index))`, so the result does not depend on the
-/// number of threads (resamples run in parallel with rayon). Rows are first put in a canonical
-/// order (by score a, score b, correctness), so the result does not depend on row order either.
-/// Resampled rows keep their ties (a duplicated row ties with itself).
+/// Paired bootstrap of AUROC(a) − AUROC(b) and AURC(a) − AURC(b) over rows (`b` is usually
+/// MSP): [`paired_bootstrap_grouped`] with every row its own group.
 ///
 /// # Panics
 /// If the three slices differ in length.
@@ -713,23 +809,115 @@ pub fn paired_bootstrap(
     resamples: usize,
     seed: u64,
 ) -> PairedBootstrap {
+    paired_bootstrap_grouped(a, b, correct, None, resamples, seed)
+}
+
+/// Rows in a canonical order with the canonical index of each row's group.
+struct Canonical {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    correct: Vec<bool>,
+    /// Canonical group of each canonical row; groups are numbered 0..groups.
+    group_of: Vec<u32>,
+    groups: usize,
+}
+
+impl Canonical {
+    /// Rows sorted by (score a, score b, correctness); without `groups`, each row is its own
+    /// group, numbered in that order. With `groups`, clusters are ordered by their content
+    /// (the sorted list of their rows), so neither the row order nor the group labels change
+    /// the result; clusters with identical content are interchangeable.
+    fn new(a: &[f32], b: &[f32], correct: &[bool], groups: Option<&[u32]>) -> Self {
+        let n = correct.len();
+        let row = |i: usize| (order_key(a[i]), order_key(b[i]), correct[i]);
+        match groups {
+            None => {
+                let mut rows: Vec<(u32, u32, bool)> = (0..n).map(row).collect();
+                rows.sort_unstable();
+                Canonical::from_rows(&rows, (0..n as u32).collect(), n)
+            }
+            Some(ids) => {
+                // Rows gathered by label with each cluster's rows sorted, then clusters
+                // ordered by content.
+                let mut labelled: Vec<(u32, (u32, u32, bool))> =
+                    (0..n).map(|i| (ids[i], row(i))).collect();
+                labelled.sort_unstable();
+                let mut clusters: Vec<&[(u32, (u32, u32, bool))]> =
+                    labelled.chunk_by(|x, y| x.0 == y.0).collect();
+                clusters.sort_unstable_by(|x, y| x.iter().map(|r| r.1).cmp(y.iter().map(|r| r.1)));
+                let mut rows = Vec::with_capacity(n);
+                let mut group_of = Vec::with_capacity(n);
+                for (g, cluster) in clusters.iter().enumerate() {
+                    for r in cluster.iter() {
+                        rows.push(r.1);
+                        group_of.push(g as u32);
+                    }
+                }
+                Canonical::from_rows(&rows, group_of, clusters.len())
+            }
+        }
+    }
+
+    fn from_rows(rows: &[(u32, u32, bool)], group_of: Vec<u32>, groups: usize) -> Self {
+        Canonical {
+            a: rows.iter().map(|r| key_score(r.0)).collect(),
+            b: rows.iter().map(|r| key_score(r.1)).collect(),
+            correct: rows.iter().map(|r| r.2).collect(),
+            group_of,
+            groups,
+        }
+    }
+}
+
+/// Paired bootstrap of AUROC(a) − AUROC(b) and AURC(a) − AURC(b) (`b` is usually MSP), with
+/// an optional cluster structure.
+///
+/// * `groups = None`: each resample draws N rows with replacement (row bootstrap).
+/// * `groups = Some(ids)`: `ids[i]` names the cluster of row i (e.g. the source image when a
+///   source appears several times under repeated corruption draws). Each resample draws G
+///   clusters with replacement out of the G distinct ids, and every row of a drawn cluster
+///   enters with the cluster's multiplicity (cluster bootstrap; Davison & Hinkley, *Bootstrap
+///   Methods and their Application*, 1997, §3.8). Rows of one source are correlated, so
+///   resampling them independently would give intervals that are too narrow.
+///
+/// Each resample uses its own `StdRng::seed_from_u64(mix(seed, resample index))`, so the result
+/// does not depend on the number of threads (resamples run in parallel with rayon). Rows and
+/// clusters are first put in a canonical order (rows by score a, score b, correctness;
+/// clusters by their sorted rows), so the result depends neither on row order nor on the
+/// values of the cluster labels. Resampled rows keep their ties (a duplicated row ties with
+/// itself). With one row per cluster the result equals the row bootstrap bit for bit
+/// (apart from the `groups` field).
+///
+/// # Panics
+/// If the slices (including `groups`) differ in length.
+pub fn paired_bootstrap_grouped(
+    a: &[f32],
+    b: &[f32],
+    correct: &[bool],
+    groups: Option<&[u32]>,
+    resamples: usize,
+    seed: u64,
+) -> PairedBootstrap {
     assert_same_len(a.len(), correct.len());
     assert_same_len(b.len(), correct.len());
+    if let Some(ids) = groups {
+        assert_eq!(
+            ids.len(),
+            correct.len(),
+            "metrics: {} group ids but {} rows",
+            ids.len(),
+            correct.len()
+        );
+    }
     let n = correct.len();
+    let canon = Canonical::new(a, b, correct, groups);
+    let n_groups = canon.groups;
 
-    // Canonical row order.
-    let mut canon: Vec<(u32, u32, bool)> = (0..n)
-        .map(|i| (order_key(a[i]), order_key(b[i]), correct[i]))
-        .collect();
-    canon.sort_unstable();
-    let a_c: Vec<f32> = canon.iter().map(|r| key_score(r.0)).collect();
-    let b_c: Vec<f32> = canon.iter().map(|r| key_score(r.1)).collect();
-    let c_c: Vec<bool> = canon.iter().map(|r| r.2).collect();
-
-    let sorted_a = Presorted::new(&a_c);
-    let sorted_b = Presorted::new(&b_c);
+    let sorted_a = Presorted::new(&canon.a);
+    let sorted_b = Presorted::new(&canon.b);
     let ones = vec![1u32; n];
-    let (ga, gb) = (sorted_a.groups(&c_c, &ones), sorted_b.groups(&c_c, &ones));
+    let c_c = &canon.correct;
+    let (ga, gb) = (sorted_a.groups(c_c, &ones), sorted_b.groups(c_c, &ones));
     let diff = |x: Option<f64>, y: Option<f64>| Some(x? - y?);
     let auroc_estimate = diff(ga.auroc(), gb.auroc());
     let aurc_estimate = diff(ga.aurc(), gb.aurc());
@@ -741,12 +929,13 @@ pub fn paired_bootstrap(
             .into_par_iter()
             .map(|r| {
                 let mut rng = StdRng::seed_from_u64(splitmix64(seed ^ splitmix64(r as u64)));
-                let mut weights = vec![0u32; n];
-                for _ in 0..n {
-                    weights[rng.random_range(0..n)] += 1;
+                let mut drawn = vec![0u32; n_groups];
+                for _ in 0..n_groups {
+                    drawn[rng.random_range(0..n_groups)] += 1;
                 }
-                let ga = sorted_a.groups(&c_c, &weights);
-                let gb = sorted_b.groups(&c_c, &weights);
+                let weights: Vec<u32> = canon.group_of.iter().map(|&g| drawn[g as usize]).collect();
+                let ga = sorted_a.groups(c_c, &weights);
+                let gb = sorted_b.groups(c_c, &weights);
                 (diff(ga.auroc(), gb.auroc()), diff(ga.aurc(), gb.aurc()))
             })
             .collect()
@@ -755,6 +944,7 @@ pub fn paired_bootstrap(
     PairedBootstrap {
         resamples,
         seed,
+        groups: groups.map(|_| n_groups),
         auroc: summarize(auroc_estimate, draws.iter().map(|d| d.0)),
         aurc: summarize(aurc_estimate, draws.iter().map(|d| d.1)),
     }
@@ -977,10 +1167,12 @@ mod tests {
         // risk(k) = E(k)/k: 0, 1/6, 2/9, 1/4, 2/5; sum = (0+30+40+45+72)/180 = 187/180.
         // AURC = 187/900.
         assert_close(aurc(&S5, &c), 187.0 / 900.0);
-        // AURC*(0.4) = 0.4 + 0.6·ln 0.6 = 0.4 − 0.306495374 = 0.093504626 (ln 0.6 =
-        // −0.5108256238), E-AURC = 0.2077777778 − 0.0935046257 = 0.1142731521.
-        let e = eaurc(&S5, &c).unwrap();
-        assert!(close(e, 0.1142731521, 1e-9), "{e}");
+        // Oracle order of the same rows (3 correct, then 2 wrong): risks 0, 0, 0, 1/4, 2/5 →
+        // AURC_oracle = 0.65/5 = 117/900, E-AURC = (187 − 117)/900 = 7/90.
+        assert_close(aurc_oracle(&c), 0.13);
+        assert_close(eaurc(&S5, &c), 7.0 / 90.0);
+        // The large-N limit: AURC*(0.4) = 0.4 + 0.6·ln 0.6 = 0.0935046257 (ln 0.6 =
+        // −0.5108256238).
         assert!(close(aurc_optimal(0.4), 0.0935046257, 1e-9));
         // AUGRC = Σ E(k) / N² = (0 + 1/3 + 2/3 + 1 + 2) / 25 = 4/25.
         assert_close(augrc(&S5, &c), 0.16);
@@ -1042,15 +1234,130 @@ mod tests {
     }
 
     #[test]
-    fn perfect_ranking_eaurc_is_near_zero() {
-        // N = 100 000, ε = 0.2, perfect ranking. The exact discrete AURC is
-        // ε − (1−ε)(H_N − H_{N(1−ε)}) = AURC* + ε/(2N) + O(1/N²), so E-AURC ≈ 1e-6.
+    fn perfect_ranking_eaurc_is_exactly_zero() {
+        // N = 100 000, ε = 0.2, perfect ranking: E-AURC is exactly 0. The exact oracle AURC
+        // ε − (1−ε)(H_N − H_{N(1−ε)}) = AURC*(ε) + ε/(2N) + O(1/N²) sits ε/(2N) above the
+        // large-N limit.
         let n = 100_000;
         let n_wrong = 20_000;
         let s: Vec<f32> = (0..n).map(|i| -(i as f32)).collect();
         let c: Vec<bool> = (0..n).map(|i| i < n - n_wrong).collect();
-        let e = eaurc(&s, &c).unwrap();
-        assert!(close(e, 0.2 / (2.0 * n as f64), 1e-8), "{e}");
+        assert_eq!(eaurc(&s, &c), Some(0.0));
+        let gap = aurc_oracle(&c).unwrap() - aurc_optimal(0.2);
+        assert!(close(gap, 0.2 / (2.0 * n as f64), 1e-8), "{gap}");
+        // Also with ties inside each class, in shuffled row order.
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut rows: Vec<(f32, bool)> = (0..997)
+            .map(|i| {
+                let right = i % 7 != 0;
+                let s = if right {
+                    1.0
+                } else {
+                    rng.random_range(0..5) as f32 / 10.0
+                };
+                (s, right)
+            })
+            .collect();
+        rows.shuffle(&mut rng);
+        let (s, c): (Vec<f32>, Vec<bool>) = rows.into_iter().unzip();
+        assert_eq!(eaurc(&s, &c), Some(0.0));
+        assert_eq!(aurc(&s, &c), aurc_oracle(&c));
+    }
+
+    #[test]
+    fn aurc_oracle_matches_brute_force() {
+        for (pos, neg) in [
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (5, 0),
+            (0, 7),
+            (3, 2),
+            (1, 1),
+            (40, 13),
+        ] {
+            let mut c = vec![false; neg];
+            c.extend(vec![true; pos]);
+            c.rotate_left(neg / 2); // order must not matter
+            let n = pos + neg;
+            let got = aurc_oracle(&c);
+            if n == 0 {
+                assert_eq!(got, None);
+                continue;
+            }
+            let mut sum = 0.0;
+            for k in 1..=n {
+                sum += k.saturating_sub(pos) as f64 / k as f64;
+            }
+            assert_close(got, sum / n as f64);
+        }
+        // Any score is at least as bad as the oracle.
+        let (a, b, c) = random_rows(2000, 21);
+        assert!(eaurc(&a, &c).unwrap() > 0.0);
+        assert!(eaurc(&b, &c).unwrap() > eaurc(&a, &c).unwrap());
+    }
+
+    #[test]
+    fn risk_at_coverage_hand_example() {
+        let c = bools(&C5);
+        // E(k) = 0, 1/3, 2/3, 1, 2 (see five_row_risk_coverage).
+        assert_close(risk_at_coverage(&S5, &c, 0.2), 0.0);
+        // ⌈0.5·5⌉ = 3: (2/3)/3 = 2/9.
+        assert_close(risk_at_coverage(&S5, &c, 0.5), 2.0 / 9.0);
+        assert_close(risk_at_coverage(&S5, &c, 0.8), 0.25);
+        // ⌈0.61·5⌉ = ⌈3.05⌉ = 4.
+        assert_close(risk_at_coverage(&S5, &c, 0.61), 0.25);
+        assert_close(risk_at_coverage(&S5, &c, 1.0), 0.4);
+        assert_close(risk_at_coverage(&S5, &c, 1e-9), 0.0);
+        for bad in [0.0, -0.1, 1.0001, f64::NAN, f64::INFINITY] {
+            assert_eq!(risk_at_coverage(&S5, &c, bad), None, "{bad}");
+        }
+        assert_eq!(risk_at_coverage(&[], &[], 0.9), None);
+        // 0.55·100 evaluates to 55.00000000000001 in f64; it still means k = 55, not 56.
+        // 55 correct rows then 45 wrong: risk at k = 55 is 0, at 56 it would be 1/56.
+        let s: Vec<f32> = (0..100).map(|i| -(i as f32)).collect();
+        let c: Vec<bool> = (0..100).map(|i| i < 55).collect();
+        assert!(0.55 * 100.0 > 55.0);
+        assert_eq!(risk_at_coverage(&s, &c, 0.55), Some(0.0));
+        assert_close(risk_at_coverage(&s, &c, 0.56), 1.0 / 56.0);
+    }
+
+    /// Calls `f` with every permutation of `items` (Heap's algorithm).
+    fn for_each_permutation<T: Clone>(items: &mut [T], k: usize, f: &mut impl FnMut(&[T])) {
+        if k <= 1 {
+            f(items);
+            return;
+        }
+        for i in 0..k {
+            for_each_permutation(items, k - 1, f);
+            let j = if k % 2 == 0 { i } else { 0 };
+            items.swap(j, k - 1);
+        }
+    }
+
+    #[test]
+    fn risk_at_coverage_is_the_mean_over_tie_orders() {
+        // Average over every row order consistent with descending scores (each order of every
+        // tie group equally often) of errors(top k)/k, against the interpolated value.
+        let mut rng = StdRng::seed_from_u64(8);
+        for _ in 0..40 {
+            let n = rng.random_range(1..=7);
+            let s: Vec<f32> = (0..n).map(|_| rng.random_range(0..3) as f32).collect();
+            let c: Vec<bool> = (0..n).map(|_| rng.random_bool(0.6)).collect();
+            let mut idx: Vec<usize> = (0..n).collect();
+            for k in 1..=n {
+                let (mut sum, mut count) = (0.0, 0usize);
+                for_each_permutation(&mut idx, n, &mut |p: &[usize]| {
+                    if p.windows(2).all(|w| s[w[0]] >= s[w[1]]) {
+                        sum += p[..k].iter().filter(|&&i| !c[i]).count() as f64 / k as f64;
+                        count += 1;
+                    }
+                });
+                let coverage = k as f64 / n as f64;
+                let got = risk_at_coverage(&s, &c, coverage).unwrap();
+                assert!(close(got, sum / count as f64, 1e-12), "{s:?} {c:?} k={k}");
+            }
+        }
     }
 
     #[test]
@@ -1126,6 +1433,9 @@ mod tests {
                 aurc: None,
                 eaurc: None,
                 augrc: None,
+                risk_at_80: None,
+                risk_at_90: None,
+                risk_at_95: None,
                 ece: None,
                 brier: None,
             }
@@ -1177,6 +1487,10 @@ mod tests {
         assert_eq!(row.aurc, aurc(&S5, &c));
         assert_eq!(row.eaurc, eaurc(&S5, &c));
         assert_eq!(row.augrc, augrc(&S5, &c));
+        assert_eq!(row.risk_at_80, risk_at_coverage(&S5, &c, 0.8));
+        assert_eq!(row.risk_at_90, risk_at_coverage(&S5, &c, 0.9));
+        assert_eq!(row.risk_at_95, risk_at_coverage(&S5, &c, 0.95));
+        assert_eq!(row.risk_at_80, Some(0.25));
         assert_eq!((row.ece, row.brier), (None, None));
         let row = MetricRow::compute(&S5, &c, true);
         assert_eq!(row.ece, ece(&S5, &c));
@@ -1295,6 +1609,81 @@ mod tests {
         assert_eq!(boot.aurc.resamples_used, 1000);
         // AUROC(a) = 1, AUROC(b) = 0.
         assert_eq!(boot.auroc.estimate, Some(1.0));
+    }
+
+    #[test]
+    fn grouped_bootstrap_with_singleton_groups_is_the_row_bootstrap() {
+        let (a, b, c) = random_rows(500, 13);
+        let row = paired_bootstrap(&a, &b, &c, 300, 17);
+        assert_eq!(row.groups, None);
+        // Arbitrary distinct labels.
+        let ids: Vec<u32> = (0..a.len() as u32)
+            .map(|i| i.wrapping_mul(2_654_435_761))
+            .collect();
+        let grouped = paired_bootstrap_grouped(&a, &b, &c, Some(&ids), 300, 17);
+        assert_eq!(grouped.groups, Some(500));
+        assert_eq!(
+            PairedBootstrap {
+                groups: None,
+                ..grouped
+            },
+            row
+        );
+    }
+
+    #[test]
+    fn grouped_bootstrap_moves_copies_together() {
+        let (a, b, c) = random_rows(400, 31);
+        let single = paired_bootstrap(&a, &b, &c, 1000, 5);
+        // Every row three times, the copies in one group.
+        let triple = |v: &[f32]| v.iter().flat_map(|&x| [x; 3]).collect::<Vec<f32>>();
+        let (a3, b3) = (triple(&a), triple(&b));
+        let c3: Vec<bool> = c.iter().flat_map(|&x| [x; 3]).collect();
+        let ids: Vec<u32> = (0..a.len() as u32).flat_map(|i| [i; 3]).collect();
+        let grouped = paired_bootstrap_grouped(&a3, &b3, &c3, Some(&ids), 1000, 5);
+        assert_eq!(grouped.groups, Some(400));
+        // AUROC is unchanged by tripling every count: the same draws give the same numbers.
+        assert_eq!(grouped.auroc, single.auroc);
+        // AURC averages over 3N prefixes instead of N: equal up to the O(1/N) discretisation.
+        let (lo1, hi1) = single.aurc.interval.unwrap();
+        let (lo3, hi3) = grouped.aurc.interval.unwrap();
+        let width = hi1 - lo1;
+        assert!((lo3 - lo1).abs() < 0.05 * width && (hi3 - hi1).abs() < 0.05 * width);
+        // The naive row bootstrap treats the copies as independent: about 1/√3 as wide.
+        let naive = paired_bootstrap(&a3, &b3, &c3, 1000, 5);
+        for (g, nv) in [(&grouped.auroc, &naive.auroc), (&grouped.aurc, &naive.aurc)] {
+            let (glo, ghi) = g.interval.unwrap();
+            let (nlo, nhi) = nv.interval.unwrap();
+            let ratio = (nhi - nlo) / (ghi - glo);
+            assert!(ratio > 0.45 && ratio < 0.7, "{ratio}");
+        }
+    }
+
+    #[test]
+    fn grouped_bootstrap_ignores_row_order_and_labels() {
+        let (a, b, c) = random_rows(600, 41);
+        let mut rng = StdRng::seed_from_u64(3);
+        // Clusters of 1 to 4 rows.
+        let ids: Vec<u32> = (0..a.len())
+            .map(|i| (i / rng.random_range(1..=4)) as u32)
+            .collect();
+        let boot = paired_bootstrap_grouped(&a, &b, &c, Some(&ids), 200, 9);
+        let mut idx: Vec<usize> = (0..a.len()).collect();
+        idx.shuffle(&mut rng);
+        let pick = |v: &[f32]| idx.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+        let c2: Vec<bool> = idx.iter().map(|&i| c[i]).collect();
+        // New labels: a bijection of the old ones.
+        let ids2: Vec<u32> = idx.iter().map(|&i| 1_000_000 - 7 * ids[i]).collect();
+        let boot2 = paired_bootstrap_grouped(&pick(&a), &pick(&b), &c2, Some(&ids2), 200, 9);
+        assert_eq!(boot2, boot);
+        let distinct: std::collections::BTreeSet<u32> = ids.iter().copied().collect();
+        assert_eq!(boot.groups, Some(distinct.len()));
+    }
+
+    #[test]
+    #[should_panic(expected = "group ids")]
+    fn grouped_bootstrap_checks_group_length() {
+        paired_bootstrap_grouped(&[0.1, 0.2], &[0.1, 0.2], &[true, false], Some(&[0]), 10, 0);
     }
 
     #[test]
