@@ -210,77 +210,114 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 fn print_report(r: &EvalReport, a: &Artifacts) {
     let p = &a.manifest.protocol;
     println!(
-        "split {} ({}), {} labelled images, {} skipped; base head accuracy {} ({} errors). Artifacts: {} rows of `{}` ({}), seed {}.",
+        "split {} ({}), {} rows with a known outcome from {} images ({} draw{}), {} skipped; base head accuracy {} ({} errors). Artifacts: {} images of `{}` ({}), {} view(s) each, seed {}.",
         r.split,
         r.condition,
         r.labelled,
+        r.source_images,
+        r.draws,
+        if r.draws == 1 { "" } else { "s" },
         r.skipped,
         opt(r.accuracy.map(|a| a * 100.0), 2) + " %",
         r.errors,
         p.rows_used,
         p.split,
-        if p.subset_seed.is_some() { "seeded subset" } else { "all rows" },
+        if p.subset_seed.is_some() { "seeded subset" } else { "all images" },
+        p.views,
         p.seed
     );
+    if !r.novel_classes.is_empty() {
+        println!(
+            "new-class shift: classes {} were held out of training; their {} rows count as wrong predictions",
+            r.novel_classes.join(", "),
+            r.novel_rows
+        );
+    }
     let chance = r
         .rows
         .first()
         .map(|m| (m.metrics.aupr_success_chance, m.metrics.aupr_error_chance));
     if let Some((s, e)) = chance {
         println!(
-            "chance levels: AUROC 0.5, AUPR-success {} (= accuracy), AUPR-error {} (= error rate)",
+            "chance levels: AUROC 0.5, AUPR-success {} (= accuracy), AUPR-error {} (= error rate); a constant score has AURC = error rate",
             opt(s, 4),
             opt(e, 4)
         );
     }
+    let resampled = match r.rows.iter().find_map(|x| x.vs_msp.as_ref()).and_then(|b| b.groups) {
+        Some(g) => format!("{g} source images (all draws of an image together)"),
+        None => "rows".to_string(),
+    };
     println!(
-        "{:<18} {:>7} {:>24} {:>7} {:>7} {:>7} {:>8} {:>27} {:>8} {:>8} {:>7} {:>7}",
-        "score",
-        "AUROC",
-        "ΔAUROC vs MSP [95% CI]",
-        "AUPR-S",
-        "AUPR-E",
-        "FPR@95",
-        "AURC",
-        "ΔAURC vs MSP [95% CI]",
-        "E-AURC",
-        "AUGRC",
-        "ECE",
-        "Brier"
+        "ranking, with paired bootstrap 95 % intervals ({} resamples of {resampled}); AURC in ‰, lower is better:",
+        r.bootstrap_resamples
     );
+    println!(
+        "{:<18} {:>7} {:>26} {:>26} {:>8} {:>24} {:>24}",
+        "score", "AUROC", "ΔAUROC vs MSP", "ΔAUROC vs TS-MSP", "AURC‰", "ΔAURC‰ vs MSP", "ΔAURC‰ vs TS-MSP"
+    );
+    let diff = |d: Option<&crate::engine::metrics::PairedDifference>, scale: f64, digits: usize| match d {
+        Some(d) => format!(
+            "{} [{}, {}]",
+            opt(d.estimate.map(|v| v * scale), digits),
+            opt(d.interval.map(|i| i.0 * scale), digits),
+            opt(d.interval.map(|i| i.1 * scale), digits)
+        ),
+        None => "(reference)".into(),
+    };
     for row in &r.rows {
         let m = &row.metrics;
-        let diff = |d: Option<&crate::engine::metrics::PairedDifference>, digits: usize| match d {
-            Some(d) => format!(
-                "{} [{}, {}]",
-                opt(d.estimate, digits),
-                opt(d.interval.map(|i| i.0), digits),
-                opt(d.interval.map(|i| i.1), digits)
-            ),
-            None => "(reference)".into(),
-        };
         println!(
-            "{:<18} {:>7} {:>24} {:>7} {:>7} {:>7} {:>8} {:>27} {:>8} {:>8} {:>7} {:>7}",
+            "{:<18} {:>7} {:>26} {:>26} {:>8} {:>24} {:>24}",
             row.score,
             opt(m.auroc, 4),
-            diff(row.vs_msp.as_ref().map(|b| &b.auroc), 4),
+            diff(row.vs_msp.as_ref().map(|b| &b.auroc), 1.0, 4),
+            diff(row.vs_ts_msp.as_ref().map(|b| &b.auroc), 1.0, 4),
+            opt(m.aurc.map(|v| v * 1e3), 3),
+            diff(row.vs_msp.as_ref().map(|b| &b.aurc), 1e3, 3),
+            diff(row.vs_ts_msp.as_ref().map(|b| &b.aurc), 1e3, 3),
+        );
+    }
+    println!("other metrics (risk at coverage and E-AURC in ‰; E-AURC against the exact oracle AURC of the same rows):");
+    println!(
+        "{:<18} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
+        "score", "AUPR-S", "AUPR-E", "FPR@95", "E-AURC‰", "AUGRC‰", "risk@80", "risk@90", "risk@95", "ECE", "Brier"
+    );
+    let per_mille = |v: Option<f64>| opt(v.map(|v| v * 1e3), 3);
+    for row in &r.rows {
+        let m = &row.metrics;
+        println!(
+            "{:<18} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
+            row.score,
             opt(m.aupr_success, 4),
             opt(m.aupr_error, 4),
             opt(m.fpr_at_95tpr, 4),
-            opt(m.aurc, 5),
-            diff(row.vs_msp.as_ref().map(|b| &b.aurc), 5),
-            opt(m.eaurc, 5),
-            opt(m.augrc, 5),
+            per_mille(m.eaurc),
+            per_mille(m.augrc),
+            per_mille(m.risk_at_80),
+            per_mille(m.risk_at_90),
+            per_mille(m.risk_at_95),
             opt(m.ece, 4),
             opt(m.brier, 4),
         );
     }
+    println!("images unseen vs seen in the backbone's ImageNet pretraining:");
+    for g in &r.pretraining {
+        println!(
+            "  {:<22} rows {:>6}  errors {:>5}  accuracy {}  AUROC {}",
+            g.group,
+            g.rows,
+            g.errors,
+            opt(g.accuracy, 4),
+            g.auroc
+                .iter()
+                .map(|(n, v)| format!("{n} {}", opt(*v, 4)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!(
-        "({} paired bootstrap resamples; ΔAURC < 0 is better)",
-        r.bootstrap_resamples
-    );
-    println!(
-        "ablation (MetaNet retrained without one family; reference AUROC {}):",
+        "ablation (meta-model retrained without one family; a report, not a selection; reference AUROC {}):",
         opt(r.ablation_reference_auroc, 4)
     );
     for a in &r.ablation {
