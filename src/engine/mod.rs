@@ -3,6 +3,7 @@
 pub mod artifacts;
 pub mod backbone;
 pub mod cache;
+pub mod certify;
 pub mod classify;
 pub mod corrupt;
 pub mod dataset;
