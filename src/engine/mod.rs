@@ -2,6 +2,7 @@
 
 pub mod artifacts;
 pub mod backbone;
+pub mod baselines;
 pub mod cache;
 pub mod certify;
 pub mod classify;
