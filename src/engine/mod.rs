@@ -2,7 +2,9 @@
 
 pub mod artifacts;
 pub mod backbone;
+pub mod baselines;
 pub mod cache;
+pub mod certify;
 pub mod classify;
 pub mod corrupt;
 pub mod dataset;
