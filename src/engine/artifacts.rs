@@ -8,6 +8,8 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::backbone::BackboneKind;
+use crate::engine::baselines::RelU;
+use crate::engine::certify::Certificate;
 use crate::engine::cache::write_atomically;
 use crate::engine::error::{Error, Result};
 use crate::engine::head::{HeadConfig, LinearHead};
@@ -74,12 +76,19 @@ pub struct Protocol {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Calibration {
-    /// Softmax temperature of the head, fitted on its out-of-fold logits.
+    /// Softmax temperature of the head, fitted on its clean out-of-fold logits.
     pub temperature: f32,
-    /// Operating threshold on P(correct).
+    /// Operating threshold on P(correct): the certificate's (infinite, i.e. reject everything,
+    /// when no threshold could be certified; stored as null).
+    #[serde(with = "crate::engine::certify::threshold_repr")]
     pub threshold: f32,
-    /// Selective risk the threshold was chosen for, on the calibration rows.
+    /// Selective risk the threshold was certified for.
     pub target_risk: f32,
+    /// The Learn-then-Test certificate of the threshold, on calibration rows nothing else used.
+    pub certificate: Certificate,
+    /// MaxLogit-pNorm's p and REL-U's λ, fitted/used on the select rows.
+    pub pnorm_p: f64,
+    pub relu_lambda: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -131,10 +140,21 @@ pub struct Artifacts {
     pub pca: Pca,
     pub bank: KnnBank,
     pub outcome_bank: OutcomeBank,
+    /// REL-U's matrix (a baseline).
+    pub relu: RelU,
     pub train_meta: TrainMeta,
 }
 
 impl Artifacts {
+    /// The parameters of the fitted baselines.
+    pub fn baseline_params(&self) -> crate::engine::features::BaselineParams<'_> {
+        crate::engine::features::BaselineParams {
+            temperature: self.manifest.calibration.temperature,
+            pnorm_p: self.manifest.calibration.pnorm_p,
+            relu: &self.relu,
+        }
+    }
+
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.to_path_buf(),
@@ -163,6 +183,10 @@ impl Artifacts {
                 self.pca.n_components(),
                 &d,
             )?,
+        );
+        model.insert(
+            "relu.d".into(),
+            Tensor::from_slice(&self.relu.d, (self.relu.classes, self.relu.classes), &d)?,
         );
         save_tensors(&dir.join(MODEL_FILE), &model)?;
 
@@ -264,6 +288,11 @@ impl Artifacts {
             components: components.flatten_all()?.to_vec1()?,
             explained_variance_ratio: get("pca.explained_variance_ratio")?.to_vec1()?,
         };
+        let relu_d = get("relu.d")?;
+        let relu = RelU {
+            classes: relu_d.dim(0)?,
+            d: relu_d.flatten_all()?.to_vec1()?,
+        };
         let bank_t = load_tensors(&dir.join(BANK_FILE))?;
         let bank_get = |name: &str| {
             bank_t
@@ -334,6 +363,7 @@ impl Artifacts {
             pca,
             bank,
             outcome_bank,
+            relu,
             train_meta,
         };
         artifacts.check_consistency(dir)?;
@@ -374,6 +404,14 @@ impl Artifacts {
                 self.outcome_bank.points().len() == self.train_meta.correct.len()
                     && self.outcome_bank.predicted().len() == self.outcome_bank.points().len(),
                 "class-aware bank does not match the training rows".to_string(),
+            ),
+            (
+                self.relu.classes == m.classes.len(),
+                format!(
+                    "REL-U matrix is for {} classes, manifest lists {}",
+                    self.relu.classes,
+                    m.classes.len()
+                ),
             ),
             (
                 self.pca.n_components() == knn::DIM,

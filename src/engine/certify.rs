@@ -237,7 +237,7 @@ fn reject_all() -> f32 {
 }
 
 /// `threshold` as an optional number: `None`/`null`/missing means +∞ (reject everything).
-mod threshold_repr {
+pub mod threshold_repr {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &f32, s: S) -> Result<S::Ok, S::Error> {

@@ -17,6 +17,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::engine::baselines::{maxlogit_pnorm, RelU};
 use crate::engine::head::LinearHead;
 use crate::engine::knn::{self, ClassKnnStats, KnnStats};
 use crate::engine::records::{Diagnostics, FeatureBlock, FeatureLayout};
@@ -258,10 +259,10 @@ pub fn diagnostics(row: &RowInputs) -> Diagnostics {
     }
 }
 
-/// The baseline confidence scores of GUIDE §5 (higher = more likely correct), computed from
-/// the same rows as the MetaNet. Probabilities are ranked in log space where float32 softmax
-/// would saturate at 1.0.
-pub const BASELINES: [&str; 10] = [
+/// The baseline confidence scores (higher = more likely correct), computed from the same rows
+/// as the meta-model. Probabilities are ranked in log space where float32 softmax would
+/// saturate at 1.0.
+pub const BASELINES: [&str; 13] = [
     "msp",
     "msp_temperature",
     "neg_entropy",
@@ -272,9 +273,22 @@ pub const BASELINES: [&str; 10] = [
     "mc_dropout_mean",
     "neg_knn_distance",
     "trust_score",
+    "maxlogit_pnorm",
+    "rel_u",
+    "class_knn",
 ];
 
-pub fn baseline_scores(row: &RowInputs, temperature: f32) -> [f32; 10] {
+/// What the fitted baselines need: each is fitted on held-out training-side rows by `train`.
+pub struct BaselineParams<'a> {
+    pub temperature: f32,
+    /// MaxLogit-pNorm's p.
+    pub pnorm_p: f64,
+    /// REL-U's matrix.
+    pub relu: &'a RelU,
+}
+
+pub fn baseline_scores(row: &RowInputs, params: &BaselineParams) -> [f32; 13] {
+    let temperature = params.temperature;
     let z = row.logits;
     let order = crate::engine::pipeline::top_k(z, z.len());
     let log_max_softmax = |t: f64| -> f64 {
@@ -306,6 +320,9 @@ pub fn baseline_scores(row: &RowInputs, temperature: f32) -> [f32; 10] {
         row.mc.mean_p_pred,
         -row.knn.mean_distance,
         row.knn.trust_score,
+        maxlogit_pnorm(z, params.pnorm_p),
+        params.relu.score(&p),
+        row.class_knn.score(),
     ]
 }
 
@@ -358,9 +375,19 @@ mod tests {
 
     #[test]
     fn baselines_rank_a_confident_row_above_an_unsure_one() {
-        let sure = baseline_scores(&inputs(&[30.0, 0.0, 0.0]), 1.0);
-        let unsure = baseline_scores(&inputs(&[1.0, 0.9, 0.8]), 1.0);
-        for i in 0..7 {
+        let relu = RelU::fit(
+            &[vec![0.5, 0.5, 0.0], vec![1.0, 0.0, 0.0]],
+            &[false, true],
+            0.5,
+        );
+        let params = BaselineParams {
+            temperature: 1.0,
+            pnorm_p: 2.0,
+            relu: &relu,
+        };
+        let sure = baseline_scores(&inputs(&[30.0, 0.0, 0.0]), &params);
+        let unsure = baseline_scores(&inputs(&[1.0, 0.9, 0.8]), &params);
+        for i in (0..7).chain([10, 11]) {
             assert!(
                 sure[i] > unsure[i],
                 "{} {} vs {}",
@@ -370,8 +397,13 @@ mod tests {
             );
         }
         // Saturated softmax still ranks: log p_max keeps the difference float32 p_max loses.
-        let a = baseline_scores(&inputs(&[40.0, 0.0]), 1.0)[0];
-        let b = baseline_scores(&inputs(&[50.0, 0.0]), 1.0)[0];
+        let relu2 = RelU::fit(&[vec![0.5, 0.5]], &[false], 0.5);
+        let params2 = BaselineParams {
+            relu: &relu2,
+            ..params
+        };
+        let a = baseline_scores(&inputs(&[40.0, 0.0]), &params2)[0];
+        let b = baseline_scores(&inputs(&[50.0, 0.0]), &params2)[0];
         assert!(b > a, "{a} {b}");
     }
 

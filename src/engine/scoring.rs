@@ -23,7 +23,7 @@ pub struct ExtraScores {
     /// Platt-calibrated MetaNet logit: ranks like P(correct) without float saturation.
     pub metanet_logit: f32,
     /// The baselines of `features::BASELINES`.
-    pub baselines: [f32; 10],
+    pub baselines: [f32; 13],
     /// Logits of the backbone's own ImageNet classifier (only when `Scorer::imagenet_logits`).
     pub imagenet_logits: Option<Vec<f32>>,
 }
@@ -186,7 +186,7 @@ impl Scorer<'_> {
         };
         let extra = ExtraScores {
             metanet_logit: a.metanet.calibrated_logit(&meta),
-            baselines: features::baseline_scores(&inputs, a.manifest.calibration.temperature),
+            baselines: features::baseline_scores(&inputs, &a.baseline_params()),
             imagenet_logits: None,
         };
         (record, extra)

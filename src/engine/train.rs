@@ -27,6 +27,8 @@ use crate::engine::artifacts::{
     Artifacts, BackboneInfo, Calibration, Manifest, Protocol, Timing, TrainMeta, FORMAT_VERSION,
 };
 use crate::engine::backbone::Backbone;
+use crate::engine::baselines::{self, RelU};
+use crate::engine::certify;
 use crate::engine::corrupt::{CorruptionKind, CorruptionSpec};
 use crate::engine::dataset::{Dataset, Sample};
 use crate::engine::error::{Error, Result};
@@ -521,7 +523,21 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         .map(|&i| metanet.p_correct(row(i)))
         .collect();
     let calib_correct: Vec<bool> = calib_clean.iter().map(|&i| correct[i]).collect();
-    let threshold = threshold_for_risk(&calib_probs, &calib_correct, opts.target_risk as f32);
+    // The operating threshold, certified on rows nothing else was fitted or chosen on.
+    let certificate =
+        certify::learn_then_test(&calib_probs, &calib_correct, opts.target_risk, opts.delta);
+    // The published baselines, fitted on the select rows like everything else that is tuned.
+    let select_logits: Vec<Vec<f32>> = select.iter().map(|&i| oof_logits[i].clone()).collect();
+    let select_correct: Vec<bool> = select.iter().map(|&i| correct[i]).collect();
+    let pnorm_p = baselines::choose_pnorm(&select_logits, &select_correct);
+    let relu = RelU::fit(
+        &select_logits
+            .iter()
+            .map(|z| features::softmax64(z))
+            .collect::<Vec<_>>(),
+        &select_correct,
+        baselines::RELU_DEFAULT_LAMBDA,
+    );
     progress("metanet", 1, 1);
     timings.push(Timing {
         stage: "metanet".into(),
@@ -616,8 +632,11 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         },
         calibration: Calibration {
             temperature,
-            threshold,
+            threshold: certificate.threshold,
             target_risk: opts.target_risk as f32,
+            certificate,
+            pnorm_p,
+            relu_lambda: baselines::RELU_DEFAULT_LAMBDA,
         },
         metrics: m,
         timings,
@@ -629,6 +648,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         pca,
         bank,
         outcome_bank,
+        relu,
         train_meta: TrainMeta {
             rows: meta,
             correct,
@@ -663,28 +683,6 @@ fn split_roles(correct: &[bool], seed: u64) -> Vec<u8> {
     role
 }
 
-/// The lowest threshold on P(correct) whose selective risk on these rows is at most
-/// `target_risk` (0.5 when no threshold reaches it).
-pub fn threshold_for_risk(probs: &[f32], correct: &[bool], target_risk: f32) -> f32 {
-    let mut order: Vec<usize> = (0..probs.len()).collect();
-    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-    let mut best = None;
-    let mut errors = 0usize;
-    let mut k = 0;
-    while k < order.len() {
-        // Whole tie groups at once: a threshold accepts all equal scores.
-        let value = probs[order[k]];
-        while k < order.len() && probs[order[k]] == value {
-            errors += usize::from(!correct[order[k]]);
-            k += 1;
-        }
-        if errors as f32 / k as f32 <= target_risk {
-            best = Some(value);
-        }
-    }
-    best.unwrap_or(0.5)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,16 +696,5 @@ mod tests {
             let expected = [70, 15, 15][r as usize];
             assert_eq!(errors, expected, "role {r}");
         }
-    }
-
-    #[test]
-    fn threshold_is_the_lowest_meeting_the_risk() {
-        let probs = [0.9, 0.8, 0.7, 0.6, 0.5];
-        let correct = [true, true, false, true, false];
-        // Risks going down the list: 0, 0, 1/3, 1/4, 2/5.
-        assert_eq!(threshold_for_risk(&probs, &correct, 0.0), 0.8);
-        assert_eq!(threshold_for_risk(&probs, &correct, 0.3), 0.6);
-        assert_eq!(threshold_for_risk(&probs, &correct, 0.5), 0.5);
-        assert_eq!(threshold_for_risk(&[0.4], &[false], 0.1), 0.5);
     }
 }
