@@ -410,6 +410,7 @@ fn records_arrive_progressively() {
     assert!(app.selected_record().is_none());
     let header = RecordSet {
         records: Vec::new(),
+        calibration: None,
         threshold: 0.55,
         ..all.clone()
     };

@@ -157,6 +157,7 @@ fn scoring_in_progress_and_failed() {
     insta::assert_snapshot!("scoring_waiting_120x40", render(&app, 120, 40));
     let header = RecordSet {
         records: Vec::new(),
+        calibration: None,
         ..all.clone()
     };
     update(

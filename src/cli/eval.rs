@@ -337,6 +337,20 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
         t.accepted_wrong,
         t.rejected_right
     );
+    let c = &r.certificate;
+    println!("certified operating point: {}", c.statement);
+    println!(
+        "  on these rows: {} accepted, {} errors, selective risk {} against the certified {}: {}",
+        c.accepted,
+        c.errors,
+        opt(c.observed_risk, 4),
+        c.target_risk,
+        if c.held {
+            "the bound held"
+        } else {
+            "the bound did NOT hold (these rows are not like the calibration rows, or the 1 − δ chance ran out)"
+        }
+    );
     println!("per-class selective risk at the threshold:");
     for c in &r.per_class {
         println!(

@@ -71,8 +71,23 @@ pub struct EvalReport {
     pub ablation: Vec<AblationRow>,
     pub threshold: f32,
     pub at_threshold: ThresholdStats,
+    /// The saved certificate and whether its bound held on these rows.
+    pub certificate: CertificateCheck,
     pub per_class: Vec<ClassRisk>,
     pub bootstrap_resamples: usize,
+}
+
+/// The certified threshold checked on the evaluation rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateCheck {
+    pub statement: String,
+    pub target_risk: f64,
+    pub accepted: usize,
+    pub errors: usize,
+    /// Errors among accepted rows (None when nothing is accepted).
+    pub observed_risk: Option<f64>,
+    /// Observed risk ≤ target (true when nothing is accepted: an empty acceptance has no risk).
+    pub held: bool,
 }
 
 /// A few scores on one subgroup of the rows.
@@ -290,6 +305,22 @@ pub fn evaluate(
         ablation,
         threshold,
         at_threshold: table.at(threshold),
+        certificate: {
+            let c = &artifacts.manifest.calibration.certificate;
+            let p: Vec<f32> = known.iter().map(|&i| scored.records[i].p_correct).collect();
+            let accepted: Vec<usize> = (0..p.len()).filter(|&k| p[k] >= c.threshold).collect();
+            let errors = accepted.iter().filter(|&&k| !correct[k]).count();
+            let observed_risk =
+                (!accepted.is_empty()).then(|| errors as f64 / accepted.len() as f64);
+            CertificateCheck {
+                statement: c.statement(),
+                target_risk: c.target_risk,
+                accepted: accepted.len(),
+                errors,
+                observed_risk,
+                held: observed_risk.is_none_or(|r| r <= c.target_risk),
+            }
+        },
         per_class,
         bootstrap_resamples: resamples,
     })

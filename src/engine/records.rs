@@ -96,6 +96,21 @@ pub struct RecordSet {
     /// The operating threshold on P(correct) saved with the artifacts.
     pub threshold: f32,
     pub records: Vec<SampleRecord>,
+    /// The calibration rows behind the certified threshold (absent for older caches).
+    #[serde(default)]
+    pub calibration: Option<CalibrationRows>,
+}
+
+/// What a viewer needs to state the certified threshold and the Clopper–Pearson bound at any
+/// other threshold: P(correct) and the outcome of each calibration row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationRows {
+    pub p_correct: Vec<f32>,
+    pub correct: Vec<bool>,
+    pub target_risk: f64,
+    pub delta: f64,
+    /// The certificate in words.
+    pub statement: String,
 }
 
 /// Progress of a background scoring run, as sent to whoever displays it.

@@ -12,7 +12,7 @@ use crate::engine::error::Result;
 use crate::engine::extract::ExtractSpec;
 use crate::engine::features::{self, RowInputs, MC_PASSES};
 use crate::engine::knn;
-use crate::engine::records::{RecordSet, SampleRecord, ScoringEvent};
+use crate::engine::records::{CalibrationRows, RecordSet, SampleRecord, ScoringEvent};
 
 /// Samples per backbone chunk (and per cache entry).
 pub const CHUNK: usize = 256;
@@ -58,6 +58,28 @@ impl Scorer<'_> {
             layout: m.layout.clone(),
             threshold: m.calibration.threshold,
             records: Vec::new(),
+            calibration: Some(self.calibration_rows()),
+        }
+    }
+
+    /// P(correct) and outcome of the clean calibration rows the threshold was certified on.
+    fn calibration_rows(&self) -> CalibrationRows {
+        let a = self.artifacts;
+        let tm = &a.train_meta;
+        let dim = a.manifest.layout.dim();
+        let rows: Vec<usize> = (0..tm.correct.len())
+            .filter(|&i| tm.role[i] == 2 && tm.view[i] == 0)
+            .collect();
+        let c = &a.manifest.calibration.certificate;
+        CalibrationRows {
+            p_correct: rows
+                .iter()
+                .map(|&i| a.metanet.p_correct(&tm.rows[i * dim..(i + 1) * dim]))
+                .collect(),
+            correct: rows.iter().map(|&i| tm.correct[i]).collect(),
+            target_risk: c.target_risk,
+            delta: c.delta,
+            statement: c.statement(),
         }
     }
 

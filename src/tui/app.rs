@@ -7,7 +7,7 @@
 use ratatui::layout::Rect;
 
 use crate::engine::metrics::{
-    aurc, aurc_optimal, auroc, risk_coverage_curve, ThresholdStats, ThresholdTable,
+    aurc, aurc_oracle, auroc, risk_coverage_curve, ThresholdStats, ThresholdTable,
 };
 use crate::engine::records::{RecordSet, SampleRecord};
 use crate::engine::session::{Annotation, Filter, Session, Sort, SortKey};
@@ -115,7 +115,7 @@ pub struct Summary {
     pub auroc_msp: Option<f64>,
     pub aurc_p_correct: Option<f64>,
     pub aurc_msp: Option<f64>,
-    /// AURC of a perfect ranking at this error rate.
+    /// AURC of the oracle ranking of the same rows.
     pub aurc_optimal: f64,
 }
 
@@ -190,7 +190,7 @@ impl Derived {
                 auroc_msp,
                 aurc_p_correct,
                 aurc_msp,
-                aurc_optimal: aurc_optimal(1.0 - accuracy),
+                aurc_optimal: aurc_oracle(&ok).unwrap_or(0.0),
             }
         });
         let (risk_p_correct, risk_msp) = rayon::join(

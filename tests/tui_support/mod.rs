@@ -160,6 +160,7 @@ pub fn record_set(n: usize, seed: u64) -> RecordSet {
         layout: layout(),
         threshold: 0.5,
         records,
+        calibration: None,
     }
 }
 

@@ -79,6 +79,7 @@ pub fn render(frame: &mut Frame, screen: &Screen, app: &App) {
             ]));
         }
         lines.extend(summary_lines(app));
+        lines.extend(certificate_lines(app));
     }
     frame.render_widget(Paragraph::new(lines), inside);
 }
@@ -119,10 +120,14 @@ fn summary_line(app: &App) -> Line<'static> {
                 format!(" (MSP {}, chance 0.5)", decimal(s.auroc_msp)),
                 muted,
             ),
-            Span::styled(" · AURC ", muted),
-            Span::styled(decimal(s.aurc_p_correct), text),
+            Span::styled(" · AURC‰ ", muted),
+            Span::styled(per_mille(s.aurc_p_correct), text),
             Span::styled(
-                format!(" (MSP {}, best {:.3})", decimal(s.aurc_msp), s.aurc_optimal),
+                format!(
+                    " (MSP {}, best {})",
+                    per_mille(s.aurc_msp),
+                    per_mille(Some(s.aurc_optimal))
+                ),
                 muted,
             ),
         ]),
@@ -146,13 +151,13 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
             ),
         ]),
         Line::from(vec![
-            Span::styled("AURC  P(c) ", muted),
-            Span::styled(decimal(s.aurc_p_correct), text),
+            Span::styled("AURC‰ P(c) ", muted),
+            Span::styled(per_mille(s.aurc_p_correct), text),
             Span::styled(
                 format!(
-                    " · MSP {} · best {:.3}",
-                    decimal(s.aurc_msp),
-                    s.aurc_optimal
+                    " · MSP {} · best {}",
+                    per_mille(s.aurc_msp),
+                    per_mille(Some(s.aurc_optimal))
                 ),
                 muted,
             ),
@@ -166,4 +171,64 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
             muted,
         )),
     ]
+}
+
+/// AURC in per mille with three significant digits: on a good classifier it is around 1e-3,
+/// where three decimals would show every score as 0.000.
+fn per_mille(x: Option<f64>) -> String {
+    match x {
+        None => "n/a".into(),
+        Some(v) => {
+            let m = v * 1e3;
+            let digits = if m == 0.0 {
+                2
+            } else {
+                (2 - m.abs().log10().floor() as i32).clamp(0, 6) as usize
+            };
+            format!("{m:.digits$}")
+        }
+    }
+}
+
+/// The certified threshold from the artifacts and the Clopper–Pearson bound of the selective
+/// risk at the slider's threshold, both on the calibration rows.
+fn certificate_lines(app: &App) -> Vec<Line<'static>> {
+    let muted = Style::new().fg(app.theme.muted);
+    let text = Style::new().fg(app.theme.text);
+    let Some(c) = &app.data.calibration else {
+        return Vec::new();
+    };
+    let (accepted, errors, bound) = crate::engine::certify::bound_at(
+        &c.p_correct,
+        &c.correct,
+        app.threshold,
+        c.delta,
+    );
+    vec![
+        Line::from(vec![
+            Span::styled("bound at t ", muted),
+            Span::styled(format!("risk ≤ {}", percent(Some(bound))), text),
+            Span::styled(
+                format!(
+                    " ({:.0} % conf.; {accepted} acc., {errors} err. on calibration rows)",
+                    (1.0 - c.delta) * 100.0
+                ),
+                muted,
+            ),
+        ]),
+        Line::from(Span::styled(format!("certified: {}", c.statement), muted)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_mille;
+
+    #[test]
+    fn per_mille_keeps_three_significant_digits() {
+        assert_eq!(per_mille(Some(0.00081)), "0.810");
+        assert_eq!(per_mille(Some(0.0305)), "30.5");
+        assert_eq!(per_mille(Some(0.000069)), "0.0690");
+        assert_eq!(per_mille(None), "n/a");
+    }
 }
