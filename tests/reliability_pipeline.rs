@@ -75,6 +75,8 @@ fn train_eval_predict_on_a_small_real_dataset() {
             "15",
             "--metanet-epochs",
             "40",
+            "--views",
+            "1",
             "--out",
             out_s,
         ],
@@ -82,7 +84,8 @@ fn train_eval_predict_on_a_small_real_dataset() {
     assert!(train.status.success(), "{}", text(&train.stderr));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["format_version"], 1);
+    assert_eq!(manifest["format_version"], 2);
+    assert_eq!(manifest["protocol"]["views"], 1);
     assert_eq!(manifest["protocol"]["rows_used"], 120);
     assert_eq!(manifest["protocol"]["split"], "train");
     assert_eq!(manifest["classes"].as_array().unwrap().len(), 3);
@@ -101,16 +104,41 @@ fn train_eval_predict_on_a_small_real_dataset() {
             "mc_dropout",
             "gradient",
             "pca",
-            "knn"
+            "knn",
+            "class_knn",
+            "softmax"
         ]
     );
+    // Fit and select rows count every view; the calibration rows are the clean ones only.
     let roles = manifest["protocol"]["metanet_fit_rows"].as_u64().unwrap()
         + manifest["protocol"]["metanet_stop_rows"].as_u64().unwrap()
-        + manifest["protocol"]["calibration_rows"].as_u64().unwrap();
+        + 2 * manifest["protocol"]["calibration_rows"].as_u64().unwrap();
     assert_eq!(
-        roles, 120,
-        "the MetaNet's three groups partition the out-of-fold rows"
+        roles, 240,
+        "the three groups partition the out-of-fold rows (120 images, clean and one view)"
     );
+    // Every view of an image has the image's role: no image straddles fit/select/calibration.
+    let artifacts = reason::engine::artifacts::Artifacts::load(&out).unwrap();
+    let tm = &artifacts.train_meta;
+    assert_eq!(tm.correct.len(), 240);
+    for i in 0..tm.correct.len() {
+        let clean = (0..tm.correct.len())
+            .find(|&j| tm.source[j] == tm.source[i] && tm.view[j] == 0)
+            .unwrap();
+        assert_eq!(tm.role[i], tm.role[clean], "row {i}");
+    }
+    // The certified threshold is stated, and never a fallback: infeasible means reject all.
+    let cert = &manifest["calibration"]["certificate"];
+    if cert["feasible"] == true {
+        assert!(cert["upper_bound"].as_f64().unwrap() <= cert["target_risk"].as_f64().unwrap());
+        assert_eq!(cert["threshold"], manifest["calibration"]["threshold"]);
+    } else {
+        assert!(manifest["calibration"]["threshold"].is_null());
+    }
+    // Each candidate meta-model is reported beside TS-MSP on the select rows, one kept.
+    let selection = manifest["protocol"]["selection"].as_array().unwrap();
+    assert_eq!(selection.len(), 4);
+    assert_eq!(selection.iter().filter(|r| r["chosen"] == true).count(), 1);
 
     // The second run reuses the cached embeddings and gradients and writes identical artifacts.
     let again = tmp.path().join("again");
@@ -125,6 +153,8 @@ fn train_eval_predict_on_a_small_real_dataset() {
             "15",
             "--metanet-epochs",
             "40",
+            "--views",
+            "1",
             "--out",
             again.to_str().unwrap(),
         ],
@@ -182,6 +212,9 @@ fn train_eval_predict_on_a_small_real_dataset() {
         "mc_dropout_mean",
         "neg_knn_distance",
         "trust_score",
+        "maxlogit_pnorm",
+        "rel_u",
+        "class_knn",
     ] {
         assert!(stdout.contains(score), "{score} missing from\n{stdout}");
     }
@@ -195,6 +228,29 @@ fn train_eval_predict_on_a_small_real_dataset() {
     let accuracy = report["report"]["accuracy"].as_f64().unwrap();
     assert!((accuracy - correct as f64 / 36.0).abs() < 1e-12);
     assert!(samples[0]["scores"]["msp"].is_number());
+    // Every number of the table is recomputable from the per-sample rows.
+    let outcomes: Vec<bool> = samples.iter().map(|s| s["correct"] == true).collect();
+    let rows = report["report"]["rows"].as_array().unwrap();
+    for name in ["msp", "metanet_p_correct", "rel_u"] {
+        let key = if name == "metanet_p_correct" {
+            "metanet_logit"
+        } else {
+            name
+        };
+        let scores: Vec<f32> = samples
+            .iter()
+            .map(|s| s["scores"][key].as_f64().unwrap() as f32)
+            .collect();
+        let row = rows.iter().find(|r| r["score"] == name).unwrap();
+        let table = row["metrics"]["auroc"].as_f64();
+        assert_eq!(
+            reason::engine::metrics::auroc(&scores, &outcomes),
+            table,
+            "{name}"
+        );
+        let aurc = reason::engine::metrics::aurc(&scores, &outcomes).unwrap();
+        assert!((aurc - row["metrics"]["aurc"].as_f64().unwrap()).abs() < 1e-12);
+    }
     for png in [
         "roc.png",
         "risk_coverage.png",
@@ -205,7 +261,9 @@ fn train_eval_predict_on_a_small_real_dataset() {
     }
     assert!(std::fs::metadata(&parquet).unwrap().len() > 0);
 
-    // Mixed corruptions run through the same pipeline and change the inputs.
+    // Mixed corruptions, two draws of every image: rows name their source and draw, and the
+    // bootstrap resamples source images.
+    let mixed_json = tmp.path().join("mixed.json");
     let mixed = reason(
         &cache,
         &data,
@@ -215,14 +273,89 @@ fn train_eval_predict_on_a_small_real_dataset() {
             out_s,
             "--corrupt",
             "mixed",
+            "--repeats",
+            "2",
             "--bootstrap",
             "100",
+            "--json",
+            mixed_json.to_str().unwrap(),
             "--plots",
             plots.to_str().unwrap(),
         ],
     );
     assert!(mixed.status.success(), "{}", text(&mixed.stderr));
     assert!(text(&mixed.stdout).contains("(mixed)"));
+    let mixed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&mixed_json).unwrap()).unwrap();
+    let rows = mixed["samples"].as_array().unwrap();
+    assert_eq!(rows.len(), 72);
+    for draw in [0, 1] {
+        assert_eq!(rows.iter().filter(|r| r["draw"] == draw).count(), 36);
+    }
+    assert_eq!(mixed["report"]["source_images"], 36);
+    let first = &mixed["report"]["rows"][0]["vs_msp"];
+    assert_eq!(first["groups"], 36, "{first}");
+    // Two draws of one image differ: the corruption is re-drawn.
+    let of = |d: i64| {
+        rows.iter()
+            .find(|r| r["draw"] == d && r["source"] == rows[0]["source"])
+            .unwrap()["scores"]["msp"]
+            .clone()
+    };
+    assert_ne!(of(0), of(1));
+
+    // New-class shift: one class held out of training; its val images count as wrong.
+    let held = tmp.path().join("held");
+    let train_held = reason(
+        &cache,
+        &data,
+        &[
+            "train",
+            "--folds",
+            "3",
+            "--head-epochs",
+            "15",
+            "--metanet-epochs",
+            "40",
+            "--views",
+            "1",
+            "--holdout-classes",
+            "1",
+            "--out",
+            held.to_str().unwrap(),
+        ],
+    );
+    assert!(train_held.status.success(), "{}", text(&train_held.stderr));
+    let held_json = tmp.path().join("held.json");
+    let eval_held = reason(
+        &cache,
+        &data,
+        &[
+            "eval",
+            "--artifacts",
+            held.to_str().unwrap(),
+            "--bootstrap",
+            "100",
+            "--json",
+            held_json.to_str().unwrap(),
+            "--plots",
+            plots.to_str().unwrap(),
+        ],
+    );
+    assert!(eval_held.status.success(), "{}", text(&eval_held.stderr));
+    assert!(text(&eval_held.stdout).contains("new-class shift"));
+    let held_report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&held_json).unwrap()).unwrap();
+    assert_eq!(held_report["report"]["novel_rows"], 12);
+    assert_eq!(held_report["report"]["labelled"], 36);
+    let novel: Vec<_> = held_report["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["novel_class"] == true)
+        .collect();
+    assert_eq!(novel.len(), 12);
+    assert!(novel.iter().all(|r| r["correct"] == false));
 
     // predict gains reliability with artifacts.
     let val_class = std::fs::read_dir(data.join("imagenette/val"))
@@ -248,10 +381,10 @@ fn train_eval_predict_on_a_small_real_dataset() {
     let rel = &line["reliability"];
     let p = rel["p_correct"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&p));
-    let verdict = if p >= rel["threshold"].as_f64().unwrap() {
-        "accept"
-    } else {
-        "reject"
+    // A null threshold is an infeasible certificate: everything is rejected.
+    let verdict = match rel["threshold"].as_f64() {
+        Some(t) if p >= t => "accept",
+        _ => "reject",
     };
     assert_eq!(rel["verdict"], verdict);
     assert_eq!(rel["head_top5"].as_array().unwrap().len(), 3);

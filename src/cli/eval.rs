@@ -171,7 +171,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         args.split
     );
     let outcomes = rows.outcomes();
-    let known: Vec<usize> = (0..outcomes.len()).filter(|&i| outcomes[i].is_some()).collect();
+    let known: Vec<usize> = (0..outcomes.len())
+        .filter(|&i| outcomes[i].is_some())
+        .collect();
     let columns = score_columns(&scored, &known);
     let correct: Vec<bool> = known.iter().map(|&i| outcomes[i] == Some(true)).collect();
     if !correct.is_empty() {
@@ -244,7 +246,12 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
             opt(e, 4)
         );
     }
-    let resampled = match r.rows.iter().find_map(|x| x.vs_msp.as_ref()).and_then(|b| b.groups) {
+    let resampled = match r
+        .rows
+        .iter()
+        .find_map(|x| x.vs_msp.as_ref())
+        .and_then(|b| b.groups)
+    {
         Some(g) => format!("{g} source images (all draws of an image together)"),
         None => "rows".to_string(),
     };
@@ -254,17 +261,24 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
     );
     println!(
         "{:<18} {:>7} {:>26} {:>26} {:>8} {:>24} {:>24}",
-        "score", "AUROC", "ΔAUROC vs MSP", "ΔAUROC vs TS-MSP", "AURC‰", "ΔAURC‰ vs MSP", "ΔAURC‰ vs TS-MSP"
+        "score",
+        "AUROC",
+        "ΔAUROC vs MSP",
+        "ΔAUROC vs TS-MSP",
+        "AURC‰",
+        "ΔAURC‰ vs MSP",
+        "ΔAURC‰ vs TS-MSP"
     );
-    let diff = |d: Option<&crate::engine::metrics::PairedDifference>, scale: f64, digits: usize| match d {
-        Some(d) => format!(
-            "{} [{}, {}]",
-            opt(d.estimate.map(|v| v * scale), digits),
-            opt(d.interval.map(|i| i.0 * scale), digits),
-            opt(d.interval.map(|i| i.1 * scale), digits)
-        ),
-        None => "(reference)".into(),
-    };
+    let diff =
+        |d: Option<&crate::engine::metrics::PairedDifference>, scale: f64, digits: usize| match d {
+            Some(d) => format!(
+                "{} [{}, {}]",
+                opt(d.estimate.map(|v| v * scale), digits),
+                opt(d.interval.map(|i| i.0 * scale), digits),
+                opt(d.interval.map(|i| i.1 * scale), digits)
+            ),
+            None => "(reference)".into(),
+        };
     for row in &r.rows {
         let m = &row.metrics;
         println!(
@@ -281,7 +295,17 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
     println!("other metrics (risk at coverage and E-AURC in ‰; E-AURC against the exact oracle AURC of the same rows):");
     println!(
         "{:<18} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
-        "score", "AUPR-S", "AUPR-E", "FPR@95", "E-AURC‰", "AUGRC‰", "risk@80", "risk@90", "risk@95", "ECE", "Brier"
+        "score",
+        "AUPR-S",
+        "AUPR-E",
+        "FPR@95",
+        "E-AURC‰",
+        "AUGRC‰",
+        "risk@80",
+        "risk@90",
+        "risk@95",
+        "ECE",
+        "Brier"
     );
     let per_mille = |v: Option<f64>| opt(v.map(|v| v * 1e3), 3);
     for row in &r.rows {

@@ -346,6 +346,10 @@ fn predict_reliable(
                 100.0 * accepted.len() as f64 / labelled.len() as f64,
             );
         }
+        println!(
+            "certified operating point: {}",
+            artifacts.manifest.calibration.certificate.statement()
+        );
     }
     Ok(())
 }

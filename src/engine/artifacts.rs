@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::backbone::BackboneKind;
 use crate::engine::baselines::RelU;
-use crate::engine::certify::Certificate;
 use crate::engine::cache::write_atomically;
+use crate::engine::certify::Certificate;
 use crate::engine::error::{Error, Result};
 use crate::engine::head::{HeadConfig, LinearHead};
 use crate::engine::knn::{self, KnnBank, OutcomeBank};
@@ -250,7 +250,10 @@ impl Artifacts {
                 )?,
             ),
             ("role".to_string(), Tensor::from_slice(&m.role, rows, &d)?),
-            ("source".to_string(), Tensor::from_slice(&m.source, rows, &d)?),
+            (
+                "source".to_string(),
+                Tensor::from_slice(&m.source, rows, &d)?,
+            ),
             ("view".to_string(), Tensor::from_slice(&m.view, rows, &d)?),
         ]);
         save_tensors(&dir.join(TRAIN_META_FILE), &meta)?;
@@ -334,7 +337,10 @@ impl Artifacts {
                 .into_iter()
                 .map(|p| p as u16)
                 .collect(),
-            u32s("outcome.correct")?.into_iter().map(|c| c == 1).collect(),
+            u32s("outcome.correct")?
+                .into_iter()
+                .map(|c| c == 1)
+                .collect(),
             u32s("outcome.group")?,
             manifest.classes.len(),
         );

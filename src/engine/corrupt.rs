@@ -412,11 +412,7 @@ pub fn apply(
             }
             CorruptionKind::MotionBlur => {
                 let scale = img.width().min(img.height()) as f32 / REFERENCE_SIDE;
-                motion_blur(
-                    img,
-                    kind.parameter(severity) * scale,
-                    key(b"motion_blur"),
-                )
+                motion_blur(img, kind.parameter(severity) * scale, key(b"motion_blur"))
             }
             CorruptionKind::Brightness => brightness(img, kind.parameter(severity)),
             CorruptionKind::Desaturate => desaturate(img, kind.parameter(severity)),
@@ -1115,7 +1111,10 @@ mod tests {
     #[test]
     fn training_and_evaluation_kinds_are_disjoint_and_cover_all() {
         for k in CorruptionKind::TRAINING {
-            assert!(!CorruptionKind::EVALUATION.contains(&k), "{k} in both lists");
+            assert!(
+                !CorruptionKind::EVALUATION.contains(&k),
+                "{k} in both lists"
+            );
         }
         let mut both: Vec<_> = CorruptionKind::EVALUATION.to_vec();
         both.extend(CorruptionKind::TRAINING);

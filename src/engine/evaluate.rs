@@ -104,7 +104,9 @@ pub struct SubgroupRow {
 /// Whether an image is one an ImageNet-pretrained backbone never trained on: ImageNet's
 /// validation files keep their `ILSVRC2012_val_` names in Imagenette.
 pub fn unseen_in_pretraining(id: &str) -> bool {
-    id.rsplit('/').next().is_some_and(|f| f.starts_with("ILSVRC2012_val_"))
+    id.rsplit('/')
+        .next()
+        .is_some_and(|f| f.starts_with("ILSVRC2012_val_"))
 }
 
 /// What `evaluate` needs beside the scores: where each row came from.
@@ -144,13 +146,12 @@ impl EvalRows<'_> {
 
 /// Every score of the given rows: (name, values, the probability of being correct when the
 /// score is one).
-pub fn score_columns(
-    scored: &Scored,
-    rows: &[usize],
-) -> Vec<(String, Vec<f32>, Option<Vec<f32>>)> {
+pub fn score_columns(scored: &Scored, rows: &[usize]) -> Vec<(String, Vec<f32>, Option<Vec<f32>>)> {
     let mut cols = vec![(
         METANET.to_string(),
-        rows.iter().map(|&i| scored.extra[i].metanet_logit).collect(),
+        rows.iter()
+            .map(|&i| scored.extra[i].metanet_logit)
+            .collect(),
         Some(rows.iter().map(|&i| scored.records[i].p_correct).collect()),
     )];
     for (b, name) in BASELINES.iter().enumerate() {
@@ -176,7 +177,9 @@ pub fn evaluate(
 ) -> Result<EvalReport> {
     let scored = input.scored;
     let outcomes = input.outcomes();
-    let known: Vec<usize> = (0..outcomes.len()).filter(|&i| outcomes[i].is_some()).collect();
+    let known: Vec<usize> = (0..outcomes.len())
+        .filter(|&i| outcomes[i].is_some())
+        .collect();
     let correct: Vec<bool> = known.iter().map(|&i| outcomes[i] == Some(true)).collect();
     let all_groups = input.groups();
     let groups: Vec<u32> = known.iter().map(|&i| all_groups[i]).collect();
@@ -220,31 +223,33 @@ pub fn evaluate(
         })
         .collect();
 
-    let pretraining = [("unseen in pretraining", true), ("seen in pretraining", false)]
-        .into_iter()
-        .map(|(group, unseen)| {
-            let members: Vec<usize> = (0..known.len())
-                .filter(|&k| unseen_in_pretraining(&scored.records[known[k]].id) == unseen)
-                .collect();
-            let c: Vec<bool> = members.iter().map(|&k| correct[k]).collect();
-            let errors = c.iter().filter(|&&v| !v).count();
-            SubgroupRow {
-                group: group.to_string(),
-                rows: members.len(),
-                errors,
-                accuracy: (!members.is_empty())
-                    .then(|| 1.0 - errors as f64 / members.len() as f64),
-                auroc: [METANET, "msp", "msp_temperature"]
-                    .iter()
-                    .map(|&name| {
-                        let all = column(name);
-                        let v: Vec<f32> = members.iter().map(|&k| all[k]).collect();
-                        (name.to_string(), metrics::auroc(&v, &c))
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
+    let pretraining = [
+        ("unseen in pretraining", true),
+        ("seen in pretraining", false),
+    ]
+    .into_iter()
+    .map(|(group, unseen)| {
+        let members: Vec<usize> = (0..known.len())
+            .filter(|&k| unseen_in_pretraining(&scored.records[known[k]].id) == unseen)
+            .collect();
+        let c: Vec<bool> = members.iter().map(|&k| correct[k]).collect();
+        let errors = c.iter().filter(|&&v| !v).count();
+        SubgroupRow {
+            group: group.to_string(),
+            rows: members.len(),
+            errors,
+            accuracy: (!members.is_empty()).then(|| 1.0 - errors as f64 / members.len() as f64),
+            auroc: [METANET, "msp", "msp_temperature"]
+                .iter()
+                .map(|&name| {
+                    let all = column(name);
+                    let v: Vec<f32> = members.iter().map(|&k| all[k]).collect();
+                    (name.to_string(), metrics::auroc(&v, &c))
+                })
+                .collect(),
+        }
+    })
+    .collect();
 
     let (ablation_reference_auroc, ablation) = ablation(scored, artifacts, &known, &correct, seed)?;
 
@@ -291,7 +296,10 @@ pub fn evaluate(
         split: split.to_string(),
         condition: condition.to_string(),
         draws,
-        source_images: groups.iter().collect::<std::collections::HashSet<_>>().len(),
+        source_images: groups
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
         samples: scored.records.len(),
         labelled: known.len(),
         skipped: scored.skipped.len(),
@@ -347,7 +355,15 @@ fn ablation(
     let offset = artifacts.metanet.offset.map(|(j, _)| j);
     let run = |keep: &[usize], offset: Option<usize>| -> Result<Option<f64>> {
         let (net, _) = MetaNet::train(
-            &tm.rows, dim, &tm.correct, &fit, &select, config, seed, keep, offset,
+            &tm.rows,
+            dim,
+            &tm.correct,
+            &fit,
+            &select,
+            config,
+            seed,
+            keep,
+            offset,
         )?;
         let scores: Vec<f32> = labelled
             .iter()

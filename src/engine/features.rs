@@ -196,7 +196,10 @@ pub fn logit_max_softmax(z: &[f32], temperature: f32) -> f64 {
     }
     let max = z[order[0]] as f64;
     let t = temperature.max(1e-6) as f64;
-    let rest: Vec<f64> = order[1..].iter().map(|&j| (z[j] as f64 - max) / t).collect();
+    let rest: Vec<f64> = order[1..]
+        .iter()
+        .map(|&j| (z[j] as f64 - max) / t)
+        .collect();
     let m = rest.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     -(m + rest.iter().map(|v| (v - m).exp()).sum::<f64>().ln())
 }

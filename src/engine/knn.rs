@@ -159,9 +159,8 @@ impl OutcomeBank {
         };
         let trees = (0..classes)
             .map(|c| {
-                [true, false].map(|outcome| {
-                    subset(&|i| predicted[i] as usize == c && correct[i] == outcome)
-                })
+                [true, false]
+                    .map(|outcome| subset(&|i| predicted[i] as usize == c && correct[i] == outcome))
             })
             .collect();
         let all_wrong = subset(&|i| !correct[i]);

@@ -68,7 +68,9 @@ impl MetaNetConfig {
                 .filter(|&j| layout.family_of(j) == Some(name) || layout.name(j) == Some(name))
                 .collect();
             if matched.is_empty() {
-                return Err(format!("`{name}` is neither a feature family nor a feature"));
+                return Err(format!(
+                    "`{name}` is neither a feature family nor a feature"
+                ));
             }
             for j in matched {
                 if !cols.contains(&j) {
@@ -565,9 +567,18 @@ mod tests {
             hidden: vec![],
             ..Default::default()
         };
-        let (net0, report0) =
-            MetaNet::train(&rows, 3, &correct, &fit, &stop, &untrained, 1, &[1, 2], Some(0))
-                .unwrap();
+        let (net0, report0) = MetaNet::train(
+            &rows,
+            3,
+            &correct,
+            &fit,
+            &stop,
+            &untrained,
+            1,
+            &[1, 2],
+            Some(0),
+        )
+        .unwrap();
         assert_eq!(report0.best_epoch, 0);
         for i in 0..20 {
             let row = &rows[3 * i..3 * i + 3];

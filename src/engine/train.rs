@@ -260,7 +260,8 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     };
     for v in 1..=opts.views {
         let stage = format!("backbone (view {v}/{})", opts.views);
-        let out = spec(v).with_gradients_chunked(&sources, chunk, &|d, n| progress(&stage, d, n))?;
+        let out =
+            spec(v).with_gradients_chunked(&sources, chunk, &|d, n| progress(&stage, d, n))?;
         if out.rows.len() != n_src {
             return Err(Error::Dataset {
                 path: ds.root.clone(),
@@ -272,7 +273,8 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         }
         from_cache &= out.from_cache;
         rows.source.extend(out.rows.iter().map(|&r| r as u32));
-        rows.view.extend(std::iter::repeat_n(v as u8, out.rows.len()));
+        rows.view
+            .extend(std::iter::repeat_n(v as u8, out.rows.len()));
         rows.embeddings.extend(out.embeddings);
         rows.grad_norms.extend(out.grad_norms);
     }
@@ -449,7 +451,8 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         .iter()
         .map(|&s| source_role[s as usize])
         .collect();
-    let idx = |keep: &dyn Fn(usize) -> bool| -> Vec<usize> { (0..n).filter(|&i| keep(i)).collect() };
+    let idx =
+        |keep: &dyn Fn(usize) -> bool| -> Vec<usize> { (0..n).filter(|&i| keep(i)).collect() };
     let fit = idx(&|i| role[i] == 0);
     let select = idx(&|i| role[i] == 1);
     let select_clean = idx(&|i| role[i] == 1 && rows.view[i] == 0);
@@ -461,7 +464,11 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         let c: Vec<bool> = set.iter().map(|&i| correct[i]).collect();
         metrics::auroc(&s, &c)
     };
-    let select_views: Vec<usize> = select.iter().copied().filter(|&i| rows.view[i] > 0).collect();
+    let select_views: Vec<usize> = select
+        .iter()
+        .copied()
+        .filter(|&i| rows.view[i] > 0)
+        .collect();
     let selection_row = |name: &str, score: &dyn Fn(usize) -> f32, epoch: usize| SelectionRow {
         model: name.to_string(),
         auroc_all: auroc_on(score, &select),
@@ -515,7 +522,10 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     let (chosen, metanet_config, mut metanet, report) = fitted.swap_remove(best);
     // Platt scaling on the clean select rows: P(correct) is calibrated for clean data like the
     // training split's (the dashboard's default).
-    let platt_logits: Vec<f32> = select_clean.iter().map(|&i| metanet.logit(row(i))).collect();
+    let platt_logits: Vec<f32> = select_clean
+        .iter()
+        .map(|&i| metanet.logit(row(i)))
+        .collect();
     let platt_correct: Vec<bool> = select_clean.iter().map(|&i| correct[i]).collect();
     metanet.calibrate(&platt_logits, &platt_correct);
     let calib_probs: Vec<f32> = calib_clean
@@ -559,8 +569,14 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         "oof_head_accuracy_clean",
         Some(1.0 - count(&|i| rows.view[i] == 0 && !correct[i]) / n_src as f64),
     );
-    put("oof_errors_clean", Some(count(&|i| rows.view[i] == 0 && !correct[i])));
-    put("oof_errors_views", Some(count(&|i| rows.view[i] > 0 && !correct[i])));
+    put(
+        "oof_errors_clean",
+        Some(count(&|i| rows.view[i] == 0 && !correct[i])),
+    );
+    put(
+        "oof_errors_views",
+        Some(count(&|i| rows.view[i] > 0 && !correct[i])),
+    );
     put("oof_rows", Some(n as f64));
     put(
         "calibration_rows_errors",

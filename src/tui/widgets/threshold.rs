@@ -198,12 +198,8 @@ fn certificate_lines(app: &App) -> Vec<Line<'static>> {
     let Some(c) = &app.data.calibration else {
         return Vec::new();
     };
-    let (accepted, errors, bound) = crate::engine::certify::bound_at(
-        &c.p_correct,
-        &c.correct,
-        app.threshold,
-        c.delta,
-    );
+    let (accepted, errors, bound) =
+        crate::engine::certify::bound_at(&c.p_correct, &c.correct, app.threshold, c.delta);
     vec![
         Line::from(vec![
             Span::styled("bound at t ", muted),
