@@ -227,7 +227,7 @@ impl MetaNet {
             Ok(h)
         };
         let val_loss = || -> Result<f64> {
-            Ok(candle_nn::loss::binary_cross_entropy_with_logit(
+            Ok(bce_with_logits(
                 &forward(&x_stop, &o_stop, None)?,
                 &y_stop,
             )?
@@ -264,7 +264,7 @@ impl MetaNet {
                 });
                 let masks = masks.collect::<candle_core::Result<Vec<_>>>()?;
                 let o = o_fit.index_select(&idx, 0)?;
-                let loss = candle_nn::loss::binary_cross_entropy_with_logit(
+                let loss = bce_with_logits(
                     &forward(&x, &o, Some(&masks))?,
                     &y,
                 )?;
@@ -443,6 +443,14 @@ impl MetaNet {
     }
 }
 
+/// Mean binary cross-entropy of logits `x` against targets `y`, in the stable form
+/// max(x, 0) − x·y + ln(1 + e^−|x|). candle's version takes ln(σ(x)) and ln(1 − σ(x)), which
+/// is −∞ (and the loss NaN) once σ saturates: the offset models start at logits of 15 and more.
+fn bce_with_logits(x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+    let softplus = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    (x.relu()? - x.mul(y)?)?.add(&softplus)?.mean_all()
+}
+
 fn snapshot(vars: &[Var]) -> Result<Vec<Vec<f32>>> {
     vars.iter()
         .map(|v| Ok(v.as_tensor().flatten_all()?.to_vec1()?))
@@ -540,8 +548,16 @@ mod tests {
         let tensors: std::collections::HashMap<_, _> =
             net.to_tensors().unwrap().into_iter().collect();
         let back =
-            MetaNet::from_tensors(|k| Ok(tensors[k].clone()), net.layers.len(), net.best_epoch)
-                .unwrap();
+            MetaNet::from_tensors(
+                |k| {
+                    tensors.get(k).cloned().ok_or_else(|| {
+                        crate::engine::error::Error::Weights(format!("no tensor {k}"))
+                    })
+                },
+                net.layers.len(),
+                net.best_epoch,
+            )
+            .unwrap();
         assert_eq!(back, net);
     }
 
@@ -602,9 +618,26 @@ mod tests {
         let tensors: std::collections::HashMap<_, _> =
             net.to_tensors().unwrap().into_iter().collect();
         let back =
-            MetaNet::from_tensors(|k| Ok(tensors[k].clone()), net.layers.len(), net.best_epoch)
-                .unwrap();
+            MetaNet::from_tensors(
+                |k| {
+                    tensors.get(k).cloned().ok_or_else(|| {
+                        crate::engine::error::Error::Weights(format!("no tensor {k}"))
+                    })
+                },
+                net.layers.len(),
+                net.best_epoch,
+            )
+            .unwrap();
         assert_eq!(back, net);
+    }
+
+    #[test]
+    fn loss_stays_finite_on_saturated_logits() {
+        let x = Tensor::new(&[[40f32], [-40.0], [0.0]], &Device::Cpu).unwrap();
+        let y = Tensor::new(&[[0f32], [1.0], [1.0]], &Device::Cpu).unwrap();
+        let loss = bce_with_logits(&x, &y).unwrap().to_scalar::<f32>().unwrap();
+        // (40 + 40 + ln 2) / 3.
+        assert!((loss - (80.0 + 2f32.ln()) / 3.0).abs() < 1e-4, "{loss}");
     }
 
     #[test]
