@@ -226,13 +226,11 @@ impl MetaNet {
             }
             Ok(h)
         };
-        let val_loss = || -> Result<f64> {
-            Ok(bce_with_logits(
-                &forward(&x_stop, &o_stop, None)?,
-                &y_stop,
-            )?
-            .to_scalar::<f32>()? as f64)
-        };
+        let val_loss =
+            || -> Result<f64> {
+                Ok(bce_with_logits(&forward(&x_stop, &o_stop, None)?, &y_stop)?
+                    .to_scalar::<f32>()? as f64)
+            };
         let keep = 1.0 - config.dropout;
         let mut order: Vec<usize> = (0..fit.len()).collect();
         // Epoch 0 is the untrained start (TS-MSP itself with an offset): it competes too.
@@ -264,10 +262,7 @@ impl MetaNet {
                 });
                 let masks = masks.collect::<candle_core::Result<Vec<_>>>()?;
                 let o = o_fit.index_select(&idx, 0)?;
-                let loss = bce_with_logits(
-                    &forward(&x, &o, Some(&masks))?,
-                    &y,
-                )?;
+                let loss = bce_with_logits(&forward(&x, &o, Some(&masks))?, &y)?;
                 let grads = loss.backward()?;
                 opt.step(&grads)?;
                 if offset.is_some() {
@@ -547,17 +542,17 @@ mod tests {
         assert!(auroc > 0.8, "AUROC {auroc}");
         let tensors: std::collections::HashMap<_, _> =
             net.to_tensors().unwrap().into_iter().collect();
-        let back =
-            MetaNet::from_tensors(
-                |k| {
-                    tensors.get(k).cloned().ok_or_else(|| {
-                        crate::engine::error::Error::Weights(format!("no tensor {k}"))
-                    })
-                },
-                net.layers.len(),
-                net.best_epoch,
-            )
-            .unwrap();
+        let back = MetaNet::from_tensors(
+            |k| {
+                tensors
+                    .get(k)
+                    .cloned()
+                    .ok_or_else(|| crate::engine::error::Error::Weights(format!("no tensor {k}")))
+            },
+            net.layers.len(),
+            net.best_epoch,
+        )
+        .unwrap();
         assert_eq!(back, net);
     }
 
@@ -617,17 +612,17 @@ mod tests {
         assert!(learned > offset_only + 0.02, "{learned} vs {offset_only}");
         let tensors: std::collections::HashMap<_, _> =
             net.to_tensors().unwrap().into_iter().collect();
-        let back =
-            MetaNet::from_tensors(
-                |k| {
-                    tensors.get(k).cloned().ok_or_else(|| {
-                        crate::engine::error::Error::Weights(format!("no tensor {k}"))
-                    })
-                },
-                net.layers.len(),
-                net.best_epoch,
-            )
-            .unwrap();
+        let back = MetaNet::from_tensors(
+            |k| {
+                tensors
+                    .get(k)
+                    .cloned()
+                    .ok_or_else(|| crate::engine::error::Error::Weights(format!("no tensor {k}")))
+            },
+            net.layers.len(),
+            net.best_epoch,
+        )
+        .unwrap();
         assert_eq!(back, net);
     }
 

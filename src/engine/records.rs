@@ -98,7 +98,7 @@ pub struct RecordSet {
     pub records: Vec<SampleRecord>,
     /// The calibration rows behind the certified threshold (absent for older caches).
     #[serde(default)]
-    pub calibration: Option<CalibrationRows>,
+    pub calibration: Option<Box<CalibrationRows>>,
 }
 
 /// What a viewer needs to state the certified threshold and the Clopper–Pearson bound at any

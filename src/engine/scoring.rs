@@ -58,7 +58,7 @@ impl Scorer<'_> {
             layout: m.layout.clone(),
             threshold: m.calibration.threshold,
             records: Vec::new(),
-            calibration: Some(self.calibration_rows()),
+            calibration: Some(Box::new(self.calibration_rows())),
         }
     }
 
