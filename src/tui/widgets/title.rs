@@ -1,4 +1,5 @@
-//! Top line: name, data set, counts, and the scoring progress while a worker runs.
+//! Top line: name, data set, counts, the scoring device and why it was chosen, and the scoring
+//! progress while a worker runs.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -25,6 +26,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled(
             format!(" · {} skipped", app.skipped),
             Style::new().fg(theme.error),
+        ));
+    }
+    if let Some(device) = &app.device {
+        spans.push(Span::styled(
+            format!(" · {}", device.label),
+            Style::new().fg(theme.text).add_modifier(Modifier::BOLD),
+        ));
+        spans.push(Span::styled(
+            format!(" ({})", device.reason),
+            Style::new().fg(theme.muted),
         ));
     }
     let left = Paragraph::new(Line::from(spans)).style(Style::new().bg(theme.background));
