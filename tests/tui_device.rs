@@ -82,6 +82,49 @@ fn title_bar_keeps_the_device_beside_the_scoring_progress() {
     );
 }
 
+#[test]
+fn a_long_data_set_path_gives_way_to_the_device() {
+    let path = "/root/a/rather/long/checkout/.gpu/data/imagenette/val";
+    let mut app = App::scoring(Session::default(), Theme::dark(), path);
+    app.device = cuda("cuda:0 requested");
+    update(
+        &mut app,
+        Action::Resize {
+            width: 100,
+            height: 30,
+        },
+    );
+    let title = title_row(&app, 100, 30);
+    assert!(
+        title.contains("/imagenette/val · 0 samples · cuda:0"),
+        "{title}"
+    );
+    assert!(title.contains(" · …"), "{title}");
+
+    // Ready: the whole width; the path shows in full, the reason after the device.
+    let mut app = app_with_title(path);
+    app.device = cuda("cuda:0 requested");
+    let title = title_row(&app, 120, 40);
+    assert!(
+        title.contains(&format!(
+            "· {path} · 40 samples · cuda:0 (cuda:0 requested)"
+        )),
+        "{title}"
+    );
+}
+
+fn app_with_title(title: &str) -> App {
+    let mut app = App::new(record_set(40, 1), Session::default(), Theme::dark(), title);
+    update(
+        &mut app,
+        Action::Resize {
+            width: 120,
+            height: 40,
+        },
+    );
+    app
+}
+
 fn reason(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reason"))
         .args(args)
