@@ -13,10 +13,13 @@
 #                      outside the repository, shared by every clone and worktree.
 #   CARGO_TARGET_DIR   cargo's target folder (default target/cuda, apart from the CPU build's target/).
 #   CUDA_COMPUTE_CAP   the GPU generation the kernels are compiled for (default 90: H100/H200).
-#                      candle-kernels compiles PTX for this one capability; the driver can JIT it
-#                      for newer GPUs, never for older ones. Others: 80 A100/A30, 86 RTX 30xx/A10/A40,
-#                      89 L4/L40/RTX 40xx, 100 B200, 120 RTX 50xx, 75 T4/RTX 20xx. On a machine that
-#                      has the GPU, `nvidia-smi --query-gpu=compute_cap --format=csv` tells (drop the dot).
+#                      candle-kernels compiles for this one capability only. Up to 89 the PTX also
+#                      runs on newer GPUs (the driver compiles it at start); 90 and above build the
+#                      arch-specific variant (90 means sm_90a), which runs on that generation only.
+#                      Others: 80 A100/A30, 86 RTX 30xx/A10/A40, 89 L4/L40/RTX 40xx, 100 B200,
+#                      120 RTX 50xx, 75 T4/RTX 20xx. On a machine with the GPU,
+#                      `nvidia-smi --query-gpu=compute_cap --format=csv` tells (drop the dot).
+#                      A different value rebuilds candle-kernels (about 10 minutes here).
 #
 # Why CUDA 13.0 exactly: the H200 machines run driver 580 (CUDA 13.0). PTX produced by a newer
 # toolkit (e.g. nvvm 13.5 emits PTX ISA 9.5) is refused by that driver and by the 13.0 ptxas, so
@@ -69,7 +72,10 @@ home=${REASON_CUDA_HOME:-$HOME/.cache/reason/cuda}
 venv=$home/venv
 link=$home/link
 compute_cap=${CUDA_COMPUTE_CAP:-90}
-case "$compute_cap" in *[!0-9]* | '') die "CUDA_COMPUTE_CAP must be digits like 90 or 86, got '$compute_cap'" ;; esac
+case "$compute_cap" in
+    [1-9][0-9] | [1-9][0-9][0-9] | [1-9][0-9][af] | [1-9][0-9][0-9][af]) ;;
+    *) die "CUDA_COMPUTE_CAP must look like 90, 86, 120 or 90a, got '$compute_cap'" ;;
+esac
 
 # Every piece of the 13.0 toolkit that candle-kernels' nvcc run and the final link need.
 packages=(
@@ -167,5 +173,11 @@ if [ -x "$bin" ]; then
     fi
     needed=$(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')
     echo "cuda-build: $bin ($(du -h "$bin" | cut -f1)); needs at run time: $needed"
+    # What this binary was built from (read by scripts/gpu-pack.sh; the binary itself cannot
+    # run here without the driver's libcuda.so.1).
+    printf '{"source": "%s", "commit": "%s", "uncommitted_tracked_changes": %s, "features": "%s", "compute_cap": "%s", "built": "%s"}\n' \
+        "$repo" "$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+        "$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)" "$features" \
+        "$CUDA_COMPUTE_CAP" "$(date -u -r "$bin" +%Y-%m-%dT%H:%M:%SZ)" >"$bin.build.json"
 fi
 echo "cuda-build: timings: toolkit $t_toolkit, link folder $t_link, cargo build $t_cargo"

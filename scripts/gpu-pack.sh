@@ -89,16 +89,14 @@ cp "$repo/bench/torch_reference.py" "$dest/bench/"
 
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
-bin_info=$("$bin" --version 2>/dev/null || true)
 python3 - "$dest/MANIFEST.json" <<EOF
-import json, sys
+import json, os, sys
 json.dump({
     "binary": "$bin",
-    "binary_version": "$bin_info",
+    "build": json.loads(open("$bin.build.json").read()) if os.path.isfile("$bin.build.json") else None,
     "binary_built": "$(date -u -r "$bin" +%Y-%m-%dT%H:%M:%SZ)",
     "binary_sha256": "$(sha256sum "$bin" | cut -d' ' -f1)",
     "features": "$features",
-    "compute_cap": "${CUDA_COMPUTE_CAP:-90 (default of cuda-build.sh)}",
     "stripped_bytes": $stripped,
     "gz_bytes": $(stat -c %s "$dest/reason.gz"),
     "packed_from_commit": "$commit",
