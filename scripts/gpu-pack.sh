@@ -2,7 +2,7 @@
 # Stage what scripts/gpu-check.sh needs on the GPU machine into the session checkout's .gpu/
 # (the device tool sends that checkout, and `.gpu` must be named in its `carry`):
 #
-#   .gpu/reason.gz                       the CUDA binary, stripped and gzipped
+#   .gpu/reason.gz                       the CUDA binary, without debug info, gzipped
 #   .gpu/MANIFEST.json                   git commit, features, sha256 of the binary, sizes
 #   .gpu/data/weights/<backbone>.safetensors
 #   .gpu/data/imagenette/val/<wnid>/*.JPEG   the first N images (by name) of every class
@@ -69,7 +69,8 @@ features=cuda
 readelf -d "$bin" | grep -q 'libcudnn' && features=cudnn
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-strip -o "$tmp" "$bin"
+# Debug info out (213 MB to ~77 MB), symbols kept so a panic's backtrace names functions.
+strip --strip-debug -o "$tmp" "$bin"
 gzip -6 -c "$tmp" >"$dest/reason.gz"
 stripped=$(stat -c %s "$tmp")
 

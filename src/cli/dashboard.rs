@@ -28,7 +28,7 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
     let device = open_device(args.device)?;
     let mut shown = ScoringDevice {
         label: device_label(&device),
-        reason: device.reason.clone(),
+        reason: first_line(&device.reason),
     };
     eprintln!("device: {} ({})", shown.label, shown.reason);
     let path = args.dataset_path();
@@ -81,7 +81,7 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
                 }));
                 let failure = match scored {
                     Ok(Ok(())) => return,
-                    Ok(Err(e)) => format!("{e:#}"),
+                    Ok(Err(e)) => first_line(&format!("{e:#}")),
                     Err(panic) => format!("the worker crashed: {}", panic_text(&*panic)),
                 };
                 let _ = tx.send(ScoringEvent::Failed(failure_message(
@@ -101,9 +101,23 @@ fn open_device(request: DeviceRequest) -> anyhow::Result<DeviceChoice> {
         // A CPU-only build's message already says how to rebuild or to use --device cpu.
         Err(e) if !device::cuda_compiled_in() => Err(e.into()),
         Err(e) => Err(anyhow::anyhow!(
-            "{e}; check the driver with `nvidia-smi`, or run with --device cpu to score on the CPU"
+            "{}; check the driver with `nvidia-smi`, or run with --device cpu to score on the CPU",
+            first_line(&e.to_string())
         )),
     }
+}
+
+/// The first line of an error or reason, its brackets closed: with RUST_BACKTRACE set, candle
+/// appends a backtrace to its errors, which fits neither the title bar nor a one-line message.
+fn first_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().trim_end();
+    if lines.next().is_none() {
+        return first.to_string();
+    }
+    let open = first.matches('(').count();
+    let closed = first.matches(')').count();
+    format!("{first} …{}", ")".repeat(open.saturating_sub(closed)))
 }
 
 /// `cpu` or `cuda:N`.
@@ -166,4 +180,19 @@ fn score_into(
     records.records = scored.records;
     cache::store_json(key, &records)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_line;
+
+    #[test]
+    fn first_line_drops_a_backtrace_and_closes_brackets() {
+        assert_eq!(first_line("CPU requested"), "CPU requested");
+        assert_eq!(
+            first_line("CPU: device 0 is unavailable (DriverError(X, \"y\")\n   0: bt\n   1: new)"),
+            "CPU: device 0 is unavailable (DriverError(X, \"y\") …)"
+        );
+        assert_eq!(first_line(""), "");
+    }
 }
