@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA build's check, run ON the GPU machine (no Rust toolchain, no network; python3 with
 # torch and timm; the NVIDIA driver; CUDA 13 runtime libraries in torch's environment). It uses
-# only what scripts/gpu-pack.sh staged into .gpu/ (binary, weights, artifacts, a val slice, and
-# a copy of these scripts), and takes a few minutes:
+# only what scripts/gpu-pack.sh staged into .gpu/ (binary, weights, a val slice, a copy of these
+# scripts) and the checkout's reason_saved/, and takes a few minutes:
 #
 #   1. device and build: nvidia-smi, the staged binary's manifest, the libraries it resolves;
 #   2. `reason predict --json --summary` on the GPU: Lite0's 1000-way and 10-class accuracy;
@@ -52,7 +52,9 @@ gunzip -c "$stage/reason.gz" >"$work/reason" && chmod +x "$work/reason"
 reason=$work/reason
 export REASON_DATA=$stage/data
 val=$REASON_DATA/imagenette/val
+# Artifacts staged with --artifacts, else the checkout's own (the folder above .gpu).
 artifacts=$stage/reason_saved
+[ -f "$artifacts/manifest.json" ] || artifacts=$(dirname "$stage")/reason_saved
 # The CUDA 13 libraries of torch's environment (the nvidia-* wheels' lib folders).
 nvlibs=$(python3 -c '
 import glob, os, site, sys
@@ -135,7 +137,7 @@ mkdir -p "$work/tui"
     --session gpu-check --image-protocol halfblocks)
 
 # ---- summary ---------------------------------------------------------------------------------
-python3 "$here/gpu_check_summary.py" --work "$work" --stage "$stage" --device "$device" \
+python3 "$here/gpu_check_summary.py" --work "$work" --stage "$stage" --device "$device" --artifacts "$artifacts" \
     --seconds "$(python3 -c "import time; print(round(time.time() - $t_start, 1))")" \
     >"$work/summary.json" 2>>"$log"
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then

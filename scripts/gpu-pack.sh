@@ -6,7 +6,8 @@
 #   .gpu/MANIFEST.json                   git commit, features, sha256 of the binary, sizes
 #   .gpu/data/weights/<backbone>.safetensors
 #   .gpu/data/imagenette/val/<wnid>/*.JPEG   the first N images (by name) of every class
-#   .gpu/reason_saved/                   the artifacts the binary should load
+#   .gpu/reason_saved/                   only with --artifacts DIR: by default the checkout's own
+#                                        reason_saved/ travels with it and is what the check loads
 #   .gpu/scripts/                        gpu-check.sh, gpu_tui_pty.py, gpu_check_summary.py
 #   .gpu/bench/torch_reference.py        the PyTorch reference (with --device)
 #
@@ -14,8 +15,9 @@
 #
 # Defaults: the newest of $CARGO_TARGET_DIR/release/reason, ~/.cache/reason/cuda-target/release/
 # reason and target/cuda/release/reason (built by scripts/cuda-build.sh); 40 images a class
-# (400 images); dest /work/main/.gpu; artifacts <repo>/reason_saved; data $REASON_DATA, else
-# <repo>/../shared/data. `/.gpu/` is added to the checkout's .git/info/exclude. Everything
+# (400 images); dest /work/main/.gpu; the checkout's reason_saved/ (not copied: it travels
+# anyway, ~12 MB); data $REASON_DATA, else <repo>/../shared/data. Build the binary from the
+# same commit as those artifacts. `/.gpu/` is added to the checkout's .git/info/exclude. Everything
 # that travels must stay under the device tool's 64 MiB (checked here, with the tracked files).
 set -euo pipefail
 
@@ -25,7 +27,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=
 per_class=40
 dest=/work/main/.gpu
-artifacts=$repo/reason_saved
+artifacts=
 data=${REASON_DATA:-$repo/../shared/data}
 backbone=tf_efficientnet_lite0
 while [ $# -gt 0 ]; do
@@ -49,12 +51,16 @@ if [ -z "$bin" ]; then
 fi
 [ -n "$bin" ] && [ -x "$bin" ] || die "no CUDA binary found: build it with scripts/cuda-build.sh or pass --bin"
 readelf -d "$bin" | grep -q 'libcuda.so.1' || die "$bin does not link libcuda.so.1: not a --features cuda build"
+checkout=$(dirname "$dest")
+# Default: the checkout's own artifacts, which travel with it (gpu-check.sh finds them there).
+[ -n "$artifacts" ] || artifacts=$checkout/reason_saved
 [ -f "$artifacts/manifest.json" ] || die "no artifacts in $artifacts"
+copy_artifacts=1
+[ "$(realpath "$artifacts")" = "$(realpath "$checkout")/reason_saved" ] && copy_artifacts=0
 weights=$data/weights/$backbone.safetensors
 [ -f "$weights" ] || die "no weights at $weights"
 [ -d "$data/imagenette/val" ] || die "no Imagenette val split under $data/imagenette"
 
-checkout=$(dirname "$dest")
 if [ -d "$checkout/.git" ]; then
     exclude=$checkout/.git/info/exclude
     mkdir -p "$(dirname "$exclude")"
@@ -75,7 +81,7 @@ gzip -6 -c "$tmp" >"$dest/reason.gz"
 stripped=$(stat -c %s "$tmp")
 
 cp "$weights" "$dest/data/weights/"
-cp -r "$artifacts" "$dest/reason_saved"
+[ $copy_artifacts = 1 ] && cp -r "$artifacts" "$dest/reason_saved"
 images=0
 for class in "$data/imagenette/val"/*/; do
     wnid=$(basename "$class")
@@ -102,7 +108,8 @@ json.dump({
     "gz_bytes": $(stat -c %s "$dest/reason.gz"),
     "packed_from_commit": "$commit",
     "uncommitted_tracked_changes": $dirty,
-    "artifacts": "$artifacts",
+    "artifacts": "$artifacts" + ("" if $copy_artifacts else " (travels with the checkout)"),
+    "artifacts_sha256": "$(cat "$artifacts"/*.json "$artifacts"/*.safetensors | sha256sum | cut -d' ' -f1)",
     "val_images": $images,
     "per_class": $per_class,
 }, open(sys.argv[1], "w"), indent=1)

@@ -5,6 +5,7 @@ Reads <work>/steps/<name>.{json,out,err} and <stage>/MANIFEST.json; prints the s
 """
 
 import argparse
+import hashlib
 import json
 import math
 import re
@@ -150,6 +151,7 @@ def main():
     parser.add_argument("--stage", required=True)
     parser.add_argument("--device", required=True)
     parser.add_argument("--seconds", type=float)
+    parser.add_argument("--artifacts", help="the artifacts folder the check used")
     args = parser.parse_args()
 
     manifest_path = Path(args.stage) / "MANIFEST.json"
@@ -166,6 +168,12 @@ def main():
         "version": steps["version"][1].strip(),
     }
     summary["build"] = manifest
+    if args.artifacts and manifest.get("artifacts_sha256"):
+        # Same bytes, same order as gpu-pack.sh: *.json then *.safetensors, by name.
+        folder = Path(args.artifacts)
+        files = sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors"))
+        digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+        summary["build"]["artifacts_as_packed"] = digest == manifest["artifacts_sha256"]
     dev_rows = json_lines(out)
     summary["accuracy"] = {**predict_summary(out), **info, "json_rows": len(dev_rows)}
     if info.get("rc"):
