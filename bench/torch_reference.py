@@ -9,6 +9,10 @@ gradients, which is what `reason` does too.
 Prints the table `reason bench` prints, or with `--json` one object per line:
 {"model", "size", "batch", "kind", "images_per_s"}. `bench/compare.py` runs both and prints
 the ratio per row.
+
+`--device cuda` (or cuda:N) runs on an NVIDIA GPU, in float32 with TF32 off (candle's CUDA
+matmuls and convolutions are full float32), as `reason bench --device cuda` does; images are
+decoded on the CPU in both. Every timed call ends with a `.item()`, which waits for the GPU.
 """
 
 import argparse
@@ -43,11 +47,11 @@ def best_time(repeats, fn):
     return best
 
 
-def build(name):
+def build(name, device):
     model = timm.create_model(name, pretrained=False, num_classes=1000).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model
+    return model.to(device)
 
 
 def forward(model, x):
@@ -95,19 +99,21 @@ def load_image(path, size):
 class Extractor:
     """Decode, forward, gradient of log p(predicted), MC dropout on the head, PCA, k-NN."""
 
-    def __init__(self, model, classes=10, pca_dim=32, bank=4000, k=10, dropout=0.2):
+    def __init__(self, model, device, classes=10, pca_dim=32, bank=4000, k=10, dropout=0.2):
         g = torch.Generator().manual_seed(0)
         self.model = model
+        self.device = device
         dim = model.num_features
-        self.head = torch.nn.Linear(dim, classes).eval().requires_grad_(False)
-        self.mean = torch.randn(dim, generator=g)
-        self.components = torch.randn(dim, pca_dim, generator=g) / dim**0.5
-        self.bank = torch.randn(bank, pca_dim, generator=g)
+        self.head = torch.nn.Linear(dim, classes).eval().requires_grad_(False).to(device)
+        self.mean = torch.randn(dim, generator=g).to(device)
+        self.components = (torch.randn(dim, pca_dim, generator=g) / dim**0.5).to(device)
+        self.bank = torch.randn(bank, pca_dim, generator=g).to(device)
         self.k = k
         self.dropout = dropout
 
     def __call__(self, files, size):
-        x = torch.stack([load_image(f, size) for f in files]).requires_grad_(True)
+        x = torch.stack([load_image(f, size) for f in files]).to(self.device)
+        x.requires_grad_(True)
         embedding = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
         logits = self.head(embedding)
         predicted = logits.argmax(dim=1)
@@ -134,11 +140,24 @@ def main():
     parser.add_argument("--data", default=os.environ.get("REASON_DATA", "../shared/data"))
     parser.add_argument("--threads", type=int, default=threads_like_candle())
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = parser.parse_args()
 
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit(f"--device {args.device}: this torch ({torch.__version__}) sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    elif device.type != "cpu":
+        sys.exit(f"--device {args.device}: use cpu, cuda or cuda:N")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device} ({where})",
+        file=sys.stderr,
+    )
     if not args.json:
         print(f"{'model':<24} {'size':>5} {'batch':>6} {'kind':<11} {'images/s':>10}")
 
@@ -153,9 +172,9 @@ def main():
     for spec in args.models.split(","):
         name, size = spec.split("@")
         size = int(size)
-        model = build(name)
+        model = build(name, device)
         for batch in (int(b) for b in args.batches.split(",")):
-            x = torch.randn(batch, 3, size, size)
+            x = torch.randn(batch, 3, size, size).to(device)
             for kind in kinds:
                 if kind == "forward":
                     seconds = best_time(args.repeats, lambda: forward(model, x))
@@ -165,7 +184,7 @@ def main():
                     report(name, size, batch, kind, batch / seconds)
                 elif kind == "extract":
                     files = val_files(args.data, args.extract_images)
-                    extract = Extractor(model)
+                    extract = Extractor(model, device)
 
                     def run_all():
                         for i in range(0, len(files), batch):

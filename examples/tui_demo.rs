@@ -65,6 +65,7 @@ fn run() -> anyhow::Result<()> {
             theme,
             image_protocol,
             title: records.display().to_string(),
+            device: None,
         },
         source,
     )

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use cli_tui::TuiArgs;
+use reason::engine::device::DeviceRequest;
 use reason::tui::ImageProtocol;
 
 #[derive(Parser)]
@@ -36,6 +37,9 @@ fn defaults() {
     assert_eq!(a.theme, "dark");
     assert_eq!(a.image_protocol, ImageProtocol::Auto);
     assert_eq!(a.artifacts, PathBuf::from("reason_saved"));
+    assert_eq!(a.device, DeviceRequest::Auto);
+    assert_eq!(a.weights, None);
+    assert_eq!(a.config().unwrap().device, None);
     assert_eq!(
         a.session_path().unwrap(),
         PathBuf::from("sessions/default.json")
@@ -87,7 +91,14 @@ fn imagenette_root_maps_to_its_val_split() {
 fn run_refuses_bad_options_before_touching_the_terminal() {
     let bad_session = parse(&["--session", "../x"]).unwrap();
     let source = reason::tui::RecordSource::Ready(Default::default());
-    let err = cli_tui::run(bad_session, source).unwrap_err();
+    let err = cli_tui::run(bad_session.clone(), source).unwrap_err();
+    assert!(err.to_string().contains("invalid session name"), "{err}");
+    let device = reason::tui::ScoringDevice {
+        label: "cpu".into(),
+        reason: "CPU requested".into(),
+    };
+    let source = reason::tui::RecordSource::Ready(Default::default());
+    let err = cli_tui::run_on(bad_session, device, source).unwrap_err();
     assert!(err.to_string().contains("invalid session name"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -117,5 +128,22 @@ fn session_names_are_plain_file_names() {
             err.to_string().contains("invalid session name"),
             "{bad}: {err}"
         );
+    }
+}
+
+#[test]
+fn device_and_weights_like_the_other_commands() {
+    let a = parse(&["--device", "cuda:1", "--weights", "w.safetensors"]).unwrap();
+    assert_eq!(a.device, DeviceRequest::Cuda(1));
+    assert_eq!(a.weights.as_deref(), Some("w.safetensors"));
+    for (name, want) in [
+        ("auto", DeviceRequest::Auto),
+        ("cpu", DeviceRequest::Cpu),
+        ("cuda", DeviceRequest::Cuda(0)),
+    ] {
+        assert_eq!(parse(&["--device", name]).unwrap().device, want, "{name}");
+    }
+    for bad in ["gpu", "cuda:", "cuda:x", ""] {
+        assert!(parse(&["--device", bad]).is_err(), "{bad}");
     }
 }

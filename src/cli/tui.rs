@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engine::device::DeviceRequest;
 use crate::engine::paths;
-use crate::tui::{self, ImageProtocol, RecordSource, TuiConfig};
+use crate::tui::{self, ImageProtocol, RecordSource, ScoringDevice, TuiConfig};
 
 /// Folder that holds `<session>.json` files, relative to the working directory.
 pub const SESSIONS_DIR: &str = "sessions";
@@ -29,6 +30,14 @@ pub struct TuiArgs {
     /// How previews are drawn: auto asks the terminal (works over SSH).
     #[arg(long, value_enum, value_name = "PROTOCOL", default_value_t = ImageProtocol::Auto)]
     pub image_protocol: ImageProtocol,
+    /// Backbone weights: a .safetensors path or a Hugging Face hub id; they must be the ones the
+    /// artifacts were trained with [default: <data>/weights/<backbone>.safetensors, else the
+    /// backbone's timm hub repository].
+    #[arg(long, value_name = "PATH|HUB_ID")]
+    pub weights: Option<String>,
+    /// Where images are scored: auto, cpu, cuda or cuda:N (auto: CUDA when built in and present).
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: DeviceRequest,
 }
 
 impl TuiArgs {
@@ -76,6 +85,7 @@ impl TuiArgs {
             session_path: self.session_path()?,
             theme: self.theme.clone(),
             image_protocol: self.image_protocol,
+            device: None,
         })
     }
 }
@@ -83,4 +93,11 @@ impl TuiArgs {
 /// Opens the dashboard over `source` with these options; returns when the user quits.
 pub fn run(args: TuiArgs, source: RecordSource) -> anyhow::Result<()> {
     tui::run(args.config()?, source)
+}
+
+/// As [`run`], with the scoring device and the reason it was chosen in the title bar.
+pub fn run_on(args: TuiArgs, device: ScoringDevice, source: RecordSource) -> anyhow::Result<()> {
+    let mut config = args.config()?;
+    config.device = Some(device);
+    tui::run(config, source)
 }

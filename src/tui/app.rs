@@ -238,6 +238,8 @@ pub fn clean_threshold(t: f32) -> f32 {
 /// The dashboard state. Mutated only by `update`; read by `draw`.
 pub struct App {
     pub title: String,
+    /// The scoring device and why it was chosen (title bar); set by the caller.
+    pub device: Option<super::ScoringDevice>,
     pub data: RecordSet,
     pub load: LoadState,
     pub skipped: usize,
@@ -313,6 +315,7 @@ impl App {
     fn empty(session: Session, theme: Theme, title: String, load: LoadState) -> App {
         App {
             title,
+            device: None,
             data: RecordSet::default(),
             load,
             skipped: 0,

@@ -49,6 +49,7 @@ pub fn run(config: TuiConfig, source: RecordSource) -> anyhow::Result<()> {
             (App::scoring(session, theme, &config.title), Some(compute))
         }
     };
+    app.device = config.device.clone();
 
     let mut guard = TerminalGuard::enter().context("cannot set up the terminal")?;
     // The terminal is queried before the input thread exists, so the answer is not eaten by it.

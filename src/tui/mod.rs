@@ -62,6 +62,15 @@ pub struct TuiConfig {
     pub image_protocol: ImageProtocol,
     /// Shown in the title bar (e.g. the data set).
     pub title: String,
+    /// The device the scoring runs on and why, shown in the title bar (none: no device used).
+    pub device: Option<ScoringDevice>,
+}
+
+/// Where the scoring runs (`cpu`, `cuda:0`) and why it was chosen, for the title bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoringDevice {
+    pub label: String,
+    pub reason: String,
 }
 
 /// Opens the dashboard and returns when the user quits. Errors before the terminal is taken
