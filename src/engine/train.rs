@@ -195,6 +195,39 @@ impl Rows {
     }
 }
 
+/// Keeps the sources `keep` accepts and their rows, in order, with sources renumbered.
+fn drop_classes(
+    sources: Vec<Sample>,
+    rows: Rows,
+    keep: &dyn Fn(&Sample) -> bool,
+) -> (Vec<Sample>, Rows) {
+    let mut new_index = vec![None; sources.len()];
+    let mut kept = Vec::new();
+    for (i, s) in sources.into_iter().enumerate() {
+        if keep(&s) {
+            new_index[i] = Some(kept.len() as u32);
+            kept.push(s);
+        }
+    }
+    let dim = rows.dim;
+    let mut out = Rows {
+        source: Vec::new(),
+        view: Vec::new(),
+        dim,
+        embeddings: Vec::new(),
+        grad_norms: Vec::new(),
+    };
+    for i in 0..rows.source.len() {
+        if let Some(j) = new_index[rows.source[i] as usize] {
+            out.source.push(j);
+            out.view.push(rows.view[i]);
+            out.embeddings.extend_from_slice(rows.embedding(i));
+            out.grad_norms.push(rows.grad_norms[i]);
+        }
+    }
+    (kept, out)
+}
+
 pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     let ds = opts.dataset;
     if ds.classes.len() < 2 {
@@ -219,10 +252,15 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     }
     let new_label = |l: usize| kept.iter().position(|&c| c == l).map(|p| p as u16);
     let mut timings = Vec::new();
+    // Held-out classes are extracted too and dropped after the backbone pass, so runs with and
+    // without them share one cache (its entries are chunks of this list).
     let mut labelled: Vec<usize> = (0..ds.samples.len())
-        .filter(|&i| ds.samples[i].label.is_some_and(|l| new_label(l).is_some()))
+        .filter(|&i| ds.samples[i].label.is_some())
         .collect();
-    let rows_in_split = labelled.len();
+    let rows_in_split = labelled
+        .iter()
+        .filter(|&&i| ds.samples[i].label.is_some_and(|l| new_label(l).is_some()))
+        .count();
     if let Some(n) = opts.subset.filter(|&n| n < labelled.len()) {
         labelled.shuffle(&mut StdRng::seed_from_u64(opts.seed ^ 0x5eed_5b5e));
         labelled.truncate(n);
@@ -278,6 +316,10 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         rows.embeddings.extend(out.embeddings);
         rows.grad_norms.extend(out.grad_norms);
     }
+    let (sources, rows) = drop_classes(sources, rows, &|s: &Sample| {
+        s.label.and_then(new_label).is_some()
+    });
+    let n_src = sources.len();
     let n = rows.source.len();
     timings.push(Timing {
         stage: "backbone".into(),
