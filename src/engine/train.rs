@@ -746,6 +746,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn held_out_classes_are_seeded_distinct_and_sorted() {
+        let a = holdout_classes(10, 2, 0);
+        assert_eq!(a.len(), 2);
+        assert!(a[0] < a[1] && a[1] < 10);
+        assert_eq!(a, holdout_classes(10, 2, 0));
+        assert!((1..20).any(|s| holdout_classes(10, 2, s) != a));
+        assert!(holdout_classes(10, 0, 3).is_empty());
+        assert_eq!(holdout_classes(3, 9, 1), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn dropping_classes_keeps_every_view_of_the_kept_images_in_order() {
+        let sample = |id: &str, label| Sample {
+            id: id.into(),
+            path: id.into(),
+            label: Some(label),
+        };
+        let sources = vec![sample("a", 0), sample("b", 1), sample("c", 0)];
+        // Clean rows first (sources 0, 1, 2), then one view of each; embeddings name the row.
+        let rows = Rows {
+            source: vec![0, 1, 2, 0, 1, 2],
+            view: vec![0, 0, 0, 1, 1, 1],
+            dim: 1,
+            embeddings: vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+            grad_norms: vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        };
+        let (kept, rows) = drop_classes(sources, rows, &|s: &Sample| s.label == Some(0));
+        assert_eq!(
+            kept.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
+        assert_eq!(rows.source, [0, 1, 0, 1]);
+        assert_eq!(rows.view, [0, 0, 1, 1]);
+        assert_eq!(rows.embeddings, [0.0, 2.0, 3.0, 5.0]);
+    }
+
+    #[test]
+    fn views_are_clean_first_then_training_kinds_with_their_own_seed() {
+        assert_eq!(view_spec(0, 7), (None, 7));
+        assert_eq!(view_spec(2, 7), (Some(CorruptionSpec::TrainingMixed), 9));
+    }
+
+    #[test]
     fn roles_are_stratified_and_disjoint() {
         let correct: Vec<bool> = (0..1000).map(|i| i % 10 != 0).collect();
         let role = split_roles(&correct, 1);
