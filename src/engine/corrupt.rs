@@ -1,4 +1,4 @@
-//! Image corruptions for failure prediction under distribution shift (GUIDE §3), after
+//! Image corruptions for failure prediction under distribution shift, after
 //! ImageNet-C (Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common
 //! Corruptions and Perturbations", ICLR 2019, `make_imagenet_c.py`).
 //!

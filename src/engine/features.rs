@@ -1,4 +1,4 @@
-//! The meta-feature families of GUIDE §4 and their one named layout.
+//! The meta-feature families and their one named layout.
 //!
 //! For logits z over C classes, p = softmax(z), ŷ = argmax p:
 //! - `entropy`: H(p) and H(p) / ln C

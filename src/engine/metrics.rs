@@ -1,4 +1,4 @@
-//! Metrics for "is this prediction correct?" scores (GUIDE §5), the reliability diagram,
+//! Metrics for "is this prediction correct?" scores, the reliability diagram,
 //! the paired bootstrap, and the dashboard's live threshold table.
 //!
 //! # Conventions (binding for every function here)
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 /// Number of equal-width bins of the ECE and the reliability diagram.
 pub const ECE_BINS: usize = 15;
 
-/// Number of bootstrap resamples the GUIDE asks for (at least this many).
+/// Default number of bootstrap resamples (at least this many give stable 95 % intervals).
 pub const DEFAULT_BOOTSTRAP_RESAMPLES: usize = 1000;
 
 /// Input problems that the metric functions themselves tolerate (see the module docs) but that

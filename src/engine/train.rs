@@ -1,4 +1,4 @@
-//! `reason train`: the cross-fitted reliability pipeline (see ARCHITECTURE.md).
+//! `reason train`: the cross-fitted reliability pipeline.
 //!
 //! 1. One backbone pass per image and view: the embedding and the gradient sensitivity. Each
 //!    training image is seen clean and as `views` corrupted copies made with the training-only
