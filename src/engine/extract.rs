@@ -95,7 +95,8 @@ impl ExtractSpec<'_> {
             from_cache: true,
             ..Default::default()
         };
-        for (c, part) in samples.chunks(chunk.max(1)).enumerate() {
+        let chunk = chunk.max(1);
+        for (c, part) in samples.chunks(chunk).enumerate() {
             let base = c * chunk;
             let out = self.with_gradients(part, &|done, _| progress(base + done, samples.len()))?;
             all.rows.extend(out.rows.iter().map(|r| r + base));
