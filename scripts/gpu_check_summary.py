@@ -201,7 +201,8 @@ def main():
 
     einfo, eout, eerr = steps["eval"]
     lines = eout.strip().splitlines()
-    key = lines[:5] + [l for l in lines if l.startswith("operating threshold")]
+    wanted = ("split ", "metanet_p_correct ", "msp ", "operating threshold", "certified", "  on these rows")
+    key = [l for l in lines if l.startswith(wanted)][:8]
     summary["eval"] = {**einfo, "key_lines": key}
     if einfo.get("rc"):
         summary["eval"]["stderr_tail"] = tail(eerr)
