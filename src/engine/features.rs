@@ -39,15 +39,7 @@ pub const FAMILIES: [&str; 9] = [
 ];
 
 /// The seven families the first MetaNet used (its configuration stays reproducible).
-pub const SEED_FAMILIES: [&str; 7] = [
-    "entropy",
-    "gap",
-    "topk",
-    "mc_dropout",
-    "gradient",
-    "pca",
-    "knn",
-];
+pub const SEED_FAMILIES: &[&str] = FAMILIES.split_at(7).0;
 
 /// The meta-vector column the offset meta-models start from: logit(TS-MSP).
 pub const OFFSET_FEATURE: &str = "softmax.logit_ts_msp";

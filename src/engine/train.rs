@@ -84,7 +84,7 @@ impl MetaModelChoice {
                 ..base.clone()
             },
             Self::SeedMlp => MetaNetConfig {
-                inputs: owned(&features::SEED_FAMILIES),
+                inputs: owned(features::SEED_FAMILIES),
                 offset: false,
                 ..base.clone()
             },
@@ -499,7 +499,9 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     let select = idx(&|i| role[i] == 1);
     let select_clean = idx(&|i| role[i] == 1 && rows.view[i] == 0);
     let calib_clean = idx(&|i| role[i] == 2 && rows.view[i] == 0);
-    let offset_column = (0..meta_dim).find(|&j| layout.name(j) == Some(features::OFFSET_FEATURE));
+    let offset_column = (0..meta_dim)
+        .find(|&j| layout.name(j) == Some(features::OFFSET_FEATURE))
+        .expect("layout has the softmax offset");
 
     let auroc_on = |score: &dyn Fn(usize) -> f32, set: &[usize]| -> Option<f64> {
         let s: Vec<f32> = set.iter().map(|&i| score(i)).collect();
@@ -519,10 +521,9 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         best_epoch: epoch,
         chosen: false,
     };
-    let offset_column_value = offset_column.expect("layout has the softmax offset");
     let mut selection = vec![selection_row(
         "ts-msp (reference)",
-        &|i| row(i)[offset_column_value],
+        &|i| row(i)[offset_column],
         0,
     )];
     let wanted: Vec<MetaModelChoice> = match opts.meta_model {
@@ -544,7 +545,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
             &config,
             opts.seed,
             &columns,
-            config.offset.then_some(offset_column_value),
+            config.offset.then_some(offset_column),
         )?;
         selection.push(selection_row(
             choice.name(),
