@@ -13,8 +13,8 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use reason::engine::records::{RecordSet, ScoringEvent};
-use reason::tui::{ImageProtocol, RecordSource, TuiConfig};
+use reason::dashboard::{ImageProtocol, RecordSource, TuiConfig};
+use reason::reliability::records::{RecordSet, ScoringEvent};
 
 const USAGE: &str = "usage: tui_demo RECORDS.json DATASET_ROOT SESSION.json [--stream] \
                      [--theme=NAME] [--image-protocol=PROTOCOL]";
@@ -58,7 +58,7 @@ fn run() -> anyhow::Result<()> {
     } else {
         RecordSource::Ready(set)
     };
-    reason::tui::run(
+    reason::dashboard::run(
         TuiConfig {
             dataset_root,
             session_path,

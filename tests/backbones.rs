@@ -5,9 +5,9 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use reason::engine::backbone::{Backbone, BackboneKind};
-use reason::engine::dataset::Dataset;
-use reason::engine::imageio::decode_rgb;
+use reason::data::dataset::Dataset;
+use reason::data::imageio::decode_rgb;
+use reason::model::backbone::{Backbone, BackboneKind};
 
 /// Deterministic pseudo-random values in [-1, 1), as f64.
 fn random_input(n: usize, size: usize, seed: u64) -> Tensor {
@@ -237,10 +237,10 @@ fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
 /// move a few of the millions of pre-activations across a ReLU/ReLU6 kink, which switches that
 /// unit's gradient on or off, so input gradients agree to ~1e-2 there (measured: 3.7e-3).
 fn check_fast_path_equals_candle(backbone: &Backbone, x: &Tensor, tolerance: [f64; 2]) {
-    use reason::engine::backbone::layers::with_plain_kernels;
-    let objective = |out: &reason::engine::backbone::BackboneOutput| {
+    use reason::model::backbone::layers::with_plain_kernels;
+    let objective = |out: &reason::model::backbone::BackboneOutput| {
         let predicted = out.logits.argmax(1)?.to_vec1::<u32>()?;
-        let mask = reason::engine::backbone::one_hot(&predicted, 1000, &Device::Cpu)
+        let mask = reason::model::backbone::one_hot(&predicted, 1000, &Device::Cpu)
             .map_err(candle_core::Error::wrap)?
             .to_dtype(out.logits.dtype())?;
         candle_nn::ops::log_softmax(&out.logits, 1)?

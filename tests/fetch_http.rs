@@ -1,4 +1,4 @@
-//! `engine::fetch` against a real HTTP server on 127.0.0.1 (no internet needed): resumable
+//! `data::fetch` against a real HTTP server on 127.0.0.1 (no internet needed): resumable
 //! downloads, truncation, size and checksum checks, safe extraction, Imagenette end to end
 //! and a server imitating the Hugging Face hub.
 
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use flate2::{write::GzEncoder, Compression};
-use reason::engine::fetch::{
+use reason::data::fetch::{
     cached_hub_weights_in, download, extract_tar_gz, fetch_hub_weights_from, fetch_imagenette,
     hub_url, DownloadOptions, FetchError, HubSource, ImagenetteSize, COMPLETE_MARKER,
 };

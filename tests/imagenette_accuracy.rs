@@ -4,9 +4,9 @@
 mod common;
 
 use candle_core::Device;
-use reason::engine::backbone::{Backbone, BackboneKind};
-use reason::engine::classify::classify_dataset;
-use reason::engine::dataset::Dataset;
+use reason::data::dataset::Dataset;
+use reason::model::backbone::{Backbone, BackboneKind};
+use reason::model::classify::classify_dataset;
 
 #[test]
 fn lite0_reproduces_the_reference_accuracy_on_imagenette_val() {

@@ -118,7 +118,7 @@ fn train_eval_predict_on_a_small_real_dataset() {
         "the three groups partition the out-of-fold rows (120 images, clean and one view)"
     );
     // Every view of an image has the image's role: no image straddles fit/select/calibration.
-    let artifacts = reason::engine::artifacts::Artifacts::load(&out).unwrap();
+    let artifacts = reason::reliability::artifacts::Artifacts::load(&out).unwrap();
     let tm = &artifacts.train_meta;
     assert_eq!(tm.correct.len(), 240);
     for i in 0..tm.correct.len() {
@@ -244,11 +244,11 @@ fn train_eval_predict_on_a_small_real_dataset() {
         let row = rows.iter().find(|r| r["score"] == name).unwrap();
         let table = row["metrics"]["auroc"].as_f64();
         assert_eq!(
-            reason::engine::metrics::auroc(&scores, &outcomes),
+            reason::report::metrics::auroc(&scores, &outcomes),
             table,
             "{name}"
         );
-        let aurc = reason::engine::metrics::aurc(&scores, &outcomes).unwrap();
+        let aurc = reason::report::metrics::aurc(&scores, &outcomes).unwrap();
         assert!((aurc - row["metrics"]["aurc"].as_f64().unwrap()).abs() < 1e-12);
     }
     for png in [

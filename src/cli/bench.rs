@@ -11,13 +11,13 @@ use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::engine::artifacts::Artifacts;
-use crate::engine::backbone::{layers, Backbone, BackboneKind};
-use crate::engine::dataset::Dataset;
-use crate::engine::device::{self, DeviceRequest};
-use crate::engine::imageio::decode_rgb;
-use crate::engine::paths;
-use crate::engine::scoring::Scorer;
+use crate::data::dataset::Dataset;
+use crate::data::imageio::decode_rgb;
+use crate::data::paths;
+use crate::model::backbone::{layers, Backbone, BackboneKind};
+use crate::model::device::{self, DeviceRequest};
+use crate::reliability::artifacts::Artifacts;
+use crate::reliability::scoring::Scorer;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {

@@ -8,52 +8,118 @@
 //! the way out.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 
 use anyhow::Context;
 use candle_core::DeviceLocation;
 
-use super::tui::TuiArgs;
-use crate::engine::artifacts::{self, Artifacts};
-use crate::engine::backbone::{weights, Backbone, BackboneKind};
-use crate::engine::cache::{self, CacheKey};
-use crate::engine::dataset::Dataset;
-use crate::engine::device::{self, DeviceChoice, DeviceRequest};
-use crate::engine::features;
-use crate::engine::records::{RecordSet, ScoringEvent};
-use crate::engine::scoring::Scorer;
-use crate::tui::{RecordSource, ScoringDevice};
+use crate::reliability::artifacts;
 
-pub fn run(args: TuiArgs) -> anyhow::Result<()> {
-    let device = open_device(args.device)?;
+use crate::data::dataset::Dataset;
+use crate::model::cache::{self, CacheKey};
+use crate::model::device::{DeviceChoice, DeviceRequest};
+
+use crate::dashboard::{self, ImageProtocol, RecordSource, ScoringDevice, TuiConfig};
+use crate::data::paths;
+use crate::reliability::records::{RecordSet, ScoringEvent};
+use crate::reliability::scoring::ScoringModels;
+
+/// Folder that holds `<session>.json` files, relative to the working directory.
+pub const SESSIONS_DIR: &str = "sessions";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DashboardArgs {
+    /// Imagenette copy to inspect (its val split) [default: the Imagenette in the data folder].
+    #[arg(long, value_name = "DIR", conflicts_with = "folder")]
+    pub data: Option<PathBuf>,
+    /// Any local folder of images instead: class sub-folders give labels, loose images are
+    /// unlabelled.
+    #[arg(long, value_name = "DIR")]
+    pub folder: Option<PathBuf>,
+    /// Trained artifacts (head, MetaNet, PCA, k-NN bank, calibration).
+    #[arg(long, value_name = "DIR", default_value = "reason_saved")]
+    pub artifacts: PathBuf,
+    /// Session name: threshold, filters, cursor and annotations live in sessions/NAME.json.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub session: String,
+    /// Colour theme: dark, light, high-contrast, or NAME.toml in ./themes (or $REASON_THEMES).
+    #[arg(long, value_name = "NAME", default_value = "dark")]
+    pub theme: String,
+    /// How previews are drawn: auto asks the terminal (works over SSH).
+    #[arg(long, value_enum, value_name = "PROTOCOL", default_value_t = ImageProtocol::Auto)]
+    pub image_protocol: ImageProtocol,
+    /// Backbone weights: a .safetensors path or a Hugging Face hub id; they must be the ones the
+    /// artifacts were trained with [default: <data>/weights/<backbone>.safetensors, else the
+    /// backbone's timm hub repository].
+    #[arg(long, value_name = "PATH|HUB_ID")]
+    pub weights: Option<String>,
+    /// Where images are scored: auto, cpu, cuda or cuda:N (auto: CUDA when built in and present).
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: DeviceRequest,
+}
+
+impl DashboardArgs {
+    /// The folder to score, as `Dataset::open` takes it.
+    pub fn dataset_path(&self) -> PathBuf {
+        self.folder
+            .clone()
+            .or_else(|| self.data.clone())
+            .unwrap_or_else(paths::default_imagenette)
+    }
+
+    /// `sessions/<name>.json`, once the name is known to be a plain file name.
+    pub fn session_path(&self) -> anyhow::Result<PathBuf> {
+        let name = &self.session;
+        let plain = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !plain {
+            anyhow::bail!(
+                "invalid session name `{name}`: use letters, digits, `-`, `_` and `.` \
+                 (it names {SESSIONS_DIR}/NAME.json)"
+            );
+        }
+        Ok(Path::new(SESSIONS_DIR).join(format!("{name}.json")))
+    }
+
+    /// The dashboard's configuration for a dataset opened from [`Self::dataset_path`] (record ids
+    /// are relative to its `root`), scored on `device` (none: from the cache).
+    pub fn config(
+        &self,
+        dataset_root: &Path,
+        device: Option<ScoringDevice>,
+    ) -> anyhow::Result<TuiConfig> {
+        Ok(TuiConfig {
+            title: dataset_root.display().to_string(),
+            dataset_root: dataset_root.to_path_buf(),
+            session_path: self.session_path()?,
+            theme: self.theme.clone(),
+            image_protocol: self.image_protocol,
+            device,
+        })
+    }
+}
+
+pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
+    let device = super::select_device(args.device)?;
     let mut shown = ScoringDevice {
         label: device_label(&device),
-        reason: first_line(&device.reason),
+        reason: super::first_line(&device.reason),
     };
-    eprintln!("device: {} ({})", shown.label, shown.reason);
     let path = args.dataset_path();
     let dataset = Dataset::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    let artifacts = Artifacts::load(&args.artifacts).with_context(|| {
-        format!(
-            "loading {} (train them with `reason train`, or pass --artifacts DIR)",
-            args.artifacts.display()
-        )
-    })?;
-    let kind = BackboneKind::from_name(&artifacts.manifest.backbone.name)?;
-    let resolved = weights::resolve(kind, args.weights.as_deref())?;
-    let sha = weights::sha256_file(&resolved.path)?;
-    artifacts.check_compatible(
-        kind,
-        &sha,
-        &features::layout(artifacts.manifest.classes.len()),
-    )?;
+    let models = super::open_scoring_models(&args.artifacts, args.weights.as_deref())?;
 
+    let root = dataset.root.clone();
     let key = CacheKey::new("records")
         .part(
             "manifest",
             std::fs::read(artifacts::manifest_path(&args.artifacts)).unwrap_or_default(),
         )
-        .part("weights", &sha)
+        .part("weights", &models.weights_sha256)
         .samples(&dataset.samples.iter().collect::<Vec<_>>());
     let source = match cache::load_json::<RecordSet>(&key) {
         Some(records) => {
@@ -68,20 +134,11 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
             let label = shown.label.clone();
             RecordSource::Compute(Box::new(move |tx: Sender<ScoringEvent>| {
                 let scored = catch_unwind(AssertUnwindSafe(|| {
-                    score_into(
-                        &tx,
-                        &device,
-                        &dataset,
-                        &artifacts,
-                        kind,
-                        &resolved.path,
-                        &sha,
-                        &key,
-                    )
+                    score_into(&tx, &device, &dataset, &models, &key)
                 }));
                 let failure = match scored {
                     Ok(Ok(())) => return,
-                    Ok(Err(e)) => first_line(&format!("{e:#}")),
+                    Ok(Err(e)) => super::first_line(&format!("{e:#}")),
                     Err(panic) => format!("the worker crashed: {}", panic_text(&*panic)),
                 };
                 let _ = tx.send(ScoringEvent::Failed(failure_message(
@@ -90,34 +147,8 @@ pub fn run(args: TuiArgs) -> anyhow::Result<()> {
             }))
         }
     };
-    super::tui::run_on(args, shown, source)
-}
-
-/// The requested device, as the other commands resolve it; a CUDA device that cannot be opened
-/// is an error that names `--device cpu`.
-fn open_device(request: DeviceRequest) -> anyhow::Result<DeviceChoice> {
-    match device::select(request) {
-        Ok(choice) => Ok(choice),
-        // A CPU-only build's message already says how to rebuild or to use --device cpu.
-        Err(e) if !device::cuda_compiled_in() => Err(e.into()),
-        Err(e) => Err(anyhow::anyhow!(
-            "{}; check the driver with `nvidia-smi`, or run with --device cpu to score on the CPU",
-            first_line(&e.to_string())
-        )),
-    }
-}
-
-/// The first line of an error or reason, its brackets closed: with RUST_BACKTRACE set, candle
-/// appends a backtrace to its errors, which fits neither the title bar nor a one-line message.
-fn first_line(text: &str) -> String {
-    let mut lines = text.lines();
-    let first = lines.next().unwrap_or_default().trim_end();
-    if lines.next().is_none() {
-        return first.to_string();
-    }
-    let open = first.matches('(').count();
-    let closed = first.matches(')').count();
-    format!("{first} …{}", ")".repeat(open.saturating_sub(closed)))
+    let config = args.config(&root, Some(shown))?;
+    dashboard::run(config, source)
 }
 
 /// `cpu` or `cuda:N`.
@@ -147,32 +178,20 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The worker: loads the backbone, scores every image and streams the records.
-#[allow(clippy::too_many_arguments)]
 fn score_into(
     tx: &Sender<ScoringEvent>,
     device: &DeviceChoice,
     dataset: &Dataset,
-    artifacts: &Artifacts,
-    kind: BackboneKind,
-    weights_path: &std::path::Path,
-    sha: &str,
+    models: &ScoringModels,
     key: &CacheKey,
 ) -> anyhow::Result<()> {
     let _ = tx.send(ScoringEvent::Progress {
-        stage: format!("loading {kind} on {}", device_label(device)),
+        stage: format!("loading {} on {}", models.kind, device_label(device)),
         done: 0,
         total: 1,
     });
-    let backbone = Backbone::load(kind, weights_path, &device.device)?;
-    let scorer = Scorer {
-        backbone: &backbone,
-        weights_sha256: sha,
-        artifacts,
-        batch_size: 16,
-        seed: 0,
-        imagenet_logits: false,
-        use_cache: true,
-    };
+    let backbone = models.load_backbone(&device.device)?;
+    let scorer = models.scorer(&backbone);
     let scored = scorer.score(dataset, None, &|event| {
         let _ = tx.send(event);
     })?;
@@ -180,19 +199,4 @@ fn score_into(
     records.records = scored.records;
     cache::store_json(key, &records)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::first_line;
-
-    #[test]
-    fn first_line_drops_a_backtrace_and_closes_brackets() {
-        assert_eq!(first_line("CPU requested"), "CPU requested");
-        assert_eq!(
-            first_line("CPU: device 0 is unavailable (DriverError(X, \"y\")\n   0: bt\n   1: new)"),
-            "CPU: device 0 is unavailable (DriverError(X, \"y\") …)"
-        );
-        assert_eq!(first_line(""), "");
-    }
 }

@@ -6,17 +6,18 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::progress::StageBars;
-use super::ModelArgs;
-use crate::engine::artifacts::Artifacts;
-use crate::engine::backbone::{weights, Backbone, BackboneKind};
-use crate::engine::corrupt::CorruptionSpec;
-use crate::engine::dataset::Dataset;
-use crate::engine::evaluate::{evaluate, score_columns, EvalReport, EvalRows};
-use crate::engine::export::{write_parquet, Column, ColumnValues};
-use crate::engine::features;
-use crate::engine::records::ScoringEvent;
-use crate::engine::scoring::{Scored, Scorer};
-use crate::engine::{paths, plots};
+
+use crate::reliability::artifacts::Artifacts;
+
+use crate::data::corrupt::CorruptionSpec;
+use crate::data::dataset::Dataset;
+use crate::data::paths;
+use crate::reliability::features;
+use crate::reliability::records::ScoringEvent;
+use crate::reliability::scoring::{Scored, Scorer};
+use crate::report::evaluate::{evaluate, score_columns, EvalReport, EvalRows};
+use crate::report::export::{write_parquet, Column, ColumnValues};
+use crate::report::plots;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -53,27 +54,14 @@ pub struct EvalArgs {
     #[arg(long)]
     pub weights: Option<String>,
     #[arg(long, default_value = "auto")]
-    pub device: crate::engine::device::DeviceRequest,
+    pub device: crate::model::device::DeviceRequest,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let artifacts = Artifacts::load(&args.artifacts)
-        .with_context(|| format!("loading {}", args.artifacts.display()))?;
-    let model = ModelArgs {
-        backbone: artifacts.manifest.backbone.name.clone(),
-        weights: args.weights.clone(),
-        device: args.device,
-    };
-    let device = model.device()?;
-    let kind = BackboneKind::from_name(&artifacts.manifest.backbone.name)?;
-    let resolved = weights::resolve(kind, args.weights.as_deref())?;
-    let sha = weights::sha256_file(&resolved.path)?;
-    artifacts.check_compatible(
-        kind,
-        &sha,
-        &features::layout(artifacts.manifest.classes.len()),
-    )?;
-    let backbone = Backbone::load(kind, &resolved.path, &device.device)?;
+    let models = super::open_scoring_models(&args.artifacts, args.weights.as_deref())?;
+    let device = super::select_device(args.device)?;
+    let backbone = models.load_backbone(&device.device)?;
+    let artifacts = &models.artifacts;
 
     let root = args.data.clone().unwrap_or_else(paths::default_imagenette);
     let dataset = Dataset::open_split(&root, &args.split)?;
@@ -102,13 +90,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         // Draw d re-seeds the corruption (and MC dropout): draw 0 is what a single
         // `--corrupt` run with this --seed gives.
         let scorer = Scorer {
-            backbone: &backbone,
-            weights_sha256: &sha,
-            artifacts: &artifacts,
             batch_size: args.batch_size,
             seed: args.seed.wrapping_add(draw as u64),
-            imagenet_logits: false,
-            use_cache: true,
+            ..models.scorer(&backbone)
         };
         let stage = if draws > 1 {
             format!("scoring (draw {}/{draws})", draw + 1)
@@ -270,7 +254,7 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
         "ΔAURC‰ vs TS-MSP"
     );
     let diff =
-        |d: Option<&crate::engine::metrics::PairedDifference>, scale: f64, digits: usize| match d {
+        |d: Option<&crate::report::metrics::PairedDifference>, scale: f64, digits: usize| match d {
             Some(d) => format!(
                 "{} [{}, {}]",
                 opt(d.estimate.map(|v| v * scale), digits),

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::engine::backbone::weights::HUB_FILENAME;
-use crate::engine::fetch::{self, ImagenetteSize};
-use crate::engine::paths;
+use crate::data::fetch::{self, ImagenetteSize};
+use crate::data::paths;
+use crate::model::backbone::weights::HUB_FILENAME;
 
 #[derive(Debug, clap::Args)]
 pub struct FetchArgs {

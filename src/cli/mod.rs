@@ -1,18 +1,22 @@
 //! Command-line edge: argument definitions and the code behind each subcommand.
 
 mod bench;
-mod dashboard;
+pub mod dashboard;
 mod eval;
 mod fetch;
 mod predict;
 mod progress;
 mod train;
-pub mod tui;
 
+use std::path::Path;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::engine::backbone::{weights, Backbone, BackboneKind};
-use crate::engine::device::{self, DeviceChoice, DeviceRequest};
+use crate::reliability::scoring::ScoringModels;
+
+use crate::model::backbone::{weights, Backbone, BackboneKind};
+use crate::model::device::{self, DeviceChoice, DeviceRequest};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,13 +32,13 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
-    pub dashboard: tui::TuiArgs,
+    pub dashboard: dashboard::DashboardArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The dashboard: browse predictions, tune the rejection threshold, annotate failures.
-    Tui(tui::TuiArgs),
+    Tui(dashboard::DashboardArgs),
     /// Classify images or dataset folders with an ImageNet backbone.
     Predict(predict::PredictArgs),
     /// Download Imagenette or backbone weights.
@@ -68,9 +72,7 @@ impl ModelArgs {
     }
 
     pub fn device(&self) -> anyhow::Result<DeviceChoice> {
-        let choice = device::select(self.device)?;
-        eprintln!("device: {} ({})", choice.label(), choice.reason);
-        Ok(choice)
+        select_device(self.device)
     }
 
     /// Resolves the weights and loads the backbone on the chosen device; the resolved weights
@@ -87,6 +89,50 @@ impl ModelArgs {
             resolved,
         ))
     }
+}
+
+/// The requested device, said on stderr with the reason it was chosen.
+/// A CUDA device that cannot be opened is an error that names `--device cpu`.
+fn select_device(request: DeviceRequest) -> anyhow::Result<DeviceChoice> {
+    let choice = match device::select(request) {
+        Ok(choice) => choice,
+        // A CPU-only build's message already says how to rebuild or to use --device cpu.
+        Err(e) if !device::cuda_compiled_in() => return Err(e.into()),
+        Err(e) => anyhow::bail!(
+            "{}; check the driver with `nvidia-smi`, or run with --device cpu",
+            first_line(&e.to_string())
+        ),
+    };
+    eprintln!(
+        "device: {} ({})",
+        choice.label(),
+        first_line(&choice.reason)
+    );
+    Ok(choice)
+}
+
+/// The first line of an error or reason, its brackets closed: with RUST_BACKTRACE set, candle
+/// appends a backtrace to its errors, which fits neither the title bar nor a one-line message.
+pub(crate) fn first_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().trim_end();
+    if lines.next().is_none() {
+        return first.to_string();
+    }
+    let open = first.matches('(').count();
+    let closed = first.matches(')').count();
+    format!("{first} …{}", ")".repeat(open.saturating_sub(closed)))
+}
+
+/// Trained artifacts in `dir` with their weights, checked against each other; the error says
+/// how to get artifacts.
+fn open_scoring_models(dir: &Path, weights: Option<&str>) -> anyhow::Result<ScoringModels> {
+    ScoringModels::open(dir, weights).with_context(|| {
+        format!(
+            "loading {} (train them with `reason train`, or pass --artifacts DIR)",
+            dir.display()
+        )
+    })
 }
 
 pub fn init_logging(verbose: u8) {
@@ -111,5 +157,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_line;
+
+    #[test]
+    fn first_line_drops_a_backtrace_and_closes_brackets() {
+        assert_eq!(first_line("CPU requested"), "CPU requested");
+        assert_eq!(
+            first_line("CPU: device 0 is unavailable (DriverError(X, \"y\")\n   0: bt\n   1: new)"),
+            "CPU: device 0 is unavailable (DriverError(X, \"y\") …)"
+        );
+        assert_eq!(first_line(""), "");
     }
 }

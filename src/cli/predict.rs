@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::ModelArgs;
-use crate::engine::artifacts::{self, Artifacts};
-use crate::engine::backbone::{weights, Backbone, BackboneKind};
-use crate::engine::classify::{classify_dataset, predict_one, ClassifySummary, Prediction};
-use crate::engine::dataset::Dataset;
-use crate::engine::features;
-use crate::engine::imageio::decode_rgb;
-use crate::engine::paths;
-use crate::engine::records::{SampleRecord, ScoringEvent};
-use crate::engine::scoring::Scorer;
+use crate::data::dataset::Dataset;
+use crate::model::backbone::{Backbone, BackboneKind};
+use crate::model::classify::{classify_dataset, predict_one, ClassifySummary, Prediction};
+use crate::reliability::artifacts::{self, Artifacts};
+
+use crate::data::imageio::decode_rgb;
+use crate::data::paths;
+use crate::reliability::records::{SampleRecord, ScoringEvent};
+use crate::reliability::scoring::{Scorer, ScoringModels};
 
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
@@ -52,8 +52,8 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     for path in &paths {
         let dataset = Dataset::open(path)?;
-        if let Some((artifacts, sha)) = &reliability {
-            predict_reliable(&args, &dataset, &backbone, artifacts, sha)?;
+        if let Some(models) = &reliability {
+            predict_reliable(&args, &dataset, &backbone, models)?;
             continue;
         }
         eprintln!(
@@ -188,7 +188,7 @@ fn load_reliability(
     args: &PredictArgs,
     kind: BackboneKind,
     weights_path: &std::path::Path,
-) -> anyhow::Result<Option<(Artifacts, String)>> {
+) -> anyhow::Result<Option<ScoringModels>> {
     let explicit = args.artifacts.is_some();
     let dir = args
         .artifacts
@@ -207,11 +207,8 @@ fn load_reliability(
         );
         return Ok(None);
     }
-    let loaded = Artifacts::load(&dir).and_then(|a| {
-        let sha = weights::sha256_file(weights_path)?;
-        a.check_compatible(kind, &sha, &features::layout(a.manifest.classes.len()))?;
-        Ok((a, sha))
-    });
+    let loaded =
+        Artifacts::load(&dir).and_then(|a| ScoringModels::with_weights(a, kind, weights_path));
     match loaded {
         Ok(found) => Ok(Some(found)),
         Err(e) if explicit => Err(e.into()),
@@ -239,7 +236,7 @@ struct Reliability<'a> {
     p_correct: f32,
     verdict: &'static str,
     threshold: f32,
-    diagnostics: &'a crate::engine::records::Diagnostics,
+    diagnostics: &'a crate::reliability::records::Diagnostics,
     /// The meta-vector by name, in layout order.
     meta: serde_json::Map<String, serde_json::Value>,
 }
@@ -248,17 +245,13 @@ fn predict_reliable(
     args: &PredictArgs,
     dataset: &Dataset,
     backbone: &Backbone,
-    artifacts: &Artifacts,
-    sha: &str,
+    models: &ScoringModels,
 ) -> anyhow::Result<()> {
+    let artifacts = &models.artifacts;
     let scorer = Scorer {
-        backbone,
-        weights_sha256: sha,
-        artifacts,
         batch_size: args.batch_size,
-        seed: 0,
         imagenet_logits: true,
-        use_cache: true,
+        ..models.scorer(backbone)
     };
     let started = std::time::Instant::now();
     let scored = scorer.score(dataset, None, &|event| {
@@ -364,7 +357,7 @@ fn device_label(backbone: &Backbone) -> String {
 
 fn reliability<'a>(record: &'a SampleRecord, a: &'a Artifacts, threshold: f32) -> Reliability<'a> {
     let m = &a.manifest;
-    let head_top5 = crate::engine::pipeline::top_k(&record.probs, 5)
+    let head_top5 = crate::model::pipeline::top_k(&record.probs, 5)
         .into_iter()
         .map(|c| serde_json::json!({ "class": m.classes[c], "name": m.class_names[c], "prob": record.probs[c] }))
         .collect();

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use super::progress::StageBars;
 use super::ModelArgs;
-use crate::engine::backbone::weights;
-use crate::engine::dataset::Dataset;
-use crate::engine::head::HeadConfig;
-use crate::engine::metanet::MetaNetConfig;
-use crate::engine::paths;
-use crate::engine::train::{train, InferenceHead, MetaModelChoice, TrainOptions};
+use crate::data::dataset::Dataset;
+use crate::data::paths;
+use crate::model::backbone::weights;
+use crate::model::head::HeadConfig;
+use crate::reliability::metanet::MetaNetConfig;
+use crate::reliability::train::{train, InferenceHead, MetaModelChoice, TrainOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {

@@ -1,0 +1,354 @@
+//! The reducer: applies one [`Action`] to the [`App`]. No terminal, no files, no threads:
+//! side effects are requested through flags the event loop acts on (`quit`, `unsaved`,
+//! `export_requested`).
+
+use ratatui::layout::Rect;
+
+use crate::dashboard::session::{parse_tags, Annotation, Filter, SortKey, Verdict};
+use crate::reliability::records::ScoringEvent;
+
+use super::action::Action;
+use super::app::{clean_threshold, App, LoadState, Mode, Progress, SaveUrgency};
+
+pub fn update(app: &mut App, action: Action) {
+    // A message stays until the user does something.
+    if is_user_action(&action) {
+        app.notice = None;
+    }
+    match action {
+        Action::Resize { width, height } => {
+            app.area = Rect::new(0, 0, width, height);
+            app.scroll_to_cursor();
+        }
+        Action::MoveBy(delta) => move_cursor(app, delta),
+        Action::PageBy(pages) => move_cursor(app, pages * app.list_rows() as isize),
+        Action::First => move_cursor(app, isize::MIN / 2),
+        Action::Last => move_cursor(app, isize::MAX / 2),
+        Action::Select(position) => {
+            if position < app.view.len() {
+                app.selected = position;
+                app.cursor_moved();
+            }
+        }
+        Action::ThresholdBy(step) => set_threshold(app, app.threshold + step),
+        Action::SetThreshold(t) => set_threshold(app, t),
+        Action::NextFilter => cycle_filter(app, true),
+        Action::PrevFilter => cycle_filter(app, false),
+        Action::NextFilterValue => cycle_filter_value(app, true),
+        Action::PrevFilterValue => cycle_filter_value(app, false),
+        Action::NextSort => {
+            let keys = SortKey::ALL;
+            let at = keys.iter().position(|&k| k == app.sort.key).unwrap_or(0);
+            app.sort.key = keys[(at + 1) % keys.len()];
+            app.sort.descending = app.sort.key.default_descending();
+            app.refresh_order();
+            app.mark_unsaved(SaveUrgency::Debounced);
+        }
+        Action::ReverseSort => {
+            app.sort.descending = !app.sort.descending;
+            app.refresh_order();
+            app.mark_unsaved(SaveUrgency::Debounced);
+        }
+        Action::StartSearch => {
+            app.mode = Mode::Search {
+                previous: app.search.clone(),
+            };
+        }
+        Action::ClearSearch => {
+            if !app.search.is_empty() {
+                app.search.clear();
+                app.refresh_view();
+            }
+        }
+        Action::EditTags => match app.selected_record() {
+            Some(r) => {
+                let id = r.id.clone();
+                let input = app
+                    .annotation(&id)
+                    .map(|a| a.tags.join(", "))
+                    .unwrap_or_default();
+                app.mode = Mode::Tags { id, input };
+            }
+            None => app.warn("no sample selected"),
+        },
+        Action::EditNote => match app.selected_record() {
+            Some(r) => {
+                let id = r.id.clone();
+                let input = app
+                    .annotation(&id)
+                    .map(|a| a.note.clone())
+                    .unwrap_or_default();
+                app.mode = Mode::Note { id, input };
+            }
+            None => app.warn("no sample selected"),
+        },
+        Action::CycleVerdict => match app.selected_record() {
+            Some(r) => {
+                let id = r.id.clone();
+                let mut annotation = app.annotation(&id).cloned().unwrap_or_default();
+                annotation.verdict = Verdict::cycle(annotation.verdict);
+                let shown = annotation.verdict.map_or("none", Verdict::label);
+                app.notify(format!("verdict: {shown}"));
+                annotate(app, &id, annotation);
+            }
+            None => app.warn("no sample selected"),
+        },
+        Action::Input(c) => edit_input(app, |input| input.push(c)),
+        Action::InputBackspace => edit_input(app, |input| {
+            input.pop();
+        }),
+        Action::InputSubmit => submit_input(app),
+        Action::InputCancel => {
+            if let Mode::Search { previous } = std::mem::replace(&mut app.mode, Mode::Normal) {
+                app.search = previous;
+                app.refresh_view();
+            }
+        }
+        Action::ToggleHelp => {
+            app.mode = if app.mode == Mode::Help {
+                Mode::Normal
+            } else {
+                Mode::Help
+            };
+        }
+        Action::NextPanel => {
+            app.side_panel = app.side_panel.next();
+            app.scroll_to_cursor();
+        }
+        Action::Export => app.export_requested = true,
+        Action::Quit => app.quit = true,
+        Action::Scoring(event) => apply_scoring(app, event),
+        Action::PreviewReady(result) => app.previews.insert(result.key, result.image),
+        Action::Notify { text, is_error } => {
+            if is_error {
+                app.warn(text);
+            } else {
+                app.notify(text);
+            }
+        }
+    }
+}
+
+fn is_user_action(action: &Action) -> bool {
+    !matches!(
+        action,
+        Action::Resize { .. }
+            | Action::Scoring(_)
+            | Action::PreviewReady(_)
+            | Action::Notify { .. }
+    )
+}
+
+fn move_cursor(app: &mut App, delta: isize) {
+    if app.view.is_empty() {
+        return;
+    }
+    let last = app.view.len() as isize - 1;
+    let target = (app.selected as isize).saturating_add(delta).clamp(0, last) as usize;
+    if target != app.selected {
+        app.selected = target;
+        app.cursor_moved();
+    }
+}
+
+fn set_threshold(app: &mut App, t: f32) {
+    let t = clean_threshold(t);
+    app.threshold_known = true;
+    if t == app.threshold {
+        return;
+    }
+    app.threshold = t;
+    app.stats = app.derived.table.at(t);
+    if app.filter_uses_threshold() {
+        app.refresh_view();
+    }
+    app.mark_unsaved(SaveUrgency::Debounced);
+}
+
+/// The filter kinds in `f` order; class and tag filters start from the selected sample.
+fn cycle_filter(app: &mut App, forward: bool) {
+    const KINDS: usize = 8;
+    let kind = |f: &Filter| match f {
+        Filter::All => 0,
+        Filter::Wrong => 1,
+        Filter::Rejected => 2,
+        Filter::ConfidentWrong => 3,
+        Filter::RejectedRight => 4,
+        Filter::Class(_) => 5,
+        Filter::Annotated => 6,
+        Filter::Tag(_) => 7,
+    };
+    let mut k = kind(&app.filter);
+    // At most KINDS steps: class and tag are skipped when there are none, `All` always exists.
+    for _ in 0..KINDS {
+        k = if forward {
+            (k + 1) % KINDS
+        } else {
+            (k + KINDS - 1) % KINDS
+        };
+        let next = match k {
+            0 => Some(Filter::All),
+            1 => Some(Filter::Wrong),
+            2 => Some(Filter::Rejected),
+            3 => Some(Filter::ConfidentWrong),
+            4 => Some(Filter::RejectedRight),
+            5 => first_class(app).map(Filter::Class),
+            6 => Some(Filter::Annotated),
+            _ => first_tag(app).map(Filter::Tag),
+        };
+        if let Some(filter) = next {
+            set_filter(app, filter);
+            return;
+        }
+    }
+}
+
+/// The selected sample's class (label, else prediction), else the first class.
+fn first_class(app: &App) -> Option<String> {
+    let from_selection = app
+        .selected_record()
+        .and_then(|r| app.data.classes.get(r.label.unwrap_or(r.pred) as usize));
+    from_selection.or(app.data.classes.first()).cloned()
+}
+
+/// The selected sample's first tag, else the first tag of all.
+fn first_tag(app: &App) -> Option<String> {
+    let from_selection = app
+        .selected_record()
+        .and_then(|r| app.annotation(&r.id))
+        .and_then(|a| a.tags.first().cloned());
+    from_selection.or_else(|| app.session.all_tags().into_iter().next())
+}
+
+fn cycle_filter_value(app: &mut App, forward: bool) {
+    let step = |values: &[String], current: &str| -> Option<String> {
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len();
+        let next = match values.iter().position(|v| v == current) {
+            Some(i) if forward => (i + 1) % n,
+            Some(i) => (i + n - 1) % n,
+            None => 0,
+        };
+        Some(values[next].clone())
+    };
+    let next = match &app.filter {
+        Filter::Class(c) => step(&app.data.classes, c).map(Filter::Class),
+        Filter::Tag(t) => step(&app.session.all_tags(), t).map(Filter::Tag),
+        _ => {
+            app.warn("[ and ] change the class or tag of a class or tag filter (f)");
+            return;
+        }
+    };
+    if let Some(filter) = next {
+        set_filter(app, filter);
+    }
+}
+
+fn set_filter(app: &mut App, filter: Filter) {
+    app.filter = filter;
+    app.refresh_view();
+    app.mark_unsaved(SaveUrgency::Debounced);
+    if app.derived.labelled == 0
+        && matches!(
+            app.filter,
+            Filter::Wrong | Filter::ConfidentWrong | Filter::RejectedRight
+        )
+    {
+        app.warn("no labels: this filter needs labelled samples");
+    }
+}
+
+fn edit_input(app: &mut App, edit: impl FnOnce(&mut String)) {
+    match &mut app.mode {
+        Mode::Search { .. } => {
+            edit(&mut app.search);
+            app.refresh_view();
+        }
+        Mode::Tags { input, .. } | Mode::Note { input, .. } => edit(input),
+        Mode::Normal | Mode::Help => {}
+    }
+}
+
+fn submit_input(app: &mut App) {
+    match std::mem::replace(&mut app.mode, Mode::Normal) {
+        Mode::Tags { id, input } => {
+            let mut annotation = app.annotation(&id).cloned().unwrap_or_default();
+            annotation.tags = parse_tags(&input);
+            annotate(app, &id, annotation);
+        }
+        Mode::Note { id, input } => {
+            let mut annotation = app.annotation(&id).cloned().unwrap_or_default();
+            annotation.note = input.trim().to_string();
+            annotate(app, &id, annotation);
+        }
+        // Enter keeps the search (already applied while typing).
+        Mode::Search { .. } => {}
+        // No input open: nothing to submit.
+        mode @ (Mode::Normal | Mode::Help) => app.mode = mode,
+    }
+}
+
+fn annotate(app: &mut App, id: &str, annotation: Annotation) {
+    app.session.set_annotation(id, annotation);
+    app.mark_unsaved(SaveUrgency::Now);
+    if app.filter_uses_annotations() {
+        app.refresh_view();
+    }
+}
+
+fn apply_scoring(app: &mut App, event: ScoringEvent) {
+    match event {
+        ScoringEvent::Started { total, header } => {
+            app.data.classes = header.classes;
+            app.data.class_names = header.class_names;
+            app.data.layout = header.layout;
+            app.data.threshold = header.threshold;
+            if !app.threshold_known {
+                app.threshold = clean_threshold(header.threshold);
+                app.threshold_known = true;
+            }
+            if let LoadState::Scoring(progress) = &mut app.load {
+                progress.expected = Some(total);
+            } else {
+                app.load = LoadState::Scoring(Progress {
+                    expected: Some(total),
+                    stage: None,
+                });
+            }
+            app.data.records.extend(header.records);
+            app.refresh_data();
+        }
+        ScoringEvent::Progress { stage, done, total } => {
+            if let LoadState::Scoring(progress) = &mut app.load {
+                progress.stage = Some((stage, done, total));
+            }
+        }
+        ScoringEvent::Records(records) => {
+            if !records.is_empty() {
+                app.data.records.extend(records);
+                app.refresh_data();
+            }
+        }
+        ScoringEvent::Skipped { id, reason } => {
+            app.skipped += 1;
+            app.warn(format!("skipped {id}: {reason}"));
+        }
+        ScoringEvent::Finished => {
+            app.load = LoadState::Ready;
+            let skipped = match app.skipped {
+                0 => String::new(),
+                n => format!(", {n} skipped"),
+            };
+            app.notify(format!(
+                "scored {} samples{skipped}",
+                app.data.records.len()
+            ));
+        }
+        ScoringEvent::Failed(message) => {
+            app.warn(format!("scoring failed: {message}"));
+            app.load = LoadState::Failed(message);
+        }
+    }
+}

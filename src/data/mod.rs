@@ -1,0 +1,10 @@
+//! Where samples come from and how they become tensors: datasets, decoding, preprocessing,
+//! corruptions, the ImageNet class list, default locations and downloads.
+
+pub mod corrupt;
+pub mod dataset;
+pub mod fetch;
+pub mod imageio;
+pub mod imagenet;
+pub mod paths;
+pub mod preprocess;

@@ -1,0 +1,170 @@
+//! On-disk cache of per-sample computations (embeddings, gradients, scored records), keyed by
+//! everything that determines them, so a second run skips the backbone.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use sha2::{Digest, Sha256};
+
+use crate::data::dataset::Sample;
+use crate::error::{Error, Result};
+
+/// Environment variable naming the cache folder.
+pub const CACHE_ENV: &str = "REASON_CACHE";
+
+/// `$REASON_CACHE`, else `$XDG_CACHE_HOME/reason`, else `~/.cache/reason`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(CACHE_ENV) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("reason");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/reason"))
+        .unwrap_or_else(|| PathBuf::from(".reason-cache"))
+}
+
+/// A cache key: the sha256 of named parts.
+#[derive(Debug, Clone)]
+pub struct CacheKey {
+    hasher: Sha256,
+    kind: String,
+}
+
+impl CacheKey {
+    pub fn new(kind: &str) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(kind.as_bytes());
+        Self {
+            hasher,
+            kind: kind.to_string(),
+        }
+    }
+
+    pub fn part(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.hasher.update((name.len() as u64).to_le_bytes());
+        self.hasher.update(name.as_bytes());
+        let value = value.as_ref();
+        self.hasher.update((value.len() as u64).to_le_bytes());
+        self.hasher.update(value);
+        self
+    }
+
+    /// Adds the identity of every sample: relative path, size and modification time, so an
+    /// edited or replaced image invalidates the entry.
+    pub fn samples(mut self, samples: &[&Sample]) -> Self {
+        for s in samples {
+            let meta = std::fs::metadata(&s.path).ok();
+            let size = meta.as_ref().map_or(0, |m| m.len());
+            let mtime = meta
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            self = self.part("sample", format!("{}\0{size}\0{mtime}", s.id));
+        }
+        self
+    }
+
+    pub fn file_stem(&self) -> String {
+        format!("{}-{:x}", self.kind, self.hasher.clone().finalize())
+    }
+}
+
+fn path_for(key: &CacheKey, ext: &str) -> PathBuf {
+    cache_dir().join(format!("{}.{ext}", key.file_stem()))
+}
+
+/// Loads cached tensors, if present and readable (a corrupt entry is ignored and recomputed).
+pub fn load_tensors(key: &CacheKey) -> Option<HashMap<String, Tensor>> {
+    let path = path_for(key, "safetensors");
+    if !path.is_file() {
+        return None;
+    }
+    match candle_core::safetensors::load(&path, &Device::Cpu) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!("ignoring unreadable cache entry {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+pub fn store_tensors(key: &CacheKey, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let path = path_for(key, "safetensors");
+    write_atomically(&path, |tmp| {
+        Ok(candle_core::safetensors::save(tensors, tmp)?)
+    })
+}
+
+pub fn load_json<T: serde::de::DeserializeOwned>(key: &CacheKey) -> Option<T> {
+    let path = path_for(key, "json");
+    let bytes = std::fs::read(&path).ok()?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| tracing::warn!("ignoring unreadable cache entry {}: {e}", path.display()))
+        .ok()
+}
+
+pub fn store_json<T: serde::Serialize>(key: &CacheKey, value: &T) -> Result<()> {
+    let path = path_for(key, "json");
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| Error::Weights(format!("cache encode: {e}")))?;
+    write_atomically(&path, |tmp| {
+        std::fs::write(tmp, &bytes).map_err(|source| Error::Io {
+            path: tmp.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// Writes through a temporary file and a rename, so a crash never leaves a half entry.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    write(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_change_with_any_part_and_with_file_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.png");
+        std::fs::write(&path, b"1").unwrap();
+        let sample = Sample {
+            id: "a.png".into(),
+            path: path.clone(),
+            label: None,
+        };
+        let a = CacheKey::new("emb")
+            .part("w", "x")
+            .samples(&[&sample])
+            .file_stem();
+        let b = CacheKey::new("emb")
+            .part("w", "y")
+            .samples(&[&sample])
+            .file_stem();
+        assert_ne!(a, b);
+        std::fs::write(&path, b"22").unwrap();
+        let c = CacheKey::new("emb")
+            .part("w", "x")
+            .samples(&[&sample])
+            .file_stem();
+        assert_ne!(a, c);
+        // Part boundaries matter: ("ab","c") differs from ("a","bc").
+        let d = CacheKey::new("k").part("ab", "c").file_stem();
+        let e = CacheKey::new("k").part("a", "bc").file_stem();
+        assert_ne!(d, e);
+    }
+}

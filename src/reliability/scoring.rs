@@ -1,0 +1,277 @@
+//! Scoring any dataset with trained artifacts: one backbone pass (forward + backward) per image
+//! gives the embedding and the gradient sensitivity; everything else comes from the cached
+//! embedding. Records are produced in chunks so a viewer can fill progressively.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use rayon::prelude::*;
+
+use crate::data::corrupt::CorruptionSpec;
+use crate::data::dataset::{Dataset, Sample};
+use crate::error::Result;
+use crate::model::backbone::{weights, Backbone, BackboneKind};
+use crate::model::extract::ExtractSpec;
+use crate::reliability::artifacts::Artifacts;
+use crate::reliability::features::{self, RowInputs, MC_PASSES};
+use crate::reliability::knn;
+use crate::reliability::records::{CalibrationRows, RecordSet, SampleRecord, ScoringEvent};
+
+/// Samples per backbone chunk (and per cache entry).
+pub const CHUNK: usize = 256;
+
+/// Scores of one sample beyond its record, for evaluation.
+#[derive(Debug, Clone)]
+pub struct ExtraScores {
+    /// Platt-calibrated MetaNet logit: ranks like P(correct) without float saturation.
+    pub metanet_logit: f32,
+    /// The baselines of `features::BASELINES`.
+    pub baselines: [f32; 13],
+    /// Logits of the backbone's own ImageNet classifier (only when `Scorer::imagenet_logits`).
+    pub imagenet_logits: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Scored {
+    pub header: RecordSet,
+    pub records: Vec<SampleRecord>,
+    pub extra: Vec<ExtraScores>,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Trained artifacts and the backbone weights they were trained with, checked against each
+/// other: the one way the dashboard, `eval`, `predict` and `bench` get what they score with.
+pub struct ScoringModels {
+    pub artifacts: Artifacts,
+    pub kind: BackboneKind,
+    pub weights_path: PathBuf,
+    pub weights_sha256: String,
+}
+
+impl ScoringModels {
+    /// Loads the artifacts in `dir` and the weights they name (or `weights`: a path or a hub
+    /// id), and checks that they belong together.
+    pub fn open(dir: &Path, weights: Option<&str>) -> Result<Self> {
+        let artifacts = Artifacts::load(dir)?;
+        let kind = BackboneKind::from_name(&artifacts.manifest.backbone.name)?;
+        let resolved = weights::resolve(kind, weights)?;
+        Self::with_weights(artifacts, kind, &resolved.path)
+    }
+
+    /// Pairs loaded artifacts with a `kind` backbone's weights file, checking backbone,
+    /// weights sha256 and this build's feature layout.
+    pub fn with_weights(
+        artifacts: Artifacts,
+        kind: BackboneKind,
+        weights_path: &Path,
+    ) -> Result<Self> {
+        let weights_sha256 = weights::sha256_file(weights_path)?;
+        artifacts.check_compatible(
+            kind,
+            &weights_sha256,
+            &features::layout(artifacts.manifest.classes.len()),
+        )?;
+        Ok(Self {
+            artifacts,
+            kind,
+            weights_path: weights_path.to_path_buf(),
+            weights_sha256,
+        })
+    }
+
+    pub fn load_backbone(&self, device: &Device) -> Result<Backbone> {
+        Backbone::load(self.kind, &self.weights_path, device)
+    }
+
+    /// A scorer with the defaults (batch 16, seed 0, cached, no ImageNet logits).
+    pub fn scorer<'a>(&'a self, backbone: &'a Backbone) -> Scorer<'a> {
+        Scorer {
+            backbone,
+            weights_sha256: &self.weights_sha256,
+            artifacts: &self.artifacts,
+            batch_size: 16,
+            seed: 0,
+            imagenet_logits: false,
+            use_cache: true,
+        }
+    }
+}
+
+pub struct Scorer<'a> {
+    pub backbone: &'a Backbone,
+    pub weights_sha256: &'a str,
+    pub artifacts: &'a Artifacts,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Also keep the backbone's ImageNet logits per sample (for `predict`).
+    pub imagenet_logits: bool,
+    /// Read and write the extraction cache (off for benchmarks).
+    pub use_cache: bool,
+}
+
+impl Scorer<'_> {
+    /// The record set header: classes, layout and threshold, without records.
+    pub fn header(&self) -> RecordSet {
+        let m = &self.artifacts.manifest;
+        RecordSet {
+            classes: m.classes.clone(),
+            class_names: m.class_names.clone(),
+            layout: m.layout.clone(),
+            threshold: m.calibration.threshold,
+            records: Vec::new(),
+            calibration: Some(Box::new(self.calibration_rows())),
+        }
+    }
+
+    /// P(correct) and outcome of the clean calibration rows the threshold was certified on.
+    fn calibration_rows(&self) -> CalibrationRows {
+        let a = self.artifacts;
+        let tm = &a.train_meta;
+        let dim = a.manifest.layout.dim();
+        let rows: Vec<usize> = (0..tm.correct.len())
+            .filter(|&i| tm.role[i] == 2 && tm.view[i] == 0)
+            .collect();
+        let c = &a.manifest.calibration.certificate;
+        CalibrationRows {
+            p_correct: rows
+                .iter()
+                .map(|&i| a.metanet.p_correct(&tm.rows[i * dim..(i + 1) * dim]))
+                .collect(),
+            correct: rows.iter().map(|&i| tm.correct[i]).collect(),
+            target_risk: c.target_risk,
+            delta: c.delta,
+            statement: c.statement(),
+        }
+    }
+
+    pub fn score(
+        &self,
+        dataset: &Dataset,
+        corruption: Option<CorruptionSpec>,
+        events: &(dyn Fn(ScoringEvent) + Sync),
+    ) -> Result<Scored> {
+        let header = self.header();
+        // Dataset labels mapped onto the artifacts' classes by folder name; others are unlabelled.
+        let label_map: Vec<Option<u16>> = dataset
+            .classes
+            .iter()
+            .map(|c| header.classes.iter().position(|k| k == c).map(|i| i as u16))
+            .collect();
+        let total = dataset.samples.len();
+        events(ScoringEvent::Started {
+            total,
+            header: header.clone(),
+        });
+        let spec = ExtractSpec {
+            backbone: self.backbone,
+            weights_sha256: self.weights_sha256,
+            corruption,
+            seed: self.seed,
+            batch_size: self.batch_size,
+            use_cache: self.use_cache,
+        };
+        let mut scored = Scored {
+            header,
+            ..Default::default()
+        };
+        for (c, chunk) in dataset.samples.chunks(CHUNK).enumerate() {
+            let base = c * CHUNK;
+            let extracted = spec.with_gradients(chunk, &|done, _| {
+                events(ScoringEvent::Progress {
+                    stage: "scoring".into(),
+                    done: base + done,
+                    total,
+                });
+            })?;
+            for (id, reason) in &extracted.skipped {
+                events(ScoringEvent::Skipped {
+                    id: id.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            scored.skipped.extend(extracted.skipped.iter().cloned());
+            let imagenet = if self.imagenet_logits && !extracted.rows.is_empty() {
+                let e = candle_core::Tensor::from_slice(
+                    &extracted.embeddings,
+                    (extracted.rows.len(), extracted.dim),
+                    self.backbone.device(),
+                )?;
+                Some(self.backbone.classify(&e)?.to_vec2::<f32>()?)
+            } else {
+                None
+            };
+            let rows: Vec<(SampleRecord, ExtraScores)> = extracted
+                .rows
+                .par_iter()
+                .enumerate()
+                .map(|(r, &i)| {
+                    let (record, mut extra) = self.score_row(
+                        &chunk[i],
+                        extracted.embedding(r),
+                        extracted.grad_norms[r],
+                        &label_map,
+                    );
+                    extra.imagenet_logits = imagenet.as_ref().map(|l| l[r].clone());
+                    (record, extra)
+                })
+                .collect();
+            let (records, extra): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+            events(ScoringEvent::Records(records.clone()));
+            scored.records.extend(records);
+            scored.extra.extend(extra);
+        }
+        events(ScoringEvent::Finished);
+        Ok(scored)
+    }
+
+    fn score_row(
+        &self,
+        sample: &Sample,
+        embedding: &[f32],
+        grad_norm: f32,
+        label_map: &[Option<u16>],
+    ) -> (SampleRecord, ExtraScores) {
+        let a = self.artifacts;
+        let logits = a.head.logits(embedding, None);
+        let pred = features::argmax(&logits) as u16;
+        let mc = features::mc_dropout(
+            &a.head,
+            embedding,
+            a.manifest.head.dropout,
+            MC_PASSES,
+            features::sample_seed(self.seed, &sample.id),
+        );
+        let pca = a.pca.transform(embedding);
+        let point = knn::to_point(&pca);
+        let inputs = RowInputs {
+            logits: &logits,
+            mc,
+            grad_norm,
+            pca: &pca,
+            knn: a.bank.query(&point, pred, None),
+            class_knn: a.outcome_bank.query(&point, pred, None),
+            temperature: a.manifest.calibration.temperature,
+        };
+        let meta = features::meta_vector(&inputs);
+        let record = SampleRecord {
+            id: sample.id.clone(),
+            label: sample
+                .label
+                .and_then(|l| label_map.get(l).copied().flatten()),
+            pred,
+            probs: features::softmax64(&logits)
+                .into_iter()
+                .map(|p| p as f32)
+                .collect(),
+            p_correct: a.metanet.p_correct(&meta),
+            diagnostics: features::diagnostics(&inputs),
+            meta: meta.clone(),
+        };
+        let extra = ExtraScores {
+            metanet_logit: a.metanet.calibrated_logit(&meta),
+            baselines: features::baseline_scores(&inputs, &a.baseline_params()),
+            imagenet_logits: None,
+        };
+        (record, extra)
+    }
+}

@@ -1,0 +1,315 @@
+//! The dashboard end to end in a real pseudo-terminal: the `tui_demo` example (the dashboard
+//! on synthetic records) is started, driven with keys, and quit; the terminal must be restored
+//! and the session file must hold what was done.
+
+mod dashboard_support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use dashboard_support::{record_set, write_image};
+use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+use reason::dashboard::session::Session;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Builds the example once (a no-op when `cargo test` already built it) and returns its path.
+fn demo_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        // target/<profile>/reason → target/<profile>/examples/tui_demo
+        let profile_dir = Path::new(env!("CARGO_BIN_EXE_reason")).parent().unwrap();
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build
+            .args(["build", "--example", "tui_demo"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        // Variables cargo sets for this test would look like a changed environment to build
+        // scripts that watch them (ring does) and rebuild half the dependency tree.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_for_tests = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_BIN_",
+                "CARGO_CRATE_",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ];
+            if set_for_tests.iter().any(|p| name.starts_with(p)) {
+                build.env_remove(name.as_ref());
+            }
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the tui_demo example failed");
+        let binary = profile_dir.join("examples").join("tui_demo");
+        assert!(binary.is_file(), "{} missing", binary.display());
+        binary
+    })
+}
+
+/// A dashboard process in a 120×40 pseudo-terminal, with its output collected.
+struct Session_ {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    writer: Box<dyn Write + Send>,
+    output: Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Session_ {
+    fn start(dir: &Path, extra: &[&str]) -> Session_ {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 40,
+                cols: 120,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(demo_binary());
+        cmd.args([
+            "records.json",
+            "data",
+            "sessions/e2e.json",
+            "--image-protocol=halfblocks",
+        ]);
+        cmd.args(extra);
+        cmd.cwd(dir);
+        cmd.env("TERM", "xterm-256color");
+        let child = pty.slave.spawn_command(cmd).unwrap();
+        // Only the child keeps the terminal side open, so the reader sees the end.
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        let writer = pty.master.take_writer().unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let sink = output.clone();
+        let reader = std::thread::spawn(move || {
+            // The master must outlive the reader, so it moves in here.
+            let _master = pty.master;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Session_ {
+            child,
+            writer,
+            output,
+            reader,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+
+    fn wait_for(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.text().contains(needle) {
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "timed out waiting for {needle:?}; output so far:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes bytes at once, as a terminal answering a query would.
+    fn answer(&mut self, bytes: &str) {
+        self.writer.write_all(bytes.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    fn keys(&mut self, keys: &str) {
+        for c in keys.chars() {
+            let mut buf = [0u8; 4];
+            self.writer
+                .write_all(c.encode_utf8(&mut buf).as_bytes())
+                .unwrap();
+            self.writer.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Waits for the process to exit; returns its success and everything it wrote.
+    fn finish(mut self) -> (bool, Vec<u8>) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > TIMEOUT {
+                let _ = self.child.kill();
+                panic!("the dashboard did not exit; output:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        drop(self.writer);
+        self.reader.join().unwrap();
+        let output = self.output.lock().unwrap().clone();
+        (status.success(), output)
+    }
+}
+
+/// Polls until `path` exists and holds `needle` (written by the dashboard while it runs).
+fn wait_for_file(path: &Path, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if text.contains(needle) {
+                return text;
+            }
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "timed out waiting for {needle:?} in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn prepare(dir: &Path) -> reason::reliability::records::RecordSet {
+    let set = record_set(60, 7);
+    std::fs::write(dir.join("records.json"), serde_json::to_vec(&set).unwrap()).unwrap();
+    for r in &set.records[..6] {
+        write_image(&dir.join("data").join(&r.id));
+    }
+    set
+}
+
+fn assert_restored(ok: bool, output: &[u8]) {
+    let text = String::from_utf8_lossy(output);
+    assert!(ok, "the dashboard failed; output:\n{text}");
+    // Entered the alternate screen with mouse capture, and left it: the last thing written is
+    // leaving the alternate screen and showing the cursor.
+    assert!(
+        text.contains("\x1b[?1049h"),
+        "never entered the alternate screen"
+    );
+    assert!(
+        text.contains("\x1b[?1000h") && text.contains("\x1b[?1000l"),
+        "mouse capture not undone"
+    );
+    assert!(
+        text.ends_with("\x1b[?1049l\x1b[?25h"),
+        "the output does not end by restoring the terminal: {:?}",
+        &text[text.len().saturating_sub(80)..]
+    );
+}
+
+#[test]
+fn drive_the_dashboard_and_resume_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = prepare(dir.path());
+
+    let mut tui = Session_::start(dir.path(), &[]);
+    tui.wait_for("REASON");
+    tui.wait_for("ILSVRC2012_val_00000001");
+    // The half-block preview of the first image arrives from the preview worker.
+    tui.wait_for("▀");
+    // Down twice, threshold +0.01 +0.01 +0.1, tags, note, export, quit.
+    tui.keys("jj");
+    tui.keys("llL");
+    tui.keys("t");
+    tui.wait_for("Tags");
+    tui.keys("blurry, crop\r");
+    // Annotations are autosaved at once, before quitting.
+    let session_file = dir.path().join("sessions/e2e.json");
+    wait_for_file(&session_file, "blurry");
+    tui.keys("n");
+    tui.wait_for("Note");
+    tui.keys("odd crop\r");
+    tui.keys("e");
+    let csv = wait_for_file(&dir.path().join("sessions/e2e.annotations.csv"), "odd crop");
+    wait_for_file(
+        &dir.path().join("sessions/e2e.annotations.json"),
+        "odd crop",
+    );
+    tui.keys("q");
+    let (ok, output) = tui.finish();
+    assert_restored(ok, &output);
+    assert!(
+        csv.contains(&format!("{},n01440764,", set.records[2].id)) && csv.contains("blurry;crop"),
+        "{csv}"
+    );
+
+    let session = Session::load(&dir.path().join("sessions/e2e.json"))
+        .unwrap()
+        .expect("the session was saved");
+    let id = &set.records[2].id;
+    assert_eq!(session.threshold, Some(0.62));
+    assert_eq!(session.cursor.as_deref(), Some(id.as_str()));
+    let annotation = &session.annotations[id];
+    assert_eq!(annotation.tags, vec!["blurry", "crop"]);
+    assert_eq!(annotation.note, "odd crop");
+
+    // Reopened, it resumes on the same sample and threshold.
+    let mut again = Session_::start(dir.path(), &[]);
+    again.wait_for("t 0.620");
+    again.wait_for("odd crop");
+    again.keys("q");
+    let (ok, output) = again.finish();
+    assert_restored(ok, &output);
+}
+
+#[test]
+fn streamed_records_fill_the_list_and_ctrl_c_quits() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path());
+    let mut tui = Session_::start(dir.path(), &["--stream"]);
+    tui.wait_for("scored 60 samples");
+    tui.keys("G\u{3}");
+    let (ok, output) = tui.finish();
+    assert_restored(ok, &output);
+    let session = Session::load(&dir.path().join("sessions/e2e.json"))
+        .unwrap()
+        .unwrap();
+    assert!(session.cursor.unwrap().ends_with("00000060.JPEG"));
+}
+
+#[test]
+fn a_corrupt_session_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path());
+    std::fs::create_dir_all(dir.path().join("sessions")).unwrap();
+    let path = dir.path().join("sessions/e2e.json");
+    std::fs::write(&path, "{ not json").unwrap();
+    let tui = Session_::start(dir.path(), &[]);
+    let (ok, output) = tui.finish();
+    let text = String::from_utf8_lossy(&output);
+    assert!(!ok);
+    assert!(text.contains("is not a valid session"), "{text}");
+    assert!(!text.contains("\x1b[?1049h"), "the terminal was taken over");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ not json");
+}
+
+#[test]
+fn auto_protocol_uses_what_the_terminal_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path());
+    let mut tui = Session_::start(dir.path(), &["--image-protocol=auto"]);
+    // The picker's query ends with a status request; answer like a sixel terminal with
+    // 10×20-pixel cells.
+    tui.wait_for("\x1b[5n");
+    tui.answer("\x1b[?62;4;22c\x1b[6;20;10t\x1b[0n");
+    tui.wait_for("REASON");
+    // The preview is drawn as sixel graphics (a DCS sequence), not half-blocks.
+    tui.wait_for("\x1bP");
+    tui.keys("?");
+    tui.wait_for("hidden under the popup");
+    tui.keys("q");
+    let (ok, output) = tui.finish();
+    assert_restored(ok, &output);
+}

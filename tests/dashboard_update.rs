@@ -1,0 +1,675 @@
+//! The dashboard's reducer driven by `Action` sequences, without a terminal.
+
+mod dashboard_support;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use dashboard_support::{app, record_set, unlabelled};
+use reason::dashboard::app::{LoadState, Mode, SaveUrgency};
+use reason::dashboard::session::{Annotation, Filter, Session, Sort, SortKey, Verdict};
+use reason::dashboard::{keys, update, Action, App, Theme};
+use reason::reliability::records::{RecordSet, ScoringEvent};
+
+fn apply(app: &mut App, actions: impl IntoIterator<Item = Action>) {
+    for action in actions {
+        update(app, action);
+    }
+}
+
+fn typed(text: &str) -> Vec<Action> {
+    text.chars().map(Action::Input).collect()
+}
+
+fn selected_id(app: &App) -> String {
+    app.selected_record().unwrap().id.clone()
+}
+
+fn view_ids(app: &App) -> Vec<String> {
+    (0..app.view.len())
+        .map(|p| app.record(p).unwrap().id.clone())
+        .collect()
+}
+
+/// Ids of the records passing `keep`, in path order.
+fn brute_force(
+    app: &App,
+    keep: impl Fn(&reason::reliability::records::SampleRecord) -> bool,
+) -> Vec<String> {
+    let mut ids: Vec<String> = app
+        .data
+        .records
+        .iter()
+        .filter(|r| keep(r))
+        .map(|r| r.id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn threshold_moves_match_a_brute_force_count() {
+    let mut app = app(record_set(700, 1), Session::default(), 120, 40);
+    let steps = [
+        Action::ThresholdBy(0.01),
+        Action::ThresholdBy(0.1),
+        Action::ThresholdBy(-0.01),
+        Action::SetThreshold(0.8123),
+        Action::ThresholdBy(0.5),
+        Action::SetThreshold(-3.0),
+        Action::SetThreshold(0.05),
+        Action::ThresholdBy(-0.1),
+    ];
+    let mut expected_t = 0.5f32;
+    for step in steps {
+        expected_t = match step {
+            Action::ThresholdBy(d) => expected_t + d,
+            Action::SetThreshold(t) => t,
+            _ => unreachable!(),
+        };
+        expected_t = ((expected_t.clamp(0.0, 1.0)) * 1000.0).round() / 1000.0;
+        update(&mut app, step);
+        let t = app.threshold;
+        assert!((t - expected_t).abs() < 1e-6, "{t} vs {expected_t}");
+        let (mut acc, mut acc_right, mut acc_wrong, mut rej_right) = (0, 0, 0, 0);
+        for r in &app.data.records {
+            let accepted = r.p_correct >= t;
+            let right = r.label == Some(r.pred);
+            acc += accepted as usize;
+            acc_right += (accepted && right) as usize;
+            acc_wrong += (accepted && !right) as usize;
+            rej_right += (!accepted && right) as usize;
+        }
+        let s = app.stats;
+        assert_eq!(
+            (
+                s.accepted,
+                s.accepted_right,
+                s.accepted_wrong,
+                s.rejected_right
+            ),
+            (acc, acc_right, acc_wrong, rej_right),
+            "threshold {t}"
+        );
+        assert_eq!(s.coverage, Some(acc as f64 / 700.0));
+        let labelled = acc_right + acc_wrong;
+        assert_eq!(
+            s.trusted_accuracy,
+            (labelled > 0).then(|| acc_right as f64 / labelled as f64)
+        );
+    }
+    assert_eq!(app.unsaved, Some(SaveUrgency::Debounced));
+}
+
+#[test]
+fn every_filter_shows_exactly_its_samples() {
+    let mut app = app(record_set(400, 2), Session::default(), 120, 40);
+    update(&mut app, Action::SetThreshold(0.6));
+    let t = app.threshold;
+    let ids = |a: &App| view_ids(a);
+
+    assert_eq!(app.filter, Filter::All);
+    assert_eq!(ids(&app), brute_force(&app, |_| true));
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::Wrong);
+    assert_eq!(ids(&app), brute_force(&app, |r| r.label != Some(r.pred)));
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::Rejected);
+    assert_eq!(ids(&app), brute_force(&app, |r| r.p_correct < t));
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::ConfidentWrong);
+    assert_eq!(
+        ids(&app),
+        brute_force(&app, |r| r.p_correct >= t && r.label != Some(r.pred))
+    );
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::RejectedRight);
+    assert_eq!(
+        ids(&app),
+        brute_force(&app, |r| r.p_correct < t && r.label == Some(r.pred))
+    );
+    // Class filters start at the selected sample's class and cycle with ] and [.
+    update(&mut app, Action::NextFilter);
+    let Filter::Class(first) = app.filter.clone() else {
+        panic!("expected a class filter, got {:?}", app.filter)
+    };
+    let class_of = |a: &App, c: &str| a.data.classes.iter().position(|x| x == c).unwrap() as u16;
+    let c = class_of(&app, &first);
+    assert_eq!(ids(&app), brute_force(&app, |r| r.label == Some(c)));
+    update(&mut app, Action::NextFilterValue);
+    let Filter::Class(second) = app.filter.clone() else {
+        panic!()
+    };
+    assert_ne!(first, second);
+    let c2 = class_of(&app, &second);
+    assert_eq!(ids(&app), brute_force(&app, |r| r.label == Some(c2)));
+    update(&mut app, Action::PrevFilterValue);
+    assert_eq!(app.filter, Filter::Class(first));
+    // Annotated and tag filters.
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::Annotated);
+    assert!(app.view.is_empty());
+    // No tags yet: the tag filter is skipped, back to All.
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::All);
+    // Backwards from All: annotated (tag skipped).
+    update(&mut app, Action::PrevFilter);
+    assert_eq!(app.filter, Filter::Annotated);
+}
+
+#[test]
+fn threshold_dependent_filters_follow_the_slider() {
+    let mut app = app(record_set(300, 3), Session::default(), 120, 40);
+    apply(&mut app, [Action::NextFilter, Action::NextFilter]);
+    assert_eq!(app.filter, Filter::Rejected);
+    let before = app.view.len();
+    update(&mut app, Action::ThresholdBy(0.1));
+    let t = app.threshold;
+    assert_eq!(view_ids(&app), brute_force(&app, |r| r.p_correct < t));
+    assert!(app.view.len() > before);
+}
+
+#[test]
+fn tags_and_annotated_filters() {
+    let mut app = app(record_set(100, 4), Session::default(), 120, 40);
+    update(&mut app, Action::MoveBy(3));
+    let a = selected_id(&app);
+    update(&mut app, Action::EditTags);
+    apply(&mut app, typed("blurry, crop"));
+    update(&mut app, Action::InputSubmit);
+    update(&mut app, Action::MoveBy(5));
+    let b = selected_id(&app);
+    update(&mut app, Action::EditTags);
+    apply(&mut app, typed("crop"));
+    update(&mut app, Action::InputSubmit);
+    update(&mut app, Action::MoveBy(1));
+    let c = selected_id(&app);
+    update(&mut app, Action::CycleVerdict);
+
+    // f until Annotated, then once more to the tag filter.
+    while app.filter != Filter::Annotated {
+        update(&mut app, Action::NextFilter);
+    }
+    assert_eq!(view_ids(&app), vec![a.clone(), b.clone(), c.clone()]);
+    update(&mut app, Action::NextFilter);
+    // The cursor is on c (no tags), so the tag filter starts at the first tag overall.
+    assert_eq!(app.filter, Filter::Tag("blurry".into()));
+    assert_eq!(view_ids(&app), vec![a.clone()]);
+    update(&mut app, Action::NextFilterValue);
+    assert_eq!(app.filter, Filter::Tag("crop".into()));
+    assert_eq!(view_ids(&app), vec![a.clone(), b.clone()]);
+    // Untagging b while filtering on its tag drops it from the view.
+    update(&mut app, Action::Last);
+    assert_eq!(selected_id(&app), b);
+    update(&mut app, Action::EditTags);
+    assert_eq!(
+        app.mode,
+        Mode::Tags {
+            id: b.clone(),
+            input: "crop".into()
+        }
+    );
+    apply(&mut app, (0..4).map(|_| Action::InputBackspace));
+    update(&mut app, Action::InputSubmit);
+    assert_eq!(view_ids(&app), vec![a]);
+    assert!(app.annotation(&b).is_none());
+}
+
+#[test]
+fn sorts_order_the_view_and_keep_the_cursor_on_its_sample() {
+    let mut app = app(record_set(500, 5), Session::default(), 120, 40);
+    update(&mut app, Action::MoveBy(42));
+    let id = selected_id(&app);
+    let key = |a: &App, p: usize| a.record(p).unwrap().p_correct;
+
+    update(&mut app, Action::NextSort);
+    assert_eq!(
+        app.sort,
+        Sort {
+            key: SortKey::PCorrect,
+            descending: false
+        }
+    );
+    assert!((1..app.view.len()).all(|p| key(&app, p - 1) <= key(&app, p)));
+    assert_eq!(selected_id(&app), id);
+
+    update(&mut app, Action::ReverseSort);
+    assert!((1..app.view.len()).all(|p| key(&app, p - 1) >= key(&app, p)));
+    assert_eq!(selected_id(&app), id);
+
+    update(&mut app, Action::NextSort);
+    assert_eq!(app.sort.key, SortKey::Msp);
+    let msp = |a: &App, p: usize| a.record(p).unwrap().diagnostics.msp;
+    assert!((1..app.view.len()).all(|p| msp(&app, p - 1) <= msp(&app, p)));
+
+    update(&mut app, Action::NextSort);
+    assert_eq!(
+        app.sort,
+        Sort {
+            key: SortKey::GradSensitivity,
+            descending: true
+        }
+    );
+    let g = |a: &App, p: usize| a.record(p).unwrap().diagnostics.grad_sensitivity;
+    assert!((1..app.view.len()).all(|p| g(&app, p - 1) >= g(&app, p)));
+
+    update(&mut app, Action::NextSort);
+    assert_eq!(app.sort.key, SortKey::KnnDistance);
+    let k = |a: &App, p: usize| a.record(p).unwrap().diagnostics.knn_distance;
+    assert!((1..app.view.len()).all(|p| k(&app, p - 1) >= k(&app, p)));
+    assert_eq!(selected_id(&app), id);
+
+    update(&mut app, Action::NextSort);
+    assert_eq!(app.sort.key, SortKey::Path);
+    assert_eq!(view_ids(&app), brute_force(&app, |_| true));
+    assert_eq!(selected_id(&app), id);
+    // The cursor is visible after every reorder.
+    assert!(app.selected >= app.list_offset && app.selected < app.list_offset + app.list_rows());
+}
+
+#[test]
+fn filter_changes_keep_the_cursor_when_the_sample_stays() {
+    let mut app = app(record_set(300, 6), Session::default(), 120, 40);
+    // Put the cursor on a wrong prediction, then filter to wrong ones: same sample.
+    let wrong_pos = (0..app.view.len())
+        .find(|&p| {
+            let r = app.record(p).unwrap();
+            r.label != Some(r.pred) && p > 20
+        })
+        .unwrap();
+    update(&mut app, Action::Select(wrong_pos));
+    let id = selected_id(&app);
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::Wrong);
+    assert_eq!(selected_id(&app), id);
+    // Through filters that hide it and back to all: the cursor returns to the same sample.
+    apply(&mut app, (0..6).map(|_| Action::NextFilter));
+    assert_eq!(app.filter, Filter::All);
+    assert_eq!(selected_id(&app), id);
+}
+
+#[test]
+fn search_is_incremental_esc_cancels_enter_keeps() {
+    let mut app = app(record_set(200, 7), Session::default(), 120, 40);
+    update(&mut app, Action::StartSearch);
+    update(&mut app, Action::Input('0'));
+    let after_one = app.view.len();
+    apply(&mut app, typed("0000015"));
+    assert_eq!(app.search, "00000015");
+    assert!(app.view.len() < after_one);
+    assert_eq!(
+        view_ids(&app),
+        brute_force(&app, |r| r.id.contains("00000015"))
+    );
+    // Esc restores the previous (empty) query.
+    update(&mut app, Action::InputCancel);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.search, "");
+    assert_eq!(app.view.len(), 200);
+    // Enter keeps it; case does not matter.
+    update(&mut app, Action::StartSearch);
+    apply(&mut app, typed("n01440764/ilsvrc2012_val_0000001"));
+    update(&mut app, Action::InputSubmit);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.view.len(), 10);
+    // Esc in the list clears it.
+    update(&mut app, Action::ClearSearch);
+    assert_eq!(app.view.len(), 200);
+}
+
+#[test]
+fn annotations_are_recorded_and_marked_for_saving() {
+    let mut app = app(record_set(50, 8), Session::default(), 120, 40);
+    update(&mut app, Action::MoveBy(2));
+    let id = selected_id(&app);
+    update(&mut app, Action::EditNote);
+    apply(&mut app, typed("  odd crop  "));
+    update(&mut app, Action::InputSubmit);
+    assert_eq!(app.unsaved, Some(SaveUrgency::Now));
+    update(&mut app, Action::CycleVerdict);
+    update(&mut app, Action::CycleVerdict);
+    update(&mut app, Action::EditTags);
+    apply(&mut app, typed("a, b, a,"));
+    update(&mut app, Action::InputSubmit);
+    assert_eq!(
+        app.annotation(&id),
+        Some(&Annotation {
+            tags: vec!["a".into(), "b".into()],
+            verdict: Some(Verdict::LabelError),
+            note: "odd crop".into(),
+        })
+    );
+    // Esc in an editor leaves the annotation alone.
+    update(&mut app, Action::EditNote);
+    apply(&mut app, typed(" more"));
+    update(&mut app, Action::InputCancel);
+    assert_eq!(app.annotation(&id).unwrap().note, "odd crop");
+
+    let saved = app.session_snapshot();
+    assert_eq!(saved.cursor.as_deref(), Some(id.as_str()));
+    assert_eq!(saved.annotations.len(), 1);
+    // Cycling the verdict to none and clearing tags and note removes the entry.
+    apply(&mut app, (0..3).map(|_| Action::CycleVerdict));
+    assert_eq!(app.annotation(&id).unwrap().verdict, None);
+    update(&mut app, Action::EditTags);
+    apply(&mut app, (0..10).map(|_| Action::InputBackspace));
+    update(&mut app, Action::InputSubmit);
+    update(&mut app, Action::EditNote);
+    apply(&mut app, (0..10).map(|_| Action::InputBackspace));
+    update(&mut app, Action::InputSubmit);
+    assert!(app.session.annotations.is_empty());
+}
+
+#[test]
+fn reopening_a_session_resumes_where_the_user_left() {
+    let set = record_set(300, 9);
+    let mut first = app(set.clone(), Session::default(), 120, 40);
+    apply(
+        &mut first,
+        [
+            Action::ThresholdBy(0.1),
+            Action::NextSort,
+            Action::NextFilter,
+            Action::MoveBy(7),
+        ],
+    );
+    update(&mut first, Action::EditTags);
+    apply(&mut first, typed("x"));
+    update(&mut first, Action::InputSubmit);
+    let id = selected_id(&first);
+    let saved = first.session_snapshot();
+
+    // Through a file, as on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    saved.save(&path).unwrap();
+    let loaded = Session::load(&path).unwrap().unwrap();
+    let second = app(set, loaded, 120, 40);
+    assert_eq!(second.threshold, 0.6);
+    assert_eq!(second.sort.key, SortKey::PCorrect);
+    assert_eq!(second.filter, Filter::Wrong);
+    assert_eq!(selected_id(&second), id);
+    assert_eq!(second.annotation(&id).unwrap().tags, vec!["x"]);
+}
+
+#[test]
+fn records_arrive_progressively() {
+    let all = record_set(250, 10);
+    let resume_at = all.records[180].id.clone();
+    let session = Session {
+        cursor: Some(resume_at.clone()),
+        ..Session::default()
+    };
+    let mut app = App::scoring(session, Theme::dark(), "streaming");
+    update(
+        &mut app,
+        Action::Resize {
+            width: 120,
+            height: 40,
+        },
+    );
+    assert!(app.view.is_empty());
+    assert!(app.selected_record().is_none());
+    let header = RecordSet {
+        records: Vec::new(),
+        calibration: None,
+        threshold: 0.55,
+        ..all.clone()
+    };
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Started { total: 250, header }),
+    );
+    assert_eq!(app.threshold, 0.55);
+    for (i, chunk) in all.records.chunks(50).enumerate() {
+        update(
+            &mut app,
+            Action::Scoring(ScoringEvent::Progress {
+                stage: "features".into(),
+                done: (i + 1) * 50,
+                total: 250,
+            }),
+        );
+        update(
+            &mut app,
+            Action::Scoring(ScoringEvent::Records(chunk.to_vec())),
+        );
+        let n = (i + 1) * 50;
+        assert_eq!(app.view.len(), n);
+        assert_eq!(app.stats.total, n);
+        // The session's cursor applies once its sample has arrived.
+        if n > 180 {
+            assert_eq!(selected_id(&app), resume_at);
+        } else {
+            assert_eq!(app.selected, 0);
+        }
+    }
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Skipped {
+            id: "bad.jpg".into(),
+            reason: "truncated".into(),
+        }),
+    );
+    assert_eq!(app.skipped, 1);
+    update(&mut app, Action::Scoring(ScoringEvent::Finished));
+    assert_eq!(app.load, LoadState::Ready);
+    assert!(app
+        .notice
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("scored 250 samples, 1 skipped"));
+    // Same numbers as opening the finished set at once.
+    let at_once = App::new(
+        RecordSet {
+            threshold: 0.55,
+            ..all
+        },
+        Session::default(),
+        Theme::dark(),
+        "",
+    );
+    assert_eq!(app.stats, at_once.stats);
+    assert_eq!(app.derived.summary, at_once.derived.summary);
+}
+
+#[test]
+fn a_moved_cursor_wins_over_the_sessions_pending_one() {
+    let all = record_set(100, 11);
+    let session = Session {
+        cursor: Some(all.records[90].id.clone()),
+        ..Session::default()
+    };
+    let mut app = App::scoring(session, Theme::dark(), "");
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Records(all.records[..50].to_vec())),
+    );
+    update(&mut app, Action::MoveBy(3));
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Records(all.records[50..].to_vec())),
+    );
+    assert_eq!(selected_id(&app), all.records[3].id);
+    update(
+        &mut app,
+        Action::Scoring(ScoringEvent::Failed("disk full".into())),
+    );
+    assert_eq!(app.load, LoadState::Failed("disk full".into()));
+    assert_eq!(app.view.len(), 100);
+}
+
+#[test]
+fn unlabelled_and_empty_data_have_no_correctness_numbers() {
+    let mut app = app(unlabelled(record_set(80, 12)), Session::default(), 80, 24);
+    assert_eq!(app.derived.labelled, 0);
+    assert!(app.derived.summary.is_none());
+    assert_eq!(app.stats.trusted_accuracy, None);
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::Wrong);
+    assert!(app.view.is_empty());
+    assert!(app.notice.as_ref().unwrap().text.contains("no labels"));
+
+    let mut empty = app_empty();
+    for action in [
+        Action::MoveBy(1),
+        Action::PageBy(1),
+        Action::Last,
+        Action::First,
+        Action::ThresholdBy(0.1),
+        Action::NextFilter,
+        Action::NextSort,
+        Action::EditTags,
+        Action::EditNote,
+        Action::CycleVerdict,
+        Action::Export,
+    ] {
+        update(&mut empty, action);
+    }
+    assert!(empty.selected_record().is_none());
+    assert_eq!(empty.mode, Mode::Normal);
+}
+
+fn app_empty() -> App {
+    app(RecordSet::default(), Session::default(), 80, 24)
+}
+
+#[test]
+fn paging_and_ends() {
+    let mut app = app(record_set(1000, 13), Session::default(), 120, 40);
+    let rows = app.list_rows();
+    assert!(rows > 5);
+    update(&mut app, Action::PageBy(1));
+    assert_eq!(app.selected, rows);
+    update(&mut app, Action::Last);
+    assert_eq!(app.selected, 999);
+    assert_eq!(app.list_offset, 1000 - rows);
+    update(&mut app, Action::PageBy(-1));
+    assert_eq!(app.selected, 999 - rows);
+    update(&mut app, Action::First);
+    assert_eq!((app.selected, app.list_offset), (0, 0));
+}
+
+#[test]
+fn keys_map_to_actions_by_mode() {
+    let mut app = app(record_set(100, 14), Session::default(), 120, 40);
+    let key = |c: KeyCode| KeyEvent::new(c, KeyModifiers::NONE);
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Char('j'))),
+        Some(Action::MoveBy(1))
+    ));
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Up)),
+        Some(Action::MoveBy(-1))
+    ));
+    assert!(
+        matches!(keys::action_for_key(&app, &key(KeyCode::Char('L'))), Some(Action::ThresholdBy(d)) if d == 0.1)
+    );
+    assert!(
+        matches!(keys::action_for_key(&app, &key(KeyCode::Left)), Some(Action::ThresholdBy(d)) if d == -0.01)
+    );
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Char('q'))),
+        Some(Action::Quit)
+    ));
+    update(&mut app, Action::EditNote);
+    // In an editor, letters are text.
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Char('q'))),
+        Some(Action::Input('q'))
+    ));
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Esc)),
+        Some(Action::InputCancel)
+    ));
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert!(matches!(
+        keys::action_for_key(&app, &ctrl_c),
+        Some(Action::Quit)
+    ));
+    update(&mut app, Action::InputCancel);
+    update(&mut app, Action::ToggleHelp);
+    assert!(keys::action_for_key(&app, &key(KeyCode::Char('j'))).is_none());
+    assert!(matches!(
+        keys::action_for_key(&app, &key(KeyCode::Esc)),
+        Some(Action::ToggleHelp)
+    ));
+}
+
+#[test]
+fn mouse_selects_rows_scrolls_and_drags_the_slider() {
+    let mut app = app(record_set(100, 15), Session::default(), 120, 40);
+    let screen = app.screen().unwrap();
+    let mouse = |kind, column, row| MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    let body = screen.list_body();
+    let click = mouse(
+        MouseEventKind::Down(MouseButton::Left),
+        body.x + 3,
+        body.y + 4,
+    );
+    let action = keys::action_for_mouse(&app, &click).unwrap();
+    assert!(matches!(action, Action::Select(4)));
+    update(&mut app, action);
+    assert_eq!(app.selected, 4);
+
+    let wheel = mouse(MouseEventKind::ScrollDown, body.x + 3, body.y);
+    let action = keys::action_for_mouse(&app, &wheel).unwrap();
+    update(&mut app, action);
+    assert_eq!(app.selected, 7);
+
+    let track = screen.slider_track();
+    let press = mouse(
+        MouseEventKind::Down(MouseButton::Left),
+        track.x + track.width - 1,
+        track.y,
+    );
+    let action = keys::action_for_mouse(&app, &press).unwrap();
+    update(&mut app, action);
+    assert_eq!(app.threshold, 1.0);
+    // Dragging past the left end clamps to 0.
+    let drag = mouse(MouseEventKind::Drag(MouseButton::Left), 0, track.y);
+    let action = keys::action_for_mouse(&app, &drag).unwrap();
+    update(&mut app, action);
+    assert_eq!(app.threshold, 0.0);
+    let middle = mouse(
+        MouseEventKind::Drag(MouseButton::Left),
+        track.x + (track.width - 1) / 2,
+        track.y,
+    );
+    let action = keys::action_for_mouse(&app, &middle).unwrap();
+    update(&mut app, action);
+    assert!((app.threshold - 0.5).abs() < 0.02, "{}", app.threshold);
+
+    // Ignored under a popup.
+    update(&mut app, Action::ToggleHelp);
+    assert!(keys::action_for_mouse(&app, &click).is_none());
+}
+
+#[test]
+fn side_panel_cycles() {
+    let mut app = app(record_set(10, 16), Session::default(), 80, 24);
+    use reason::dashboard::app::SidePanel;
+    assert_eq!(app.side_panel, SidePanel::Inspect);
+    update(&mut app, Action::NextPanel);
+    assert_eq!(app.side_panel, SidePanel::Meta);
+    update(&mut app, Action::NextPanel);
+    assert_eq!(app.side_panel, SidePanel::Charts);
+    update(&mut app, Action::NextPanel);
+    assert_eq!(app.side_panel, SidePanel::Inspect);
+}
+
+#[test]
+fn wanted_previews_are_the_selection_then_its_neighbours() {
+    let mut app = app(record_set(30, 17), Session::default(), 120, 40);
+    update(&mut app, Action::MoveBy(10));
+    let wanted: Vec<String> = app.wanted_previews().into_iter().map(|k| k.id).collect();
+    let at = |p: usize| app.record(p).unwrap().id.clone();
+    assert_eq!(wanted, vec![at(10), at(11), at(9), at(12), at(8)]);
+    let key = app.preview_key().unwrap();
+    let area = app.screen().unwrap().preview_image();
+    assert_eq!((key.width, key.height), (area.width, area.height));
+}
