@@ -18,5 +18,6 @@ pub mod error;
 pub mod model;
 pub mod reliability;
 pub mod report;
+pub mod support;
 
 pub use error::{Error, Result};

@@ -357,7 +357,7 @@ fn device_label(backbone: &Backbone) -> String {
 
 fn reliability<'a>(record: &'a SampleRecord, a: &'a Artifacts, threshold: f32) -> Reliability<'a> {
     let m = &a.manifest;
-    let head_top5 = crate::model::pipeline::top_k(&record.probs, 5)
+    let head_top5 = crate::support::math::top_k(&record.probs, 5)
         .into_iter()
         .map(|c| serde_json::json!({ "class": m.classes[c], "name": m.class_names[c], "prob": record.probs[c] }))
         .collect();

@@ -11,6 +11,7 @@ use crate::reliability::records::{RecordSet, SampleRecord};
 use crate::report::metrics::{
     aurc, aurc_oracle, auroc, risk_coverage_curve, ThresholdStats, ThresholdTable,
 };
+use crate::support::order::score_key;
 
 use super::layout::Screen;
 use super::preview::{PreviewCache, PreviewKey, NEIGHBOURS};
@@ -632,7 +633,7 @@ fn sort_order(records: &[SampleRecord], sort: Sort) -> Vec<u32> {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let k = total_order_key(key(r));
+            let k = score_key(key(r));
             (if sort.descending { !k } else { k }, i as u32)
         })
         .collect();
@@ -654,16 +655,6 @@ fn select(order: &[u32], rows: &[RowFacts], keep: impl Fn(RowFacts) -> bool) -> 
     out
 }
 
-/// A `u32` that orders like `f32::total_cmp`.
-fn total_order_key(x: f32) -> u32 {
-    let bits = x.to_bits();
-    if bits & 0x8000_0000 != 0 {
-        !bits
-    } else {
-        bits | 0x8000_0000
-    }
-}
-
 /// ASCII-case-insensitive substring test, without allocating.
 pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     let (h, n) = (haystack.as_bytes(), needle.as_bytes());
@@ -676,23 +667,6 @@ pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn total_order_key_matches_total_cmp() {
-        let xs = [
-            f32::NEG_INFINITY,
-            -2.0,
-            -0.0,
-            0.0,
-            1e-30,
-            0.5,
-            3.0,
-            f32::INFINITY,
-        ];
-        for w in xs.windows(2) {
-            assert!(total_order_key(w[0]) < total_order_key(w[1]), "{w:?}");
-        }
-    }
 
     #[test]
     fn case_insensitive_search() {

@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::reliability::records::{RecordSet, SampleRecord};
+use crate::support::files::write_bytes_atomically;
 
 /// Format version written by this code; files with a higher version are refused.
 pub const SESSION_VERSION: u32 = 1;
@@ -308,33 +308,12 @@ pub fn parse_tags(input: &str) -> Vec<String> {
     tags
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// crash leaves either the old file or the new one, never a truncated one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SessionError> {
-    let write_err = |source| SessionError::Write {
+/// [`write_bytes_atomically`] with the session's error.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SessionError> {
+    write_bytes_atomically(path, bytes).map_err(|source| SessionError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(write_err)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "session".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(write_err)
+    })
 }
 
 /// Where [`export_annotations`] writes, beside the session file.

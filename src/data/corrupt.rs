@@ -45,6 +45,8 @@ use std::str::FromStr;
 use image::codecs::jpeg::JpegEncoder;
 use image::{ImageFormat, RgbImage};
 
+use crate::support::hash::{fnv1a, mix64, SplitMix64, FNV_OFFSET};
+
 /// Lowest severity.
 pub const MIN_SEVERITY: u8 = 1;
 /// Highest severity.
@@ -299,55 +301,12 @@ fn clamp_severity(severity: u8) -> u8 {
 // Stable hashing and random numbers
 // ---------------------------------------------------------------------------------------------
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// 64-bit FNV-1a (stable across processes, platforms and Rust versions).
-fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    hash
-}
-
-/// SplitMix64 finaliser: a good bijective mixer of 64-bit values.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Stable 64-bit key of `(seed, sample_id, purpose)`; `purpose` separates independent streams.
 fn sample_key(seed: u64, sample_id: &str, purpose: &[u8]) -> u64 {
     let h = fnv1a(&seed.to_le_bytes(), FNV_OFFSET);
     let h = fnv1a(purpose, h);
     let h = fnv1a(&[0xff], h);
     mix64(fnv1a(sample_id.as_bytes(), h))
-}
-
-/// SplitMix64 generator: tiny, fast, and its output is fixed by its definition.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix64(self.0)
-    }
-
-    /// Uniform in (0, 1], 53 bits.
-    fn next_open01(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Two independent standard normals (Box–Muller).
-    fn next_normal_pair(&mut self) -> (f64, f64) {
-        let u1 = self.next_open01();
-        let u2 = self.next_open01();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let theta = std::f64::consts::TAU * u2;
-        (r * theta.cos(), r * theta.sin())
-    }
 }
 
 /// The kind and severity [`CorruptionSpec::Mixed`] assigns to `sample_id` under `seed`.

@@ -2,8 +2,9 @@
 //! everything that determines them, so a second run skips the backbone.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::support::files::{write_atomically, write_bytes_atomically};
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 
@@ -93,9 +94,14 @@ pub fn load_tensors(key: &CacheKey) -> Option<HashMap<String, Tensor>> {
 
 pub fn store_tensors(key: &CacheKey, tensors: &HashMap<String, Tensor>) -> Result<()> {
     let path = path_for(key, "safetensors");
-    write_atomically(&path, |tmp| {
-        Ok(candle_core::safetensors::save(tensors, tmp)?)
-    })
+    write_atomically(
+        &path,
+        |tmp| Ok(candle_core::safetensors::save(tensors, tmp)?),
+        |source| Error::Io {
+            path: path.clone(),
+            source,
+        },
+    )
 }
 
 pub fn load_json<T: serde::de::DeserializeOwned>(key: &CacheKey) -> Option<T> {
@@ -110,27 +116,7 @@ pub fn store_json<T: serde::Serialize>(key: &CacheKey, value: &T) -> Result<()> 
     let path = path_for(key, "json");
     let bytes =
         serde_json::to_vec(value).map_err(|e| Error::Weights(format!("cache encode: {e}")))?;
-    write_atomically(&path, |tmp| {
-        std::fs::write(tmp, &bytes).map_err(|source| Error::Io {
-            path: tmp.to_path_buf(),
-            source,
-        })
-    })
-}
-
-/// Writes through a temporary file and a rename, so a crash never leaves a half entry.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    write(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    write_bytes_atomically(&path, &bytes).map_err(|source| Error::Io { path, source })
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use crate::data::dataset::Dataset;
 use crate::data::imagenet;
 use crate::error::Result;
 use crate::model::backbone::Backbone;
-use crate::model::pipeline::{for_each_batch, softmax, top_k};
+use crate::model::pipeline::for_each_batch;
+use crate::support::math::{softmax, top_k};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassProb {

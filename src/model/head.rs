@@ -324,7 +324,7 @@ mod tests {
             .chunks(4)
             .zip(&y)
             .filter(|(row, &label)| {
-                crate::model::pipeline::top_k(&head.logits(row, None), 1)[0] == label as usize
+                crate::support::math::argmax(&head.logits(row, None)) == label as usize
             })
             .count();
         assert!(correct >= 145, "{correct}/150");

@@ -107,37 +107,9 @@ fn decode_batch(
     })
 }
 
-/// Indices of the `k` largest values, largest first (ties: lower index first).
-pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
-    order.truncate(k);
-    order
-}
-
-/// Softmax of one row of logits, in f64 for stability then back to f32.
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let exps: Vec<f64> = logits.iter().map(|&z| (z as f64 - max).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.iter().map(|e| (e / sum) as f32).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn top_k_orders_by_value_then_index() {
-        assert_eq!(top_k(&[0.1, 0.5, 0.5, 0.9], 3), vec![3, 1, 2]);
-        assert_eq!(top_k(&[1.0], 5), vec![0]);
-    }
-
-    #[test]
-    fn softmax_sums_to_one_and_survives_large_logits() {
-        let p = softmax(&[1000.0, 1000.0, -1000.0]);
-        assert!((p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6 && p[2] == 0.0);
-    }
 
     #[test]
     fn bad_images_are_reported_and_the_rest_still_arrive_in_order() {

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use crate::data::preprocess::Preprocess;
 use crate::error::{Error, Result};
 use crate::model::backbone::BackboneKind;
-use crate::model::cache::write_atomically;
 use crate::model::head::{HeadConfig, LinearHead};
 use crate::reliability::baselines::RelU;
 use crate::reliability::certify::Certificate;
@@ -19,6 +18,7 @@ use crate::reliability::metanet::{MetaNet, MetaNetConfig, MetaNetTrainingReport}
 use crate::reliability::pca::Pca;
 use crate::reliability::records::FeatureLayout;
 use crate::reliability::train::{InferenceHead, SelectionRow};
+use crate::support::files::{write_atomically, write_bytes_atomically};
 
 /// 2: training views, class-aware k-NN and softmax families, offset meta-models, fold-average
 /// head, gradients through the backbone's classifier.
@@ -261,12 +261,7 @@ impl Artifacts {
         let json =
             serde_json::to_vec_pretty(&self.manifest).map_err(|e| Error::Weights(e.to_string()))?;
         let path = dir.join(MANIFEST);
-        write_atomically(&path, |tmp| {
-            std::fs::write(tmp, &json).map_err(|source| Error::Io {
-                path: tmp.into(),
-                source,
-            })
-        })
+        write_bytes_atomically(&path, &json).map_err(|source| Error::Io { path, source })
     }
 
     pub fn load(dir: &Path) -> Result<Self> {
@@ -521,9 +516,14 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 }
 
 fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    write_atomically(path, |tmp| {
-        Ok(candle_core::safetensors::save(tensors, tmp)?)
-    })
+    write_atomically(
+        path,
+        |tmp| Ok(candle_core::safetensors::save(tensors, tmp)?),
+        |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
 }
 
 fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {

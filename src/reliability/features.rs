@@ -21,6 +21,8 @@ use crate::model::head::LinearHead;
 use crate::reliability::baselines::{maxlogit_pnorm, RelU};
 use crate::reliability::knn::{self, ClassKnnStats, KnnStats};
 use crate::reliability::records::{Diagnostics, FeatureBlock, FeatureLayout};
+use crate::support::hash;
+use crate::support::math::{argmax, softmax64, top_k};
 
 pub const TOP_K: usize = 5;
 pub const MC_PASSES: usize = 20;
@@ -96,13 +98,6 @@ pub struct McStats {
     pub mutual_information: f32,
 }
 
-pub fn softmax64(z: &[f32]) -> Vec<f64> {
-    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let e: Vec<f64> = z.iter().map(|&v| (v as f64 - max).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.iter().map(|v| v / s).collect()
-}
-
 fn entropy(p: &[f64]) -> f64 {
     -p.iter()
         .filter(|&&v| v > 0.0)
@@ -110,19 +105,9 @@ fn entropy(p: &[f64]) -> f64 {
         .sum::<f64>()
 }
 
-pub fn argmax(z: &[f32]) -> usize {
-    crate::model::pipeline::top_k(z, 1)[0]
-}
-
 /// A stable per-sample seed, so MC dropout does not depend on batch order.
 pub fn sample_seed(seed: u64, id: &str) -> u64 {
-    // FNV-1a: stable across platforms and Rust versions.
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
-    for b in id.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    hash::fnv1a(id.as_bytes(), hash::FNV_OFFSET ^ seed)
 }
 
 /// MC dropout over one cached embedding.
@@ -182,7 +167,7 @@ pub struct RowInputs<'a> {
 /// logit(p_max) of softmax(z / T), computed as −ln Σ_{j≠max} exp((z_j − z_max)/T) so it stays
 /// finite where p_max rounds to 1.
 pub fn logit_max_softmax(z: &[f32], temperature: f32) -> f64 {
-    let order = crate::model::pipeline::top_k(z, z.len());
+    let order = top_k(z, z.len());
     if order.len() < 2 {
         return f64::from(f32::MAX);
     }
@@ -201,7 +186,7 @@ pub fn meta_vector(row: &RowInputs) -> Vec<f32> {
     let z = row.logits;
     let c = z.len();
     let p = softmax64(z);
-    let order = crate::model::pipeline::top_k(z, c);
+    let order = top_k(z, c);
     let h = entropy(&p);
     let second = |v: &dyn Fn(usize) -> f64| if c > 1 { v(order[1]) } else { 0.0 };
     let mut out = vec![
@@ -237,7 +222,7 @@ pub fn meta_vector(row: &RowInputs) -> Vec<f32> {
 
 pub fn diagnostics(row: &RowInputs) -> Diagnostics {
     let p = softmax64(row.logits);
-    let order = crate::model::pipeline::top_k(row.logits, row.logits.len());
+    let order = top_k(row.logits, row.logits.len());
     let gap = if order.len() > 1 {
         row.logits[order[0]] - row.logits[order[1]]
     } else {
@@ -285,7 +270,7 @@ pub struct BaselineParams<'a> {
 pub fn baseline_scores(row: &RowInputs, params: &BaselineParams) -> [f32; 13] {
     let temperature = params.temperature;
     let z = row.logits;
-    let order = crate::model::pipeline::top_k(z, z.len());
+    let order = top_k(z, z.len());
     let log_max_softmax = |t: f64| -> f64 {
         let max = z[order[0]] as f64;
         // log p_max = −ln(1 + Σ_{j≠max} exp((z_j − z_max)/T)), exact near p_max = 1.

@@ -16,6 +16,7 @@ use crate::reliability::artifacts::Artifacts;
 use crate::reliability::features::{self, RowInputs, MC_PASSES};
 use crate::reliability::knn;
 use crate::reliability::records::{CalibrationRows, RecordSet, SampleRecord, ScoringEvent};
+use crate::support::math::{argmax, softmax64};
 
 /// Samples per backbone chunk (and per cache entry).
 pub const CHUNK: usize = 256;
@@ -233,7 +234,7 @@ impl Scorer<'_> {
     ) -> (SampleRecord, ExtraScores) {
         let a = self.artifacts;
         let logits = a.head.logits(embedding, None);
-        let pred = features::argmax(&logits) as u16;
+        let pred = argmax(&logits) as u16;
         let mc = features::mc_dropout(
             &a.head,
             embedding,
@@ -259,10 +260,7 @@ impl Scorer<'_> {
                 .label
                 .and_then(|l| label_map.get(l).copied().flatten()),
             pred,
-            probs: features::softmax64(&logits)
-                .into_iter()
-                .map(|p| p as f32)
-                .collect(),
+            probs: softmax64(&logits).into_iter().map(|p| p as f32).collect(),
             p_correct: a.metanet.p_correct(&meta),
             diagnostics: features::diagnostics(&inputs),
             meta: meta.clone(),

@@ -39,6 +39,7 @@ use crate::reliability::knn::{self, KnnBank, OutcomeBank};
 use crate::reliability::metanet::{MetaNet, MetaNetConfig};
 use crate::reliability::pca::Pca;
 use crate::report::metrics;
+use crate::support::math::{argmax, softmax64};
 
 /// Which meta-model `train` fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -387,10 +388,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     progress("heads", folds + 1, folds + 1);
     // Temperature on the clean OOF rows: the in-distribution held-out set, as usual for TS.
     let temperature = fit_temperature(&oof_logits[..n_src], &source_label);
-    let oof_pred: Vec<u16> = oof_logits
-        .iter()
-        .map(|z| features::argmax(z) as u16)
-        .collect();
+    let oof_pred: Vec<u16> = oof_logits.iter().map(|z| argmax(z) as u16).collect();
     let correct: Vec<bool> = oof_pred.iter().zip(&labels).map(|(p, l)| p == l).collect();
     timings.push(Timing {
         stage: "heads".into(),
@@ -586,7 +584,7 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
     let relu = RelU::fit(
         &select_logits
             .iter()
-            .map(|z| features::softmax64(z))
+            .map(|z| softmax64(z))
             .collect::<Vec<_>>(),
         &select_correct,
         baselines::RELU_DEFAULT_LAMBDA,

@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::Arc;
 
 use parquet::basic::{Compression, LogicalType, Repetition, Type as PhysicalType};
@@ -30,6 +30,8 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::schema::types::Type;
+
+use crate::support::files::write_atomically;
 
 /// Rows per row group: bounds the memory a reader needs per group.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -181,18 +183,6 @@ fn schema(columns: &[Column]) -> Result<Type, ParquetError> {
         .build()
 }
 
-/// The temporary sibling a file is written to before the rename.
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".to_string());
-    // Unique per process and call, so concurrent exports to the same path cannot collide.
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
-}
-
 fn write_parquet_chunked(
     path: &Path,
     columns: &[Column],
@@ -207,9 +197,8 @@ fn write_parquet_chunked(
         path: path.to_path_buf(),
         source,
     };
-    let tmp = temp_path(path);
-    let file = File::create(&tmp).map_err(io_err)?;
-    let result = (|| {
+    let write = |tmp: &Path| {
+        let file = File::create(tmp).map_err(io_err)?;
         let schema = Arc::new(schema(columns).map_err(pq_err)?);
         let props = Arc::new(
             WriterProperties::builder()
@@ -235,15 +224,10 @@ fn write_parquet_chunked(
             start = end;
         }
         let buffered = writer.into_inner().map_err(pq_err)?;
-        let file = buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.sync_all().map_err(io_err)?;
-        std::fs::rename(&tmp, path).map_err(io_err)
-    })();
-    if result.is_err() {
-        // Best effort: the error being reported matters more than a failed clean-up.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
+        Ok(())
+    };
+    write_atomically(path, write, io_err)
 }
 
 /// Definition levels (1 = present, 0 = null) and the present values of an optional slice.

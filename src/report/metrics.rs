@@ -24,6 +24,9 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::support::hash::splitmix64;
+use crate::support::order::score_key;
+
 /// Number of equal-width bins of the ECE and the reliability diagram.
 pub const ECE_BINS: usize = 15;
 
@@ -61,22 +64,7 @@ pub fn validate_scores(scores: &[f32], labels: usize) -> Result<(), MetricsError
 // Ordering and tie groups
 // ---------------------------------------------------------------------------------------------
 
-/// Monotone `u32` key of a score: larger key = larger score; `-0.0` and `+0.0` share a key and
-/// every NaN maps to 0, below the key of `-∞`.
-fn order_key(s: f32) -> u32 {
-    if s.is_nan() {
-        return 0;
-    }
-    let s = if s == 0.0 { 0.0 } else { s };
-    let bits = s.to_bits();
-    if bits & 0x8000_0000 != 0 {
-        !bits
-    } else {
-        bits | 0x8000_0000
-    }
-}
-
-/// Inverse of [`order_key`] (canonical: NaN for key 0, `+0.0` for zero).
+/// Inverse of [`score_key`] (canonical: NaN for key 0, `+0.0` for zero).
 fn key_score(key: u32) -> f32 {
     if key == 0 {
         f32::NAN
@@ -122,7 +110,7 @@ impl Groups {
         let mut rows: Vec<(u32, bool)> = scores
             .iter()
             .zip(correct)
-            .map(|(&s, &c)| (order_key(s), c))
+            .map(|(&s, &c)| (score_key(s), c))
             .collect();
         rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut out = Groups::default();
@@ -722,7 +710,7 @@ impl Presorted {
         let mut rows: Vec<(u32, u32)> = scores
             .iter()
             .enumerate()
-            .map(|(i, &s)| (order_key(s), i as u32))
+            .map(|(i, &s)| (score_key(s), i as u32))
             .collect();
         rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut bounds = Vec::new();
@@ -762,13 +750,6 @@ impl Presorted {
         }
         out
     }
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 /// Percentile by linear interpolation between order statistics (position q·(n−1)).
@@ -832,7 +813,7 @@ impl Canonical {
     /// the result; clusters with identical content are interchangeable.
     fn new(a: &[f32], b: &[f32], correct: &[bool], groups: Option<&[u32]>) -> Self {
         let n = correct.len();
-        let row = |i: usize| (order_key(a[i]), order_key(b[i]), correct[i]);
+        let row = |i: usize| (score_key(a[i]), score_key(b[i]), correct[i]);
         match groups {
             None => {
                 let mut rows: Vec<CanonRow> = (0..n).map(row).collect();
@@ -1041,7 +1022,7 @@ impl ThresholdTable {
 
     /// Statistics of accepted = `{s ≥ t}`, in O(log N).
     pub fn at(&self, t: f32) -> ThresholdStats {
-        let key = order_key(t);
+        let key = score_key(t);
         let g = self.keys.partition_point(|&k| k >= key);
         let acc = self.cum.get(g).copied().unwrap_or_default();
         let all = self.total();
@@ -1083,7 +1064,7 @@ impl ThresholdTable {
 impl FromIterator<(f32, Option<bool>)> for ThresholdTable {
     fn from_iter<I: IntoIterator<Item = (f32, Option<bool>)>>(rows: I) -> Self {
         let mut rows: Vec<(u32, Option<bool>)> =
-            rows.into_iter().map(|(s, c)| (order_key(s), c)).collect();
+            rows.into_iter().map(|(s, c)| (score_key(s), c)).collect();
         rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut table = ThresholdTable {
             cum: vec![Counts::default()],
@@ -1553,7 +1534,7 @@ mod tests {
     #[test]
     fn auroc_matches_pair_count() {
         let (a, _, c) = random_rows(400, 11);
-        let key = |s: f32| order_key(s);
+        let key = |s: f32| score_key(s);
         let (mut twice, mut pairs) = (0u64, 0u64);
         for i in 0..a.len() {
             for j in 0..a.len() {

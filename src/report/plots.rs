@@ -21,14 +21,16 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::OnceLock;
 
 use image::{ImageFormat, RgbImage};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::report::metrics;
+use crate::support::files::write_bytes_atomically;
 
 /// Width of every figure in pixels.
 pub const PLOT_WIDTH: u32 = 960;
@@ -208,23 +210,60 @@ where
             path: path.to_path_buf(),
             source,
         })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plot.png".to_string());
-    // Unique per process and call, so concurrent writers of the same path cannot collide.
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
-    let io = |source| PlotError::Io {
+    write_bytes_atomically(path, &png).map_err(|source| PlotError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    std::fs::write(&tmp, &png).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
     })
+}
+
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// What differs between the figures' frames; the rest (a unit x axis, fonts, label areas, no
+/// light grid lines) is the same for all of them.
+struct Frame<'t> {
+    caption: Option<String>,
+    margin_top: u32,
+    y_max: f64,
+    /// None: no x axis title (a panel with another below it).
+    x_desc: Option<&'t str>,
+    y_desc: &'t str,
+    /// Whole-number y labels, four at most (a panel of counts).
+    counts: bool,
+}
+
+impl Frame<'_> {
+    fn draw<'a, 'b>(self, area: &'a Area<'b>, plot: &str) -> Result<Chart<'a, 'b>, PlotError> {
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .margin(20)
+            .margin_top(self.margin_top)
+            .x_label_area_size(if self.x_desc.is_some() { 55 } else { 30 })
+            .y_label_area_size(75);
+        if let Some(caption) = &self.caption {
+            builder.caption(caption, (FONT, 24));
+        }
+        let mut chart = builder
+            .build_cartesian_2d(0f64..1f64, 0f64..self.y_max)
+            .map_err(draw_err(plot))?;
+        let mut mesh = chart.configure_mesh();
+        mesh.y_desc(self.y_desc)
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0));
+        if let Some(x_desc) = self.x_desc {
+            mesh.x_desc(x_desc);
+        }
+        if self.counts {
+            mesh.y_label_formatter(&whole_number).y_labels(4);
+        }
+        mesh.draw().map_err(draw_err(plot))?;
+        Ok(chart)
+    }
+}
+
+fn whole_number(v: &f64) -> String {
+    format!("{v:.0}")
 }
 
 fn title(what: &str, suffix: &str) -> String {
@@ -278,22 +317,15 @@ pub fn roc_png(
     check_scores(scores, correct)?;
     let plot = "ROC";
     render(path, plot, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title("ROC of correctness", title_suffix), (FONT, 24))
-            .margin(20)
-            .x_label_area_size(55)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-            .map_err(draw_err(plot))?;
-        chart
-            .configure_mesh()
-            .x_desc("False positive rate (wrong predictions accepted)")
-            .y_desc("True positive rate (correct predictions accepted)")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(draw_err(plot))?;
+        let mut chart = Frame {
+            caption: Some(title("ROC of correctness", title_suffix)),
+            margin_top: 20,
+            y_max: 1.0,
+            x_desc: Some("False positive rate (wrong predictions accepted)"),
+            y_desc: "True positive rate (correct predictions accepted)",
+            counts: false,
+        }
+        .draw(root, plot)?;
         let chance = BLACK.mix(0.5).stroke_width(1);
         chart
             .draw_series(DashedLineSeries::new(
@@ -375,22 +407,15 @@ pub fn risk_coverage_png(
         0.05
     };
     render(path, plot, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title("Risk–coverage", title_suffix), (FONT, 24))
-            .margin(20)
-            .x_label_area_size(55)
-            .y_label_area_size(75)
-            .build_cartesian_2d(0f64..1f64, 0f64..y_max)
-            .map_err(draw_err(plot))?;
-        chart
-            .configure_mesh()
-            .x_desc("Coverage (share of predictions accepted)")
-            .y_desc("Selective risk (error rate among accepted)")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(draw_err(plot))?;
+        let mut chart = Frame {
+            caption: Some(title("Risk–coverage", title_suffix)),
+            margin_top: 20,
+            y_max,
+            x_desc: Some("Coverage (share of predictions accepted)"),
+            y_desc: "Selective risk (error rate among accepted)",
+            counts: false,
+        }
+        .draw(root, plot)?;
         let full = BLACK.mix(0.35).stroke_width(1);
         chart
             .draw_series(DashedLineSeries::new([(0.0, eps), (1.0, eps)], 6, 6, full))
@@ -446,21 +471,15 @@ pub fn reliability_png(
             )
             .map_err(draw_err(plot))?;
         let (upper, lower) = root.split_vertically(PLOT_HEIGHT as i32 * 70 / 100 - 30);
-        let mut chart = ChartBuilder::on(&upper)
-            .margin(20)
-            .margin_top(5)
-            .x_label_area_size(30)
-            .y_label_area_size(75)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-            .map_err(draw_err(plot))?;
-        chart
-            .configure_mesh()
-            .y_desc("Accuracy in bin")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(draw_err(plot))?;
+        let mut chart = Frame {
+            caption: None,
+            margin_top: 5,
+            y_max: 1.0,
+            x_desc: None,
+            y_desc: "Accuracy in bin",
+            counts: false,
+        }
+        .draw(&upper, plot)?;
         let bar = PALETTE[0];
         chart
             .draw_series(bins.iter().filter_map(|b| {
@@ -511,24 +530,15 @@ pub fn reliability_png(
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, plot)?;
 
         let max_count = bins.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64;
-        let mut counts = ChartBuilder::on(&lower)
-            .margin(20)
-            .margin_top(0)
-            .x_label_area_size(55)
-            .y_label_area_size(75)
-            .build_cartesian_2d(0f64..1f64, 0f64..max_count * 1.15)
-            .map_err(draw_err(plot))?;
-        counts
-            .configure_mesh()
-            .x_desc("Predicted P(correct)")
-            .y_desc("Rows in bin")
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
-            .y_labels(4)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(draw_err(plot))?;
+        let mut counts = Frame {
+            caption: None,
+            margin_top: 0,
+            y_max: max_count * 1.15,
+            x_desc: Some("Predicted P(correct)"),
+            y_desc: "Rows in bin",
+            counts: true,
+        }
+        .draw(&lower, plot)?;
         counts
             .draw_series(bins.iter().map(|b| {
                 Rectangle::new(
@@ -585,22 +595,15 @@ pub fn score_hist_png(
     let n_wrong = correct.len() - n_correct;
     let y_max = c.iter().chain(&w).copied().fold(0.0, f64::max).max(0.01) * 1.1;
     render(path, plot, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title("P(correct) by outcome", title_suffix), (FONT, 24))
-            .margin(20)
-            .x_label_area_size(55)
-            .y_label_area_size(75)
-            .build_cartesian_2d(0f64..1f64, 0f64..y_max)
-            .map_err(draw_err(plot))?;
-        chart
-            .configure_mesh()
-            .x_desc("Predicted P(correct)")
-            .y_desc("Share of the group's predictions")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(draw_err(plot))?;
+        let mut chart = Frame {
+            caption: Some(title("P(correct) by outcome", title_suffix)),
+            margin_top: 20,
+            y_max,
+            x_desc: Some("Predicted P(correct)"),
+            y_desc: "Share of the group's predictions",
+            counts: false,
+        }
+        .draw(root, plot)?;
         let width = 1.0 / HIST_BINS as f64;
         let gap = width * 0.06;
         let bars = |h: [f64; HIST_BINS], left: bool, color: RGBColor| {

@@ -2,10 +2,7 @@
 //! (its standard cache first, then a download).
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use super::BackboneKind;
 use crate::data::{fetch, paths};
@@ -76,19 +73,8 @@ fn from_hub(hub_id: &str) -> Result<ResolvedWeights> {
 
 /// Hex sha256 of a file, recorded in artifacts so a mismatch is caught.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let io_err = |source| Error::Io {
+    crate::support::files::sha256_file(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io_err)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io_err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
+    })
 }
