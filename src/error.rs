@@ -17,8 +17,8 @@ pub enum Error {
     #[error("{path}: cannot decode image: {reason}")]
     Decode { path: PathBuf, reason: String },
 
-    #[error("unknown backbone `{0}` (known: {known})", known = crate::model::backbone::BackboneKind::ALL_NAMES.join(", "))]
-    UnknownBackbone(String),
+    #[error("unknown backbone `{name}` (known: {known})")]
+    UnknownBackbone { name: String, known: String },
 
     #[error("weights {source_desc} do not fit backbone `{backbone}`: {reason}")]
     WeightsMismatch {

@@ -237,7 +237,7 @@ fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
 /// move a few of the millions of pre-activations across a ReLU/ReLU6 kink, which switches that
 /// unit's gradient on or off, so input gradients agree to ~1e-2 there (measured: 3.7e-3).
 fn check_fast_path_equals_candle(backbone: &Backbone, x: &Tensor, tolerance: [f64; 2]) {
-    use reason::model::backbone::layers::with_plain_kernels;
+    use reason::model::backbone::kernel::with_plain_kernels;
     let objective = |out: &reason::model::backbone::BackboneOutput| {
         let predicted = out.logits.argmax(1)?.to_vec1::<u32>()?;
         let mask = reason::model::backbone::one_hot(&predicted, 1000, &Device::Cpu)

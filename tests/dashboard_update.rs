@@ -652,7 +652,7 @@ fn mouse_selects_rows_scrolls_and_drags_the_slider() {
 #[test]
 fn side_panel_cycles() {
     let mut app = app(record_set(10, 16), Session::default(), 80, 24);
-    use reason::dashboard::app::SidePanel;
+    use reason::dashboard::layout::SidePanel;
     assert_eq!(app.side_panel, SidePanel::Inspect);
     update(&mut app, Action::NextPanel);
     assert_eq!(app.side_panel, SidePanel::Meta);

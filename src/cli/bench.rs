@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::data::dataset::Dataset;
 use crate::data::imageio::decode_rgb;
 use crate::data::paths;
-use crate::model::backbone::{layers, Backbone, BackboneKind};
+use crate::model::backbone::{kernel, Backbone, BackboneKind};
 use crate::model::device::{self, DeviceRequest};
 use crate::reliability::artifacts::Artifacts;
 use crate::reliability::scoring::Scorer;
@@ -70,7 +70,7 @@ struct Row {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.plain_kernels {
-        return layers::with_plain_kernels(|| measure(args));
+        return kernel::with_plain_kernels(|| measure(args));
     }
     measure(args)
 }

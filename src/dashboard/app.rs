@@ -13,7 +13,7 @@ use crate::report::metrics::{
 };
 use crate::support::order::score_key;
 
-use super::layout::Screen;
+use super::layout::{Screen, SidePanel};
 use super::preview::{PreviewCache, PreviewKey, NEIGHBOURS};
 use super::theme::Theme;
 
@@ -22,28 +22,6 @@ pub const HISTOGRAM_BINS: usize = 10;
 
 /// Most points a risk–coverage curve keeps for drawing.
 const CURVE_POINTS: usize = 400;
-
-/// What the side panel of the compact layout shows (Tab switches).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SidePanel {
-    /// Preview and details of the selected sample.
-    #[default]
-    Inspect,
-    /// Meta-vector sparklines.
-    Meta,
-    /// Risk–coverage chart and P(correct) histogram.
-    Charts,
-}
-
-impl SidePanel {
-    pub fn next(self) -> SidePanel {
-        match self {
-            SidePanel::Inspect => SidePanel::Meta,
-            SidePanel::Meta => SidePanel::Charts,
-            SidePanel::Charts => SidePanel::Inspect,
-        }
-    }
-}
 
 /// What keys currently do.
 #[derive(Debug, Clone, PartialEq, Eq)]

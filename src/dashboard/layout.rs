@@ -3,7 +3,27 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 
-use super::app::SidePanel;
+/// What the side panel of the compact layout shows (Tab switches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SidePanel {
+    /// Preview and details of the selected sample.
+    #[default]
+    Inspect,
+    /// Meta-vector sparklines.
+    Meta,
+    /// Risk–coverage chart and P(correct) histogram.
+    Charts,
+}
+
+impl SidePanel {
+    pub fn next(self) -> SidePanel {
+        match self {
+            SidePanel::Inspect => SidePanel::Meta,
+            SidePanel::Meta => SidePanel::Charts,
+            SidePanel::Charts => SidePanel::Inspect,
+        }
+    }
+}
 
 /// Smallest terminal the dashboard draws in; below it a message says so.
 pub const MIN_WIDTH: u16 = 80;

@@ -8,13 +8,13 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::conv::{contiguous_slice, Activation, Float};
+use super::kernel::{contiguous_slice, fast_kernels, Activation, Float};
 
 /// Elements per rayon task: large enough that scheduling costs nothing.
 const CHUNK: usize = 1 << 14;
 
 pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    if super::layers::fast_kernels(x) {
+    if fast_kernels(x) {
         x.contiguous()?.apply_op1(Relu6)
     } else {
         x.clamp(0f32, 6f32)

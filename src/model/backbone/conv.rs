@@ -13,77 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// The activation fused after the convolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    Identity,
-    Relu,
-    /// min(max(x, 0), 6), as in EfficientNet-Lite.
-    Relu6,
-}
-
-pub trait Float:
-    candle_core::WithDType + Default + PartialOrd + std::ops::Mul<Output = Self> + std::ops::AddAssign
-{
-    const ZERO: Self;
-    const ONE: Self;
-    const SIX: Self;
-}
-
-impl Float for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    const SIX: Self = 6.0;
-}
-
-impl Float for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    const SIX: Self = 6.0;
-}
-
-impl Activation {
-    /// `dst[i] = activation(src[i] + bias)`. The slice functions match on the activation once,
-    /// outside the loop, so that each loop vectorises (per-element matches did not).
-    pub fn apply_slice<T: Float>(self, src: &[T], bias: T, dst: &mut [T]) {
-        let pairs = dst.iter_mut().zip(src);
-        match self {
-            Self::Identity => pairs.for_each(|(d, &s)| *d = s + bias),
-            Self::Relu => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO)),
-            Self::Relu6 => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO).min(T::SIX)),
-        }
-    }
-
-    /// `values[i] = activation(values[i])`.
-    pub fn apply_in_place<T: Float>(self, values: &mut [T]) {
-        match self {
-            Self::Identity => {}
-            Self::Relu => values.iter_mut().for_each(|v| *v = v.max(T::ZERO)),
-            Self::Relu6 => values
-                .iter_mut()
-                .for_each(|v| *v = v.max(T::ZERO).min(T::SIX)),
-        }
-    }
-
-    /// `dst[i] = grad[i]` where the activation lets the gradient pass, judged from its output
-    /// `out[i]` (as PyTorch does).
-    pub fn mask_slice<T: Float>(self, grad: &[T], out: &[T], dst: &mut [T]) {
-        let triples = dst.iter_mut().zip(grad).zip(out);
-        match self {
-            Self::Identity => dst.copy_from_slice(grad),
-            Self::Relu => triples.for_each(|((d, &g), &o)| {
-                *d = if o > T::ZERO { g } else { T::ZERO };
-            }),
-            Self::Relu6 => triples.for_each(|((d, &g), &o)| {
-                *d = if o > T::ZERO && o < T::SIX {
-                    g
-                } else {
-                    T::ZERO
-                };
-            }),
-        }
-    }
-}
+use super::kernel::{contiguous_slice, Activation, Float};
 
 /// Geometry and activation of a convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -544,19 +474,6 @@ fn for_each_image<T: Send, S: Default + Send>(
         for (i, o) in out.chunks_mut(plane).enumerate() {
             f(i, o, parallelism, &mut scratch);
         }
-    }
-}
-
-/// The elements of a contiguous CPU tensor; `what` names it in the error (the CPU kernels of
-/// every backbone op read their operands through this).
-pub(super) fn contiguous_slice<'a, T: candle_core::WithDType>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    what: &str,
-) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&storage.as_slice::<T>()?[start..end]),
-        None => candle_core::bail!("{what} must be contiguous"),
     }
 }
 

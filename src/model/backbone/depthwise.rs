@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::conv::{contiguous_slice, Float};
+use super::kernel::{contiguous_slice, Float};
 
 /// Geometry of a depthwise convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,14 +1,13 @@
 //! Building blocks shared by the backbones: convolution + inference-mode BatchNorm, padding
 //! modes, and a max-pool that supports backprop.
 
-use std::cell::Cell;
-
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
-pub use super::conv::Activation;
-use super::conv::{contiguous_slice, Conv, Float};
+use super::conv::Conv;
 use super::depthwise::Depthwise;
+pub use super::kernel::Activation;
+use super::kernel::{contiguous_slice, fast_kernels, Float};
 use rayon::prelude::*;
 
 /// How a convolution pads its input.
@@ -19,37 +18,6 @@ pub enum Padding {
     /// TensorFlow "SAME": output = ceil(input / stride); for an odd total the extra row and
     /// column go to the bottom and right.
     TfSame,
-}
-
-thread_local! {
-    /// Whether this thread uses candle's own kernels for every layer (`with_plain_kernels`).
-    static PLAIN_KERNELS: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` with candle's own kernels (`conv2d`, `clamp`, ...) instead of REASON's CPU
-/// kernels, on this thread: the reference the fast path is tested and benchmarked against.
-pub fn with_plain_kernels<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            PLAIN_KERNELS.set(self.0);
-        }
-    }
-    let _restore = Restore(PLAIN_KERNELS.replace(true));
-    f()
-}
-
-/// Setting this environment variable to 1 makes every command use candle's own kernels, to
-/// compare results or speed with REASON's.
-pub const PLAIN_KERNELS_ENV: &str = "REASON_PLAIN_KERNELS";
-
-/// REASON's own kernels run on the CPU unless `with_plain_kernels` or `REASON_PLAIN_KERNELS=1`
-/// say otherwise; CUDA keeps candle's kernels.
-pub fn fast_kernels(x: &Tensor) -> bool {
-    static PLAIN_BY_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let by_env = *PLAIN_BY_ENV
-        .get_or_init(|| std::env::var(PLAIN_KERNELS_ENV).is_ok_and(|v| v.trim() == "1"));
-    x.device().is_cpu() && !PLAIN_KERNELS.get() && !by_env
 }
 
 /// A bias-free convolution followed by BatchNorm in inference mode, folded into one

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod conv;
 pub mod depthwise;
 pub mod efficientnet_lite;
+pub mod kernel;
 pub mod layers;
 pub mod resnet;
 pub mod weights;
@@ -53,7 +54,10 @@ impl BackboneKind {
             .iter()
             .position(|n| *n == name)
             .map(|i| Self::ALL[i])
-            .ok_or_else(|| Error::UnknownBackbone(name.to_string()))
+            .ok_or_else(|| Error::UnknownBackbone {
+                name: name.to_string(),
+                known: Self::ALL_NAMES.join(", "),
+            })
     }
 
     pub fn name(&self) -> &'static str {
@@ -262,7 +266,7 @@ impl Backbone {
     /// On the CPU the backbone backpropagates by hand: candle's autograd allocates a zero
     /// tensor and adds into it at every node, and computes weight gradients nobody needs, which
     /// was most of the time of an input gradient. Only the small objective (embedding to
-    /// scalar) goes through candle's autograd. CUDA, and `layers::with_plain_kernels`, keep
+    /// scalar) goes through candle's autograd. CUDA, and `kernel::with_plain_kernels`, keep
     /// candle's autograd end to end.
     pub fn forward_with_input_gradient(
         &self,
@@ -270,7 +274,7 @@ impl Backbone {
         objective: impl Fn(&BackboneOutput) -> candle_core::Result<Tensor>,
     ) -> Result<(BackboneOutput, Tensor)> {
         let no_dependency = || Error::Weights("the objective does not depend on the input".into());
-        if !layers::fast_kernels(x) {
+        if !kernel::fast_kernels(x) {
             let input = Var::from_tensor(x)?;
             let out = self.forward(input.as_tensor())?;
             let grads = objective(&out)?.backward()?;

@@ -1,0 +1,123 @@
+//! What every CPU kernel of the backbones shares: the float types they are written for, the
+//! activation they fuse, how they read candle's storage, and the switch between REASON's
+//! kernels and candle's own (the reference they are tested and benchmarked against).
+
+use std::cell::Cell;
+
+use candle_core::{CpuStorage, Layout, Result, Tensor};
+
+/// The activation fused after the convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    /// min(max(x, 0), 6), as in EfficientNet-Lite.
+    Relu6,
+}
+
+pub trait Float:
+    candle_core::WithDType + Default + PartialOrd + std::ops::Mul<Output = Self> + std::ops::AddAssign
+{
+    const ZERO: Self;
+    const ONE: Self;
+    const SIX: Self;
+}
+
+impl Float for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const SIX: Self = 6.0;
+}
+
+impl Float for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const SIX: Self = 6.0;
+}
+
+impl Activation {
+    /// `dst[i] = activation(src[i] + bias)`. The slice functions match on the activation once,
+    /// outside the loop, so that each loop vectorises (per-element matches did not).
+    pub fn apply_slice<T: Float>(self, src: &[T], bias: T, dst: &mut [T]) {
+        let pairs = dst.iter_mut().zip(src);
+        match self {
+            Self::Identity => pairs.for_each(|(d, &s)| *d = s + bias),
+            Self::Relu => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO)),
+            Self::Relu6 => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO).min(T::SIX)),
+        }
+    }
+
+    /// `values[i] = activation(values[i])`.
+    pub fn apply_in_place<T: Float>(self, values: &mut [T]) {
+        match self {
+            Self::Identity => {}
+            Self::Relu => values.iter_mut().for_each(|v| *v = v.max(T::ZERO)),
+            Self::Relu6 => values
+                .iter_mut()
+                .for_each(|v| *v = v.max(T::ZERO).min(T::SIX)),
+        }
+    }
+
+    /// `dst[i] = grad[i]` where the activation lets the gradient pass, judged from its output
+    /// `out[i]` (as PyTorch does).
+    pub fn mask_slice<T: Float>(self, grad: &[T], out: &[T], dst: &mut [T]) {
+        let triples = dst.iter_mut().zip(grad).zip(out);
+        match self {
+            Self::Identity => dst.copy_from_slice(grad),
+            Self::Relu => triples.for_each(|((d, &g), &o)| {
+                *d = if o > T::ZERO { g } else { T::ZERO };
+            }),
+            Self::Relu6 => triples.for_each(|((d, &g), &o)| {
+                *d = if o > T::ZERO && o < T::SIX {
+                    g
+                } else {
+                    T::ZERO
+                };
+            }),
+        }
+    }
+}
+
+/// The elements of a contiguous CPU tensor; `what` names it in the error (the CPU kernels of
+/// every backbone op read their operands through this).
+pub fn contiguous_slice<'a, T: candle_core::WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&storage.as_slice::<T>()?[start..end]),
+        None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
+
+thread_local! {
+    /// Whether this thread uses candle's own kernels for every layer (`with_plain_kernels`).
+    static PLAIN_KERNELS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with candle's own kernels (`conv2d`, `clamp`, ...) instead of REASON's CPU
+/// kernels, on this thread: the reference the fast path is tested and benchmarked against.
+pub fn with_plain_kernels<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PLAIN_KERNELS.set(self.0);
+        }
+    }
+    let _restore = Restore(PLAIN_KERNELS.replace(true));
+    f()
+}
+
+/// Setting this environment variable to 1 makes every command use candle's own kernels, to
+/// compare results or speed with REASON's.
+pub const PLAIN_KERNELS_ENV: &str = "REASON_PLAIN_KERNELS";
+
+/// REASON's own kernels run on the CPU unless `with_plain_kernels` or `REASON_PLAIN_KERNELS=1`
+/// say otherwise; CUDA keeps candle's kernels.
+pub fn fast_kernels(x: &Tensor) -> bool {
+    static PLAIN_BY_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let by_env = *PLAIN_BY_ENV
+        .get_or_init(|| std::env::var(PLAIN_KERNELS_ENV).is_ok_and(|v| v.trim() == "1"));
+    x.device().is_cpu() && !PLAIN_KERNELS.get() && !by_env
+}
