@@ -9,6 +9,7 @@ use super::preview::PreviewResult;
 pub const THRESHOLD_STEP: f32 = 0.01;
 pub const THRESHOLD_BIG_STEP: f32 = 0.1;
 
+#[derive(Debug)]
 pub enum Action {
     /// The terminal has this size (sent at start and on every resize).
     Resize {

@@ -1,5 +1,5 @@
-//! Terminal input → [`Action`]: the key map, mouse hit-testing, and the help text that lists
-//! every key.
+//! Terminal input → [`Action`]: the key map (which the help overlay lists), and mouse
+//! hit-testing.
 
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
@@ -13,28 +13,167 @@ use super::layout::threshold_at_column;
 /// Rows one mouse-wheel notch moves.
 const WHEEL_ROWS: isize = 3;
 
-/// Every key, as the help overlay lists them.
-pub const HELP: &[(&str, &str)] = &[
-    ("j ↓ / k ↑", "next / previous sample"),
-    ("PgDn / PgUp", "next / previous page"),
-    ("g Home / G End", "first / last sample"),
-    ("l → / h ←", "raise / lower the threshold by 0.01"),
-    ("L / H", "raise / lower the threshold by 0.1"),
-    ("/", "search paths (Enter keeps, Esc cancels)"),
-    ("Esc", "clear the search"),
-    ("f / F", "next / previous filter"),
-    ("] / [", "next / previous class or tag of the filter"),
-    ("s", "next sort column"),
-    ("S", "reverse the sort"),
-    ("t", "edit tags (comma-separated)"),
-    ("v", "cycle verdict"),
-    ("n", "edit note"),
-    ("e", "export annotations (CSV, JSON)"),
-    ("Tab", "next side panel (below 120×36)"),
-    ("?", "this help"),
-    ("q Ctrl-C", "save and quit"),
-    ("mouse", "click/wheel the list, click/drag the slider"),
+/// One line of the normal-mode key map: the keys, what they do, and the help text. The key
+/// handler and the help overlay both read [`NORMAL_KEYS`], so they cannot disagree.
+pub struct Binding {
+    pub keys: &'static [KeyCode],
+    pub action: fn() -> Action,
+    /// The opposite keys and action, on the same help line (`k ↑` for `j ↓`).
+    pub back: Option<(&'static [KeyCode], fn() -> Action)>,
+    /// `{step}` stands for the threshold step of the action.
+    pub help: &'static str,
+}
+
+const fn key(keys: &'static [KeyCode], action: fn() -> Action, help: &'static str) -> Binding {
+    Binding {
+        keys,
+        action,
+        back: None,
+        help,
+    }
+}
+
+const fn pair(
+    keys: &'static [KeyCode],
+    action: fn() -> Action,
+    back_keys: &'static [KeyCode],
+    back: fn() -> Action,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        keys,
+        action,
+        back: Some((back_keys, back)),
+        help,
+    }
+}
+
+use KeyCode::Char;
+
+/// Every key of the list view (Ctrl-C also quits, in every mode).
+pub const NORMAL_KEYS: &[Binding] = &[
+    pair(
+        &[Char('j'), KeyCode::Down],
+        || Action::MoveBy(1),
+        &[Char('k'), KeyCode::Up],
+        || Action::MoveBy(-1),
+        "next / previous sample",
+    ),
+    pair(
+        &[KeyCode::PageDown],
+        || Action::PageBy(1),
+        &[KeyCode::PageUp],
+        || Action::PageBy(-1),
+        "next / previous page",
+    ),
+    pair(
+        &[Char('g'), KeyCode::Home],
+        || Action::First,
+        &[Char('G'), KeyCode::End],
+        || Action::Last,
+        "first / last sample",
+    ),
+    pair(
+        &[Char('l'), KeyCode::Right],
+        || Action::ThresholdBy(THRESHOLD_STEP),
+        &[Char('h'), KeyCode::Left],
+        || Action::ThresholdBy(-THRESHOLD_STEP),
+        "raise / lower the threshold by {step}",
+    ),
+    pair(
+        &[Char('L')],
+        || Action::ThresholdBy(THRESHOLD_BIG_STEP),
+        &[Char('H')],
+        || Action::ThresholdBy(-THRESHOLD_BIG_STEP),
+        "raise / lower the threshold by {step}",
+    ),
+    key(
+        &[Char('/')],
+        || Action::StartSearch,
+        "search paths (Enter keeps, Esc cancels)",
+    ),
+    key(&[KeyCode::Esc], || Action::ClearSearch, "clear the search"),
+    pair(
+        &[Char('f')],
+        || Action::NextFilter,
+        &[Char('F')],
+        || Action::PrevFilter,
+        "next / previous filter",
+    ),
+    pair(
+        &[Char(']')],
+        || Action::NextFilterValue,
+        &[Char('[')],
+        || Action::PrevFilterValue,
+        "next / previous class or tag of the filter",
+    ),
+    key(&[Char('s')], || Action::NextSort, "next sort column"),
+    key(&[Char('S')], || Action::ReverseSort, "reverse the sort"),
+    key(
+        &[Char('t')],
+        || Action::EditTags,
+        "edit tags (comma-separated)",
+    ),
+    key(&[Char('v')], || Action::CycleVerdict, "cycle verdict"),
+    key(&[Char('n')], || Action::EditNote, "edit note"),
+    key(
+        &[Char('e')],
+        || Action::Export,
+        "export annotations (CSV, JSON)",
+    ),
+    key(
+        &[KeyCode::Tab],
+        || Action::NextPanel,
+        "next side panel (below 120×36)",
+    ),
+    key(&[Char('?')], || Action::ToggleHelp, "this help"),
+    key(&[Char('q')], || Action::Quit, "save and quit (Ctrl-C too)"),
 ];
+
+/// The mouse, as the help overlay describes it.
+pub const MOUSE_HELP: (&str, &str) = ("mouse", "click/wheel the list, click/drag the slider");
+
+impl Binding {
+    /// `j ↓ / k ↑`: the keys as the help overlay shows them.
+    pub fn keys_label(&self) -> String {
+        let names = |keys: &[KeyCode]| keys.iter().map(key_name).collect::<Vec<_>>().join(" ");
+        match &self.back {
+            Some((back, _)) => format!("{} / {}", names(self.keys), names(back)),
+            None => names(self.keys),
+        }
+    }
+
+    /// The help text, with the threshold step filled in from the action itself.
+    pub fn help_text(&self) -> String {
+        match (self.action)() {
+            Action::ThresholdBy(step) => self.help.replace("{step}", &format!("{}", step.abs())),
+            _ => self.help.to_string(),
+        }
+    }
+
+    fn action_for(&self, code: KeyCode) -> Option<Action> {
+        if self.keys.contains(&code) {
+            return Some((self.action)());
+        }
+        match &self.back {
+            Some((keys, action)) if keys.contains(&code) => Some(action()),
+            _ => None,
+        }
+    }
+}
+
+fn key_name(code: &KeyCode) -> String {
+    match code {
+        Char(c) => c.to_string(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Left => "←".into(),
+        KeyCode::Right => "→".into(),
+        KeyCode::PageDown => "PgDn".into(),
+        KeyCode::PageUp => "PgUp".into(),
+        other => other.to_string(),
+    }
+}
 
 /// The action for a terminal event, if any.
 pub fn action_for_event(app: &App, event: &Event) -> Option<Action> {
@@ -72,34 +211,7 @@ pub fn action_for_key(app: &App, key: &KeyEvent) -> Option<Action> {
 }
 
 fn normal_key(code: KeyCode) -> Option<Action> {
-    Some(match code {
-        KeyCode::Char('j') | KeyCode::Down => Action::MoveBy(1),
-        KeyCode::Char('k') | KeyCode::Up => Action::MoveBy(-1),
-        KeyCode::PageDown => Action::PageBy(1),
-        KeyCode::PageUp => Action::PageBy(-1),
-        KeyCode::Char('g') | KeyCode::Home => Action::First,
-        KeyCode::Char('G') | KeyCode::End => Action::Last,
-        KeyCode::Char('l') | KeyCode::Right => Action::ThresholdBy(THRESHOLD_STEP),
-        KeyCode::Char('h') | KeyCode::Left => Action::ThresholdBy(-THRESHOLD_STEP),
-        KeyCode::Char('L') => Action::ThresholdBy(THRESHOLD_BIG_STEP),
-        KeyCode::Char('H') => Action::ThresholdBy(-THRESHOLD_BIG_STEP),
-        KeyCode::Char('/') => Action::StartSearch,
-        KeyCode::Esc => Action::ClearSearch,
-        KeyCode::Char('f') => Action::NextFilter,
-        KeyCode::Char('F') => Action::PrevFilter,
-        KeyCode::Char(']') => Action::NextFilterValue,
-        KeyCode::Char('[') => Action::PrevFilterValue,
-        KeyCode::Char('s') => Action::NextSort,
-        KeyCode::Char('S') => Action::ReverseSort,
-        KeyCode::Char('t') => Action::EditTags,
-        KeyCode::Char('v') => Action::CycleVerdict,
-        KeyCode::Char('n') => Action::EditNote,
-        KeyCode::Char('e') => Action::Export,
-        KeyCode::Tab => Action::NextPanel,
-        KeyCode::Char('?') => Action::ToggleHelp,
-        KeyCode::Char('q') => Action::Quit,
-        _ => return None,
-    })
+    NORMAL_KEYS.iter().find_map(|b| b.action_for(code))
 }
 
 /// Clicks select list rows, the wheel scrolls the list, clicks and drags on the slider's row
@@ -127,5 +239,52 @@ pub fn action_for_mouse(app: &App, mouse: &MouseEvent) -> Option<Action> {
         MouseEventKind::ScrollDown if screen.list.contains(at) => Some(Action::MoveBy(WHEEL_ROWS)),
         MouseEventKind::ScrollUp if screen.list.contains(at) => Some(Action::MoveBy(-WHEEL_ROWS)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bound_key_does_what_its_help_line_says_and_no_key_is_bound_twice() {
+        let mut seen = Vec::new();
+        for b in NORMAL_KEYS {
+            let mut groups = vec![(b.keys, (b.action)())];
+            if let Some((keys, action)) = &b.back {
+                groups.push((keys, action()));
+            }
+            for (keys, want) in groups {
+                for &code in keys {
+                    assert!(!seen.contains(&code), "{code:?} is bound twice");
+                    seen.push(code);
+                    let got = normal_key(code).expect("bound key has an action");
+                    assert_eq!(format!("{got:?}"), format!("{want:?}"), "{code:?}");
+                }
+            }
+        }
+        assert!(normal_key(Char('x')).is_none());
+    }
+
+    #[test]
+    fn help_lines_name_the_keys_and_the_real_step() {
+        let labels: Vec<(String, String)> = NORMAL_KEYS
+            .iter()
+            .map(|b| (b.keys_label(), b.help_text()))
+            .collect();
+        assert_eq!(labels[0].0, "j ↓ / k ↑");
+        assert_eq!(labels[2].0, "g Home / G End");
+        let small = labels.iter().find(|(k, _)| k == "l → / h ←").unwrap();
+        assert_eq!(
+            small.1,
+            format!("raise / lower the threshold by {THRESHOLD_STEP}")
+        );
+        let big = labels.iter().find(|(k, _)| k == "L / H").unwrap();
+        assert!(
+            big.1.ends_with(&format!("by {THRESHOLD_BIG_STEP}")),
+            "{}",
+            big.1
+        );
+        assert!(labels.iter().all(|(_, h)| !h.contains('{')));
     }
 }

@@ -31,6 +31,16 @@ pub struct PreviewResult {
     pub image: Result<Protocol, String>,
 }
 
+/// The encoded image is terminal escape data: shown as its outcome only.
+impl std::fmt::Debug for PreviewResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviewResult")
+            .field("key", &self.key)
+            .field("image", &self.image.as_ref().map(|_| "encoded"))
+            .finish()
+    }
+}
+
 /// Least-recently-used cache of encoded previews (failures included, so a broken file is not
 /// decoded again on every frame).
 pub struct PreviewCache {

@@ -8,22 +8,27 @@ use ratatui::Frame;
 
 use super::{centered, panel};
 use crate::dashboard::app::App;
-use crate::dashboard::keys::HELP;
+use crate::dashboard::keys::{MOUSE_HELP, NORMAL_KEYS};
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let key_width = HELP
+    let entries: Vec<(String, String)> = NORMAL_KEYS
+        .iter()
+        .map(|b| (b.keys_label(), b.help_text()))
+        .chain(std::iter::once((MOUSE_HELP.0.into(), MOUSE_HELP.1.into())))
+        .collect();
+    let key_width = entries
         .iter()
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0);
-    let text_width = HELP
+    let text_width = entries
         .iter()
         .map(|(_, d)| d.chars().count())
         .max()
         .unwrap_or(0);
-    let mut lines: Vec<Line> = HELP
-        .iter()
+    let mut lines: Vec<Line> = entries
+        .into_iter()
         .map(|(keys, what)| {
             Line::from(vec![
                 Span::styled(
@@ -32,7 +37,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                         .fg(theme.highlight)
                         .add_modifier(Modifier::BOLD),
                 ),
-                Span::styled(*what, Style::new().fg(theme.text)),
+                Span::styled(what, Style::new().fg(theme.text)),
             ])
         })
         .collect();
