@@ -420,25 +420,14 @@ impl App {
 
     /// Human-readable name of the current filter.
     pub fn filter_label(&self) -> String {
-        match &self.filter {
-            Filter::All => "all".into(),
-            Filter::Wrong => "wrong".into(),
-            Filter::Rejected => "rejected".into(),
-            Filter::ConfidentWrong => "confident but wrong".into(),
-            Filter::RejectedRight => "rejected but right".into(),
-            Filter::Class(c) => {
-                let name = self
-                    .data
-                    .classes
-                    .iter()
-                    .position(|x| x == c)
-                    .map(|i| self.class_name(i as u16))
-                    .unwrap_or_else(|| c.clone());
-                format!("class {name}")
-            }
-            Filter::Annotated => "annotated".into(),
-            Filter::Tag(t) => format!("tag {t}"),
-        }
+        self.filter.label(|c| {
+            self.data
+                .classes
+                .iter()
+                .position(|x| x == c)
+                .map(|i| self.class_name(i as u16))
+                .unwrap_or_else(|| c.to_string())
+        })
     }
 
     pub fn sort_label(&self) -> String {
@@ -469,40 +458,17 @@ impl App {
     /// The cursor stays on the same sample when it is still shown.
     pub(crate) fn refresh_view(&mut self) {
         let records = &self.data.records;
-        let annotations = &self.session.annotations;
-        let (order, rows) = (&self.order, &self.order_rows);
-        let t = self.threshold;
-        // Threshold filters run on every slider move: they read the compact row facts in
-        // sort order, and the match is outside the loops so each loop is branch-free.
-        let mut view = match &self.filter {
-            Filter::All => order.clone(),
-            Filter::Wrong => select(order, rows, |row| row.correct == Some(false)),
-            Filter::Rejected => select(order, rows, |row| row.p_correct < t),
-            Filter::ConfidentWrong => select(order, rows, |row| {
-                (row.p_correct >= t) & (row.correct == Some(false))
-            }),
-            Filter::RejectedRight => select(order, rows, |row| {
-                (row.p_correct < t) & (row.correct == Some(true))
-            }),
-            Filter::Class(c) => match self.data.classes.iter().position(|x| x == c) {
-                Some(class) => select(order, rows, |row| row.class as usize == class),
-                None => Vec::new(),
+        let mut view = self.filter.apply(
+            &self.order,
+            &self.order_rows,
+            self.threshold,
+            &self.data.classes,
+            |i| {
+                self.session
+                    .annotations
+                    .get(records[i as usize].id.as_str())
             },
-            Filter::Annotated => order
-                .iter()
-                .copied()
-                .filter(|&i| annotations.contains_key(records[i as usize].id.as_str()))
-                .collect(),
-            Filter::Tag(tag) => order
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    annotations
-                        .get(records[i as usize].id.as_str())
-                        .is_some_and(|a| a.tags.iter().any(|x| x == tag))
-                })
-                .collect(),
-        };
+        );
         if !self.search.is_empty() {
             view.retain(|&i| contains_ignore_case(&records[i as usize].id, &self.search));
         }
@@ -570,19 +536,6 @@ impl App {
             is_error: true,
         });
     }
-
-    /// Whether the current filter depends on the threshold.
-    pub(crate) fn filter_uses_threshold(&self) -> bool {
-        matches!(
-            self.filter,
-            Filter::Rejected | Filter::ConfidentWrong | Filter::RejectedRight
-        )
-    }
-
-    /// Whether the current filter depends on annotations.
-    pub(crate) fn filter_uses_annotations(&self) -> bool {
-        matches!(self.filter, Filter::Annotated | Filter::Tag(_))
-    }
 }
 
 /// All record indices sorted by `sort` (ties by dataset order, so the order is deterministic).
@@ -617,20 +570,6 @@ fn sort_order(records: &[SampleRecord], sort: Sort) -> Vec<u32> {
         .collect();
     keyed.par_sort_unstable();
     keyed.into_iter().map(|(_, i)| i).collect()
-}
-
-/// The entries of `order` whose row (`rows`, in the same order) `keep` accepts. Branch-free
-/// (every entry is written, the length advances only for kept ones): several times faster
-/// than `filter` when kept and dropped rows alternate unpredictably, as under a threshold.
-fn select(order: &[u32], rows: &[RowFacts], keep: impl Fn(RowFacts) -> bool) -> Vec<u32> {
-    let mut out = vec![0; order.len()];
-    let mut kept = 0;
-    for (&i, &row) in order.iter().zip(rows) {
-        out[kept] = i;
-        kept += usize::from(keep(row));
-    }
-    out.truncate(kept);
-    out
 }
 
 /// ASCII-case-insensitive substring test, without allocating.

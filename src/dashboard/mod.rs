@@ -10,6 +10,7 @@ pub mod action;
 pub mod app;
 pub mod draw;
 mod event_loop;
+pub mod filter;
 pub mod keys;
 pub mod layout;
 pub mod preview;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::dashboard::filter::Filter;
 use crate::reliability::records::{RecordSet, SampleRecord};
 use crate::support::files::write_bytes_atomically;
 
@@ -113,28 +114,6 @@ impl Annotation {
     pub fn is_empty(&self) -> bool {
         self.tags.is_empty() && self.verdict.is_none() && self.note.is_empty()
     }
-}
-
-/// Which samples the list shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
-pub enum Filter {
-    #[default]
-    All,
-    /// Labelled and mispredicted.
-    Wrong,
-    /// P(correct) below the threshold.
-    Rejected,
-    /// Accepted at the threshold but wrong.
-    ConfidentWrong,
-    /// Rejected at the threshold but right.
-    RejectedRight,
-    /// One class, by its identifier: the true label, or the prediction for unlabelled samples.
-    Class(String),
-    /// Any tag, verdict or note.
-    Annotated,
-    /// Carries this tag.
-    Tag(String),
 }
 
 /// The column the list is sorted by.

@@ -159,7 +159,7 @@ fn set_threshold(app: &mut App, t: f32) {
     }
     app.threshold = t;
     app.stats = app.derived.table.at(t);
-    if app.filter_uses_threshold() {
+    if app.filter.uses_threshold() {
         app.refresh_view();
     }
     app.mark_unsaved(SaveUrgency::Debounced);
@@ -167,18 +167,8 @@ fn set_threshold(app: &mut App, t: f32) {
 
 /// The filter kinds in `f` order; class and tag filters start from the selected sample.
 fn cycle_filter(app: &mut App, forward: bool) {
-    const KINDS: usize = 8;
-    let kind = |f: &Filter| match f {
-        Filter::All => 0,
-        Filter::Wrong => 1,
-        Filter::Rejected => 2,
-        Filter::ConfidentWrong => 3,
-        Filter::RejectedRight => 4,
-        Filter::Class(_) => 5,
-        Filter::Annotated => 6,
-        Filter::Tag(_) => 7,
-    };
-    let mut k = kind(&app.filter);
+    const KINDS: usize = Filter::KINDS;
+    let mut k = app.filter.kind();
     // At most KINDS steps: class and tag are skipped when there are none, `All` always exists.
     for _ in 0..KINDS {
         k = if forward {
@@ -186,16 +176,7 @@ fn cycle_filter(app: &mut App, forward: bool) {
         } else {
             (k + KINDS - 1) % KINDS
         };
-        let next = match k {
-            0 => Some(Filter::All),
-            1 => Some(Filter::Wrong),
-            2 => Some(Filter::Rejected),
-            3 => Some(Filter::ConfidentWrong),
-            4 => Some(Filter::RejectedRight),
-            5 => first_class(app).map(Filter::Class),
-            6 => Some(Filter::Annotated),
-            _ => first_tag(app).map(Filter::Tag),
-        };
+        let next = Filter::of_kind(k, || first_class(app), || first_tag(app));
         if let Some(filter) = next {
             set_filter(app, filter);
             return;
@@ -250,12 +231,7 @@ fn set_filter(app: &mut App, filter: Filter) {
     app.filter = filter;
     app.refresh_view();
     app.mark_unsaved(SaveUrgency::Debounced);
-    if app.derived.labelled == 0
-        && matches!(
-            app.filter,
-            Filter::Wrong | Filter::ConfidentWrong | Filter::RejectedRight
-        )
-    {
+    if app.derived.labelled == 0 && app.filter.needs_labels() {
         app.warn("no labels: this filter needs labelled samples");
     }
 }
@@ -293,7 +269,7 @@ fn submit_input(app: &mut App) {
 fn annotate(app: &mut App, id: &str, annotation: Annotation) {
     app.session.set_annotation(id, annotation);
     app.mark_unsaved(SaveUrgency::Now);
-    if app.filter_uses_annotations() {
+    if app.filter.uses_annotations() {
         app.refresh_view();
     }
 }
