@@ -14,10 +14,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::reliability::scoring::ScoringModels;
-use progress::DownloadBar;
 
 use crate::model::backbone::{weights, Backbone, BackboneKind};
 use crate::model::device::{self, DeviceChoice, DeviceRequest};
+use progress::DownloadBar;
 
 #[derive(Debug, Parser)]
 #[command(
