@@ -1,7 +1,9 @@
-//! `data::fetch` against a real HTTP server on 127.0.0.1 (no internet needed): resumable
-//! downloads, truncation, size and checksum checks, safe extraction, Imagenette end to end
-//! and a server imitating the Hugging Face hub.
+//! `data::download` against a real HTTP server on 127.0.0.1 (no internet needed): resumable
+//! downloads, truncation, size and checksum checks, progress reporting, safe extraction,
+//! Imagenette end to end (and the clean-up after a failed run) and a server imitating the
+//! Hugging Face hub.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Cursor, Write};
@@ -10,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use flate2::{write::GzEncoder, Compression};
-use reason::data::fetch::{
+use reason::data::download::{
     cached_hub_weights_in, download, extract_tar_gz, fetch_hub_weights_from, fetch_imagenette,
-    hub_url, DownloadOptions, FetchError, HubSource, ImagenetteSize, COMPLETE_MARKER,
+    hub_url, no_progress, DownloadOptions, DownloadProgress, FetchError, HubSource, ImagenetteSize,
+    COMPLETE_MARKER,
 };
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
@@ -309,6 +312,55 @@ fn quiet() -> DownloadOptions {
     DownloadOptions::default()
 }
 
+/// A progress callback that keeps every event.
+#[derive(Default)]
+struct Recorder(RefCell<Vec<DownloadProgress>>);
+
+impl Recorder {
+    fn callback(&self) -> impl Fn(DownloadProgress) + '_ {
+        move |event| self.0.borrow_mut().push(event)
+    }
+
+    fn take(&self) -> Vec<DownloadProgress> {
+        self.0.take()
+    }
+}
+
+/// Checks one transfer's events: a start at `from` of `total`, positions that never fall and
+/// end at `until`, then the end (`complete` or not).
+fn assert_transfer(
+    events: &[DownloadProgress],
+    name: &str,
+    from: u64,
+    total: Option<u64>,
+    until: u64,
+    complete: bool,
+) {
+    assert_eq!(
+        events.first(),
+        Some(&DownloadProgress::Started {
+            name: name.to_string(),
+            done: from,
+            total
+        }),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&DownloadProgress::Finished { complete }),
+        "{events:?}"
+    );
+    let positions: Vec<u64> = events[1..events.len() - 1]
+        .iter()
+        .map(|event| match event {
+            DownloadProgress::Advanced { done } => *done,
+            other => panic!("unexpected {other:?} in {events:?}"),
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] <= w[1]), "{positions:?}");
+    assert_eq!(positions.last(), Some(&until), "{positions:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Downloads
 // ---------------------------------------------------------------------------------------------
@@ -321,7 +373,7 @@ fn plain_download_then_skip_when_present() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("sub/file.bin");
 
-    let report = download(&server.url("/file.bin"), &dest, &quiet()).unwrap();
+    let report = download(&server.url("/file.bin"), &dest, &quiet(), &no_progress).unwrap();
     assert_eq!(fs::read(&dest).unwrap(), body);
     assert_eq!(
         (report.bytes, report.skipped, report.resumed_from),
@@ -333,7 +385,7 @@ fn plain_download_then_skip_when_present() {
         expected_size: Some(70_000),
         ..quiet()
     };
-    let again = download(&server.url("/file.bin"), &dest, &opts).unwrap();
+    let again = download(&server.url("/file.bin"), &dest, &opts, &no_progress).unwrap();
     assert!(again.skipped);
     assert_eq!(
         server.requests().len(),
@@ -352,8 +404,24 @@ fn resume_sends_range_and_yields_identical_file() {
     let half = body.len() / 2;
     fs::write(partial_of(&dest), &body[..half]).unwrap();
 
-    let report = download(&server.url("/data.tgz"), &dest, &quiet()).unwrap();
+    let progress = Recorder::default();
+    let report = download(
+        &server.url("/data.tgz"),
+        &dest,
+        &quiet(),
+        &progress.callback(),
+    )
+    .unwrap();
     assert_eq!(report.resumed_from, half as u64);
+    let len = body.len() as u64;
+    assert_transfer(
+        &progress.take(),
+        "data.tgz",
+        half as u64,
+        Some(len),
+        len,
+        true,
+    );
     assert_eq!(report.bytes, body.len() as u64);
     assert_eq!(
         server.requests(),
@@ -373,7 +441,7 @@ fn server_without_range_support_restarts_from_zero() {
     // Garbage that must be discarded, not appended to.
     fs::write(partial_of(&dest), vec![0xAA; 20_000]).unwrap();
 
-    let report = download(&server.url("/data.tgz"), &dest, &quiet()).unwrap();
+    let report = download(&server.url("/data.tgz"), &dest, &quiet(), &no_progress).unwrap();
     assert_eq!(report.resumed_from, 0);
     assert!(fs::read(&dest).unwrap() == body);
     assert_eq!(server.requests()[0].1.as_deref(), Some("bytes=20000-"));
@@ -387,7 +455,15 @@ fn truncated_body_is_an_error_keeps_partial_and_resumes_later() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("cut.tgz");
 
-    let err = download(&server.url("/cut.tgz"), &dest, &quiet()).unwrap_err();
+    let progress = Recorder::default();
+    let err = download(
+        &server.url("/cut.tgz"),
+        &dest,
+        &quiet(),
+        &progress.callback(),
+    )
+    .unwrap_err();
+    assert_transfer(&progress.take(), "cut.tgz", 0, Some(80_000), 30_000, false);
     match &err {
         FetchError::Truncated {
             received, expected, ..
@@ -403,7 +479,7 @@ fn truncated_body_is_an_error_keeps_partial_and_resumes_later() {
 
     // The server recovers: the next run only fetches the rest.
     server.serve("/cut.tgz", &body, Mode::Ranges);
-    let report = download(&server.url("/cut.tgz"), &dest, &quiet()).unwrap();
+    let report = download(&server.url("/cut.tgz"), &dest, &quiet(), &no_progress).unwrap();
     assert_eq!(report.resumed_from, 30_000);
     assert!(fs::read(&dest).unwrap() == body);
     assert_eq!(server.requests()[1].1.as_deref(), Some("bytes=30000-"));
@@ -420,7 +496,7 @@ fn expected_size_mismatch_is_an_error_without_final_file() {
         expected_size: Some(10_001),
         ..quiet()
     };
-    let err = download(&server.url("/f.bin"), &dest, &opts).unwrap_err();
+    let err = download(&server.url("/f.bin"), &dest, &opts, &no_progress).unwrap_err();
     assert!(
         matches!(
             err,
@@ -447,7 +523,7 @@ fn checksum_is_verified() {
         sha256: Some(sha256_hex(&body).to_uppercase()),
         ..quiet()
     };
-    download(&server.url("/w.bin"), &good, &opts).unwrap();
+    download(&server.url("/w.bin"), &good, &opts, &no_progress).unwrap();
     assert!(fs::read(&good).unwrap() == body);
 
     let bad = tmp.path().join("bad.bin");
@@ -455,7 +531,7 @@ fn checksum_is_verified() {
         sha256: Some(sha256_hex(b"something else")),
         ..quiet()
     };
-    let err = download(&server.url("/w.bin"), &bad, &opts).unwrap_err();
+    let err = download(&server.url("/w.bin"), &bad, &opts, &no_progress).unwrap_err();
     assert!(
         matches!(err, FetchError::ChecksumMismatch { .. }),
         "{err:?}"
@@ -470,7 +546,7 @@ fn http_and_connection_errors_name_the_url() {
     let server = TestServer::start();
     let tmp = tempfile::tempdir().unwrap();
     let url = server.url("/missing.tgz");
-    let err = download(&url, &tmp.path().join("m.tgz"), &quiet()).unwrap_err();
+    let err = download(&url, &tmp.path().join("m.tgz"), &quiet(), &no_progress).unwrap_err();
     assert!(
         matches!(err, FetchError::HttpStatus { status: 404, .. }),
         "{err:?}"
@@ -482,7 +558,7 @@ fn http_and_connection_errors_name_the_url() {
     );
 
     drop(server); // nothing listens on that port any more
-    let err = download(&url, &tmp.path().join("m.tgz"), &quiet()).unwrap_err();
+    let err = download(&url, &tmp.path().join("m.tgz"), &quiet(), &no_progress).unwrap_err();
     assert!(matches!(err, FetchError::Network { .. }), "{err:?}");
     assert!(err.to_string().contains(&url), "{err}");
     assert!(!tmp.path().join("m.tgz").exists());
@@ -561,10 +637,19 @@ fn interrupted_extraction_leaves_no_destination() {
     fs::write(&archive, &full[..full.len() * 2 / 3]).unwrap();
     let dest = tmp.path().join("out");
 
-    assert!(extract_tar_gz(&archive, &dest).is_err());
+    let err = extract_tar_gz(&archive, &dest).unwrap_err();
+    assert!(
+        matches!(err, FetchError::InvalidArchive { deleted: false, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("cut.tgz"), "{err}");
     assert!(!dest.exists(), "a failed extraction must not look complete");
+    assert_eq!(
+        names(tmp.path()),
+        vec!["cut.tgz"],
+        "a failed extraction removes its work folder and keeps the archive it was given"
+    );
 
-    // The next attempt (with a good archive) clears the leftover staging folder.
     fs::write(&archive, &full).unwrap();
     extract_tar_gz(&archive, &dest).unwrap();
     assert_eq!(names(tmp.path()), vec!["cut.tgz", "out"]);
@@ -581,7 +666,13 @@ fn imagenette_end_to_end_against_local_server() {
     let dest_dir = tmp.path().join("data");
     let base_url = server.url("/mirror");
 
-    let root = fetch_imagenette(ImagenetteSize::Px160, &dest_dir, Some(&base_url), false).unwrap();
+    let root = fetch_imagenette(
+        ImagenetteSize::Px160,
+        &dest_dir,
+        Some(&base_url),
+        &no_progress,
+    )
+    .unwrap();
     assert_eq!(root, dest_dir.join("imagenette2-160"));
     assert_eq!(
         fs::read(root.join("train/n01440764/a.JPEG")).unwrap(),
@@ -612,14 +703,25 @@ fn imagenette_end_to_end_against_local_server() {
 
     // Already complete: returns at once, without a request.
     let requests = server.requests().len();
-    let again = fetch_imagenette(ImagenetteSize::Px160, &dest_dir, Some(&base_url), false).unwrap();
+    let again = fetch_imagenette(
+        ImagenetteSize::Px160,
+        &dest_dir,
+        Some(&base_url),
+        &no_progress,
+    )
+    .unwrap();
     assert_eq!(again, root);
     assert_eq!(server.requests().len(), requests);
 
     // A root without the completion marker is not trusted.
     fs::remove_file(root.join(COMPLETE_MARKER)).unwrap();
-    let err =
-        fetch_imagenette(ImagenetteSize::Px160, &dest_dir, Some(&base_url), false).unwrap_err();
+    let err = fetch_imagenette(
+        ImagenetteSize::Px160,
+        &dest_dir,
+        Some(&base_url),
+        &no_progress,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, FetchError::DatasetUnverified { .. }),
         "{err:?}"
@@ -641,10 +743,220 @@ fn imagenette_rejects_an_archive_without_train_and_val() {
     server.serve("/imagenette2-320.tgz", &archive, Mode::Ranges);
     let tmp = tempfile::tempdir().unwrap();
 
-    let err =
-        fetch_imagenette(ImagenetteSize::Px320, tmp.path(), Some(&server.base), false).unwrap_err();
+    let err = fetch_imagenette(
+        ImagenetteSize::Px320,
+        tmp.path(),
+        Some(&server.base),
+        &no_progress,
+    )
+    .unwrap_err();
     assert!(matches!(err, FetchError::NotImagenette { .. }), "{err:?}");
     assert!(!tmp.path().join("imagenette2-320").exists());
+    assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
+}
+
+/// A gzip-compressed tar of `entries` (name, kind, link target, contents).
+fn tar_gz(entries: &[(&str, EntryType, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+    for (name, kind, link, data) in entries {
+        append_raw(&mut b, name, *kind, *link, data);
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// Serves `archive` as Imagenette 160 and fetches it into a data folder that already holds a
+/// file and another dataset; returns the error and what the data folder holds afterwards.
+fn fetch_bad_archive(archive: &[u8]) -> (FetchError, Vec<String>) {
+    let server = TestServer::start();
+    server.serve("/imagenette2-160.tgz", archive, Mode::Ranges);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest_dir = tmp.path().join("data");
+    fs::create_dir_all(dest_dir.join("imagenette2-320/train")).unwrap();
+    fs::write(dest_dir.join("notes.txt"), b"mine").unwrap();
+
+    let err = fetch_imagenette(
+        ImagenetteSize::Px160,
+        &dest_dir,
+        Some(&server.base),
+        &no_progress,
+    )
+    .unwrap_err();
+    assert!(!tmp.path().join("escape.txt").exists());
+    assert_eq!(fs::read(dest_dir.join("notes.txt")).unwrap(), b"mine");
+    assert!(dest_dir.join("imagenette2-320/train").is_dir());
+    (err, names(&dest_dir))
+}
+
+#[test]
+fn a_hostile_or_broken_archive_fails_naming_the_problem_and_leaves_nothing_behind() {
+    let before = vec!["imagenette2-320".to_string(), "notes.txt".to_string()];
+    let f = EntryType::Regular;
+    let dir = EntryType::Directory;
+
+    // Path traversal only (with a terminal escape in a name): nothing usable is extracted.
+    let (err, left) = fetch_bad_archive(&tar_gz(&[
+        ("imagenette2-160/", dir, None, b""),
+        ("imagenette2-160/readme.txt", f, None, b"hi"),
+        ("../\u{1b}[2Jescape.txt", f, None, b"escaped via .."),
+        (
+            "imagenette2-160/../../escape.txt",
+            f,
+            None,
+            b"escaped via ..",
+        ),
+    ]));
+    let message = err.to_string();
+    assert!(
+        matches!(err, FetchError::NotImagenette { deleted: true, .. }),
+        "{err:?}"
+    );
+    assert!(
+        message.contains("2 entries were refused as unsafe")
+            && message.contains("../\\u{1b}[2Jescape.txt")
+            && message.contains("'..'")
+            && message.contains("deleted"),
+        "{message}"
+    );
+    assert!(!message.contains('\u{1b}'), "{message:?}");
+    assert_eq!(
+        left, before,
+        "no archive and no half-unpacked folder may stay"
+    );
+
+    // Symbolic links: files written through a link are refused, and the top folder may not be
+    // a link (moved into place, it would point elsewhere).
+    let (err, left) = fetch_bad_archive(&tar_gz(&[
+        ("imagenette2-160", EntryType::Symlink, Some("."), b""),
+        ("imagenette2-160/train/a.JPEG", f, None, b"x"),
+        ("imagenette2-160/val/b.JPEG", f, None, b"y"),
+    ]));
+    let message = err.to_string();
+    assert!(
+        matches!(err, FetchError::NotImagenette { deleted: true, .. }),
+        "{err:?}"
+    );
+    assert!(
+        message.contains("goes through the symbolic link imagenette2-160"),
+        "{message}"
+    );
+    assert_eq!(left, before);
+    let (err, left) = fetch_bad_archive(&tar_gz(&[
+        ("other/train/a.JPEG", f, None, b"x"),
+        ("other/val/b.JPEG", f, None, b"y"),
+        ("imagenette2-160", EntryType::Symlink, Some("other"), b""),
+    ]));
+    let message = err.to_string();
+    assert!(
+        matches!(err, FetchError::NotImagenette { deleted: true, .. }),
+        "{err:?}"
+    );
+    assert!(
+        message.contains("no imagenette2-160 folder (only a symbolic link by that name)"),
+        "{message}"
+    );
+    assert_eq!(left, before);
+
+    // Not gzip at all.
+    let (err, left) = fetch_bad_archive(b"<html>this is an error page, not an archive</html>");
+    let message = err.to_string();
+    assert!(
+        matches!(err, FetchError::InvalidArchive { deleted: true, .. }),
+        "{err:?}"
+    );
+    assert!(
+        message.contains("imagenette2-160.tgz")
+            && message.contains("not a readable .tar.gz")
+            && message.contains("deleted"),
+        "{message}"
+    );
+    assert_eq!(left, before);
+
+    // Cut in the middle of a file: some entries were already unpacked when it failed.
+    let outside = tempfile::tempdir().unwrap();
+    let full = imagenette_archive(&outside.path().join("x"), &noise(300_000, 11));
+    let (err, left) = fetch_bad_archive(&full[..full.len() * 2 / 3]);
+    assert!(
+        matches!(err, FetchError::InvalidArchive { deleted: true, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("imagenette2-160.tgz"), "{err}");
+    assert_eq!(left, before);
+
+    // Cut after the last entry (only the gzip trailer is missing): still not a whole archive.
+    let whole = tar_gz(&[
+        ("imagenette2-160/train/a.JPEG", f, None, TRAIN_IMAGE),
+        ("imagenette2-160/val/b.JPEG", f, None, VAL_IMAGE),
+    ]);
+    let (err, left) = fetch_bad_archive(&whole[..whole.len() - 8]);
+    assert!(
+        matches!(err, FetchError::InvalidArchive { deleted: true, .. }),
+        "{err:?}"
+    );
+    assert_eq!(left, before);
+}
+
+#[test]
+fn a_bad_archive_that_was_already_there_is_kept() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("imagenette2-160.tgz");
+    fs::write(&archive, b"not an archive, and not ours").unwrap();
+
+    let err = fetch_imagenette(
+        ImagenetteSize::Px160,
+        tmp.path(),
+        Some(&server.base),
+        &no_progress,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, FetchError::InvalidArchive { deleted: false, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("delete it"), "{err}");
+    assert!(
+        server.requests().is_empty(),
+        "a complete file is not fetched again"
+    );
+    assert_eq!(names(tmp.path()), vec!["imagenette2-160.tgz"]);
+    assert_eq!(fs::read(&archive).unwrap(), b"not an archive, and not ours");
+}
+
+#[test]
+fn an_interrupted_imagenette_download_keeps_only_the_partial_and_resumes() {
+    let server = TestServer::start();
+    let outside = tempfile::tempdir().unwrap();
+    let archive = imagenette_archive(&outside.path().join("x"), &noise(200_000, 12));
+    let cut = archive.len() / 2;
+    server.serve("/imagenette2-160.tgz", &archive, Mode::Truncate(cut));
+    let tmp = tempfile::tempdir().unwrap();
+
+    let progress = Recorder::default();
+    let err = fetch_imagenette(
+        ImagenetteSize::Px160,
+        tmp.path(),
+        Some(&server.base),
+        &progress.callback(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, FetchError::Truncated { .. }), "{err:?}");
+    let len = archive.len() as u64;
+    let name = "imagenette2-160.tgz";
+    assert_transfer(&progress.take(), name, 0, Some(len), cut as u64, false);
+    assert_eq!(names(tmp.path()), vec!["imagenette2-160.tgz.partial"]);
+
+    server.serve("/imagenette2-160.tgz", &archive, Mode::Ranges);
+    let root = fetch_imagenette(
+        ImagenetteSize::Px160,
+        tmp.path(),
+        Some(&server.base),
+        &progress.callback(),
+    )
+    .unwrap();
+    assert_transfer(&progress.take(), name, cut as u64, Some(len), len, true);
+    assert_eq!(server.requests()[1].1, Some(format!("bytes={cut}-")));
+    assert!(root.join(COMPLETE_MARKER).is_file());
+    assert_eq!(names(tmp.path()), vec!["imagenette2-160"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,14 +983,28 @@ fn hub_weights_land_in_the_cache_and_offline_errors_say_what_to_do() {
     let source = HubSource {
         endpoint: server.base.clone(),
         cache_dir: tmp.path().join("hub"),
-        progress: false,
     };
 
     assert_eq!(
         cached_hub_weights_in(&source.cache_dir, hub_id, "model.safetensors"),
         None
     );
-    let got = fetch_hub_weights_from(&source, hub_id, "model.safetensors").unwrap();
+    let progress = Recorder::default();
+    let got =
+        fetch_hub_weights_from(&source, hub_id, "model.safetensors", &progress.callback()).unwrap();
+    let events = progress.take();
+    let last_start = events
+        .iter()
+        .rposition(|e| matches!(e, DownloadProgress::Started { .. }))
+        .expect("a start event");
+    assert_transfer(
+        &events[last_start..],
+        "model.safetensors",
+        0,
+        Some(40_000),
+        40_000,
+        true,
+    );
     assert!(got.starts_with(&source.cache_dir), "{got:?}");
     assert!(fs::read(&got).unwrap() == weights);
     assert_eq!(
@@ -691,7 +1017,7 @@ fn hub_weights_land_in_the_cache_and_offline_errors_say_what_to_do() {
     drop(server);
     // Offline, the cached copy still answers...
     assert_eq!(
-        fetch_hub_weights_from(&source, hub_id, "model.safetensors").unwrap(),
+        fetch_hub_weights_from(&source, hub_id, "model.safetensors", &no_progress).unwrap(),
         got
     );
     // ...and without one the error says what to download and how to pass it.
@@ -699,7 +1025,8 @@ fn hub_weights_land_in_the_cache_and_offline_errors_say_what_to_do() {
         cache_dir: tmp.path().join("empty-hub"),
         ..source
     };
-    let err = fetch_hub_weights_from(&empty, hub_id, "model.safetensors").unwrap_err();
+    let err =
+        fetch_hub_weights_from(&empty, hub_id, "model.safetensors", &no_progress).unwrap_err();
     let message = err.to_string();
     let url = hub_url(&endpoint, hub_id, "model.safetensors");
     assert!(message.contains(&url), "{message}");

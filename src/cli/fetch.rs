@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::data::fetch::{self, ImagenetteSize};
+use super::progress::DownloadBar;
+use crate::data::download::{self, ImagenetteSize};
 use crate::data::paths;
 use crate::model::backbone::weights::HUB_FILENAME;
 
@@ -34,11 +35,13 @@ pub enum FetchWhat {
 }
 
 pub fn run(args: FetchArgs) -> anyhow::Result<()> {
+    let bar = DownloadBar::new();
+    let progress = |event| bar.update(event);
     match args.what {
         FetchWhat::Imagenette { size, dest } => {
             let dest = dest.unwrap_or_else(paths::data_root);
             std::fs::create_dir_all(&dest)?;
-            let root = fetch::fetch_imagenette(size, &dest, None, true)?;
+            let root = download::fetch_imagenette(size, &dest, None, &progress)?;
             println!("{}", root.display());
             eprintln!(
                 "Imagenette ready. REASON finds it by default when {}={} is set.",
@@ -47,7 +50,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<()> {
             );
         }
         FetchWhat::Weights { hub_id, file } => {
-            let path = fetch::fetch_hub_weights(&hub_id, &file)?;
+            let path = download::fetch_hub_weights(&hub_id, &file, &progress)?;
             println!("{}", path.display());
         }
     }

@@ -17,6 +17,7 @@ use crate::reliability::scoring::ScoringModels;
 
 use crate::model::backbone::{weights, Backbone, BackboneKind};
 use crate::model::device::{self, DeviceChoice, DeviceRequest};
+use progress::DownloadBar;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,7 +83,8 @@ impl ModelArgs {
         device: &DeviceChoice,
     ) -> anyhow::Result<(Backbone, weights::ResolvedWeights)> {
         let kind = self.kind()?;
-        let resolved = weights::resolve(kind, self.weights.as_deref())?;
+        let bar = DownloadBar::new();
+        let resolved = weights::resolve(kind, self.weights.as_deref(), &|event| bar.update(event))?;
         tracing::info!("weights: {resolved}");
         Ok((
             Backbone::load(kind, &resolved.path, &device.device)?,
@@ -127,7 +129,8 @@ pub(crate) fn first_line(text: &str) -> String {
 /// Trained artifacts in `dir` with their weights, checked against each other; the error says
 /// how to get artifacts.
 fn open_scoring_models(dir: &Path, weights: Option<&str>) -> anyhow::Result<ScoringModels> {
-    ScoringModels::open(dir, weights).with_context(|| {
+    let bar = DownloadBar::new();
+    ScoringModels::open(dir, weights, &|event| bar.update(event)).with_context(|| {
         format!(
             "loading {} (train them with `reason train`, or pass --artifacts DIR)",
             dir.display()

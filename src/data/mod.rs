@@ -3,7 +3,7 @@
 
 pub mod corrupt;
 pub mod dataset;
-pub mod fetch;
+pub mod download;
 pub mod imageio;
 pub mod imagenet;
 pub mod paths;

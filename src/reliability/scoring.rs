@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::data::corrupt::CorruptionSpec;
 use crate::data::dataset::{Dataset, Sample};
+use crate::data::download::DownloadProgress;
 use crate::error::Result;
 use crate::model::backbone::{weights, Backbone, BackboneKind};
 use crate::model::extract::ExtractSpec;
@@ -51,11 +52,16 @@ pub struct ScoringModels {
 
 impl ScoringModels {
     /// Loads the artifacts in `dir` and the weights they name (or `weights`: a path or a hub
-    /// id), and checks that they belong together.
-    pub fn open(dir: &Path, weights: Option<&str>) -> Result<Self> {
+    /// id), and checks that they belong together. A weights download, when one is needed, is
+    /// reported to `progress`.
+    pub fn open(
+        dir: &Path,
+        weights: Option<&str>,
+        progress: &dyn Fn(DownloadProgress),
+    ) -> Result<Self> {
         let artifacts = Artifacts::load(dir)?;
         let kind = BackboneKind::from_name(&artifacts.manifest.backbone.name)?;
-        let resolved = weights::resolve(kind, weights)?;
+        let resolved = weights::resolve(kind, weights, progress)?;
         Self::with_weights(artifacts, kind, &resolved.path)
     }
 

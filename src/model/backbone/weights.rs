@@ -5,7 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::BackboneKind;
-use crate::data::{fetch, paths};
+use crate::data::download::{self, DownloadProgress};
+use crate::data::paths;
 use crate::error::{Error, Result};
 
 pub const HUB_FILENAME: &str = "model.safetensors";
@@ -36,7 +37,12 @@ impl fmt::Display for ResolvedWeights {
 }
 
 /// Resolves `--weights` (a path or a hub id) or, when absent, the backbone's default weights.
-pub fn resolve(kind: BackboneKind, spec: Option<&str>) -> Result<ResolvedWeights> {
+/// A hub download, when one is needed, is reported to `progress`.
+pub fn resolve(
+    kind: BackboneKind,
+    spec: Option<&str>,
+    progress: &dyn Fn(DownloadProgress),
+) -> Result<ResolvedWeights> {
     match spec {
         Some(s) if Path::new(s).is_file() => Ok(ResolvedWeights {
             path: PathBuf::from(s),
@@ -45,7 +51,7 @@ pub fn resolve(kind: BackboneKind, spec: Option<&str>) -> Result<ResolvedWeights
         Some(s) if s.ends_with(".safetensors") || Path::new(s).is_dir() => Err(Error::Weights(
             format!("weights file `{s}` not found (expected a .safetensors file or a hub id)"),
         )),
-        Some(hub_id) => from_hub(hub_id),
+        Some(hub_id) => from_hub(hub_id, progress),
         None => {
             let local = paths::local_weights(kind.name());
             if local.is_file() {
@@ -54,15 +60,15 @@ pub fn resolve(kind: BackboneKind, spec: Option<&str>) -> Result<ResolvedWeights
                     origin: WeightsOrigin::DataFolder,
                 });
             }
-            from_hub(&kind.default_hub_id())
+            from_hub(&kind.default_hub_id(), progress)
         }
     }
 }
 
-fn from_hub(hub_id: &str) -> Result<ResolvedWeights> {
-    let path = match fetch::cached_hub_weights(hub_id, HUB_FILENAME) {
+fn from_hub(hub_id: &str, progress: &dyn Fn(DownloadProgress)) -> Result<ResolvedWeights> {
+    let path = match download::cached_hub_weights(hub_id, HUB_FILENAME) {
         Some(path) => path,
-        None => fetch::fetch_hub_weights(hub_id, HUB_FILENAME)
+        None => download::fetch_hub_weights(hub_id, HUB_FILENAME, progress)
             .map_err(|e| Error::Weights(e.to_string()))?,
     };
     Ok(ResolvedWeights {
