@@ -18,7 +18,10 @@ fn main() -> std::process::ExitCode {
     match reason::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote file names: never send their control characters raw.
+            for line in format!("error: {e:#}").lines() {
+                eprintln!("{}", reason::support::text::printable(line));
+            }
             std::process::ExitCode::FAILURE
         }
     }

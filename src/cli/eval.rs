@@ -8,6 +8,7 @@ use anyhow::Context;
 use super::progress::StageBars;
 
 use crate::reliability::artifacts::Artifacts;
+use crate::support::text::printable;
 
 use crate::data::corrupt::CorruptionSpec;
 use crate::data::dataset::Dataset;
@@ -102,7 +103,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         let part = scorer.score(&dataset, args.corrupt, &|event| match event {
             ScoringEvent::Progress { done, total, .. } => bars.update(&stage, done, total),
             ScoringEvent::Skipped { id, reason } if draw == 0 => {
-                eprintln!("skipped {id}: {reason}")
+                eprintln!("skipped {}: {}", printable(&id), printable(&reason))
             }
             _ => {}
         })?;

@@ -10,6 +10,7 @@ use crate::data::dataset::Dataset;
 use crate::model::backbone::{Backbone, BackboneKind};
 use crate::model::classify::{classify_dataset, predict_one, ClassifySummary, Prediction};
 use crate::reliability::artifacts::{self, Artifacts};
+use crate::support::text::{printable, printable_path};
 
 use crate::data::imageio::decode_rgb;
 use crate::data::paths;
@@ -91,7 +92,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                     tracing::debug!("stdout closed: {e}");
                 }
             },
-            |path, reason| eprintln!("skipped {path}: {reason}"),
+            |path, reason| eprintln!("skipped {}: {}", printable(path), printable(reason)),
         )
         .with_context(|| format!("classifying {}", path.display()))?;
         if args.summary {
@@ -127,7 +128,7 @@ fn write_human(out: &mut impl Write, p: &Prediction, dataset: &Dataset) -> std::
                 .map_or(l, |i| dataset.class_name(i))
         })
         .unwrap_or("-");
-    writeln!(out, "{}  (label: {label})", p.path)?;
+    writeln!(out, "{}  (label: {label})", printable(&p.path))?;
     for c in &p.top5 {
         writeln!(out, "  {:6.2} %  {} ({})", c.prob * 100.0, c.name, c.wnid)?;
     }
@@ -149,7 +150,7 @@ fn show(path: &std::path::Path) {
         viuer::print(&image::DynamicImage::ImageRgb8(img), &config).map_err(|e| e.to_string())
     });
     if let Err(e) = shown {
-        eprintln!("cannot preview {}: {e}", path.display());
+        eprintln!("cannot preview {}: {}", printable_path(path), printable(&e));
     }
 }
 
@@ -165,7 +166,7 @@ fn print_summary(s: &ClassifySummary, dataset: &Dataset, batch: usize, device: &
         s.skipped.len()
     );
     for (path, reason) in &s.skipped {
-        println!("  skipped {path}: {reason}");
+        println!("  skipped {}: {}", printable(path), printable(reason));
     }
     println!(
         "top-1 accuracy, all 1000 classes:      {}",
@@ -256,7 +257,7 @@ fn predict_reliable(
     let started = std::time::Instant::now();
     let scored = scorer.score(dataset, None, &|event| {
         if let ScoringEvent::Skipped { id, reason } = event {
-            eprintln!("skipped {id}: {reason}");
+            eprintln!("skipped {}: {}", printable(&id), printable(&reason));
         }
     })?;
     let threshold = artifacts.manifest.calibration.threshold;

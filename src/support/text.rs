@@ -6,16 +6,25 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
-/// `text` with every control character (C0, DEL, C1) written as `\u{..}` (`\t`, `\n`, `\r` as
-/// such); borrowed when there is none.
+/// Characters that change what a terminal shows beyond themselves: controls (C0, DEL, C1) and
+/// the bidirectional-text marks and overrides that can make a name read as another; and the
+/// backslash, so that an escape in the output always means an escaped character.
+fn unsafe_for_terminal(c: char) -> bool {
+    c.is_control()
+        || c == '\\'
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every [`unsafe_for_terminal`] character written as `\u{..}` (`\t`, `\n`, `\r`
+/// as such); borrowed when there is none.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(unsafe_for_terminal) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
+        if unsafe_for_terminal(c) {
+            out.extend(c.escape_debug());
         } else {
             out.push(c);
         }
@@ -48,6 +57,8 @@ mod tests {
         assert_eq!(printable("tab\there\nline"), "tab\\there\\nline");
         assert_eq!(printable("c1\u{9b}x\u{7f}"), "c1\\u{9b}x\\u{7f}");
         assert_eq!(printable("ünïcödé 猫"), "ünïcödé 猫");
+        assert_eq!(printable("evil\u{202e}gpj.exe"), "evil\\u{202e}gpj.exe");
+        assert_eq!(printable("a\\u{1b}"), "a\\\\u{1b}");
         let p = Path::new("dir/\u{7}bell.png");
         assert_eq!(printable_path(p).to_string(), "dir/\\u{7}bell.png");
     }

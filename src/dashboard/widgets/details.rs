@@ -12,6 +12,7 @@ use crate::dashboard::app::App;
 use crate::dashboard::layout::inner;
 use crate::dashboard::session::Verdict;
 use crate::reliability::records::SampleRecord;
+use crate::support::text::printable;
 
 /// Classes shown with probability bars.
 const TOP_K: usize = 5;
@@ -181,7 +182,10 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
             muted,
         ))),
     }
-    extra.push(Line::from(Span::styled(truncate_left(&r.id, width), muted)));
+    extra.push(Line::from(Span::styled(
+        truncate_left(&printable(&r.id), width),
+        muted,
+    )));
     for line in extra {
         if out.len() >= height {
             break;

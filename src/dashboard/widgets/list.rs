@@ -12,6 +12,7 @@ use super::{panel, truncate_left, truncate_right};
 use crate::dashboard::app::App;
 use crate::dashboard::layout::inner;
 use crate::dashboard::session::Verdict;
+use crate::support::text::printable;
 
 const P_WIDTH: u16 = 5;
 /// The selected row's marker (visible without colours too).
@@ -80,7 +81,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             });
             Row::new(vec![
                 Cell::from(mark),
-                Cell::from(truncate_left(&r.id, path_width)),
+                Cell::from(truncate_left(&printable(&r.id), path_width)),
                 Cell::from(label),
                 Cell::from(Span::styled(
                     truncate_right(&app.class_name(r.pred), class_width as usize),

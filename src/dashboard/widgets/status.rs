@@ -7,6 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::dashboard::app::{App, Mode};
+use crate::support::text::printable;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
@@ -39,7 +40,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             theme.highlight
         };
         Line::from(Span::styled(
-            format!(" {}", notice.text),
+            format!(" {}", printable(&notice.text)),
             Style::new().fg(colour),
         ))
     } else {

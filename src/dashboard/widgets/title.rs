@@ -8,6 +8,7 @@ use ratatui::widgets::{LineGauge, Paragraph};
 use ratatui::Frame;
 
 use crate::dashboard::app::{App, LoadState, Progress};
+use crate::support::text::printable;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
@@ -70,7 +71,10 @@ fn title_line(app: &App, width: usize) -> Line<'static> {
     }
     // "· " before the title and " " after it.
     let fixed = name.width() + tail.iter().map(Span::width).sum::<usize>() + 3;
-    let title = shorten_start(&app.title, width.saturating_sub(fixed).max(MIN_TITLE));
+    let title = shorten_start(
+        &printable(&app.title),
+        width.saturating_sub(fixed).max(MIN_TITLE),
+    );
     let mut spans = vec![
         name,
         Span::styled(format!("· {title} "), Style::new().fg(theme.text)),

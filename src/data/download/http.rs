@@ -5,8 +5,6 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::{escaped, io_err, shown, with_suffix, DownloadProgress, FetchError};
 
 /// What [`download`] should check.
@@ -351,14 +349,7 @@ fn parse_content_range(value: &str) -> Option<ContentRange> {
 }
 
 fn sha256_hex(path: &Path) -> Result<String, FetchError> {
-    let mut file = File::open(path).map_err(io_err("open for checksumming", path))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).map_err(io_err("read for checksumming", path))?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    crate::support::files::sha256_file(path).map_err(io_err("read for checksumming", path))
 }
 
 #[cfg(test)]

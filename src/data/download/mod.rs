@@ -225,32 +225,15 @@ fn describe_refused(refused: &[(String, String)]) -> String {
     }
 }
 
-/// `text` safe to print: control characters, bidirectional-text controls and backslashes are
-/// written as Rust escapes (`\u{1b}`, `\n`, `\\`), so a name from the network can neither
-/// drive the terminal nor pass for another name.
+/// Names from archives and servers, for messages: control and bidirectional characters
+/// escaped.
 pub(crate) fn escaped(text: &str) -> String {
-    let needs_escape = |c: char| {
-        c.is_control()
-            || c == '\\'
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.chars().any(needs_escape) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if needs_escape(c) {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::support::text::printable(text).into_owned()
 }
 
 /// A path for a message: [`escaped`].
 pub(crate) fn shown(path: &Path) -> String {
-    escaped(&path.display().to_string())
+    crate::support::text::printable_path(path).to_string()
 }
 
 /// Builds a closure turning an I/O error into [`FetchError::Io`] about `path`.
