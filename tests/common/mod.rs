@@ -24,3 +24,5 @@ pub fn data_root(test: &str) -> Option<PathBuf> {
 pub fn lite0_weights_in(root: &std::path::Path) -> PathBuf {
     root.join("weights/tf_efficientnet_lite0.safetensors")
 }
+
+pub mod synthetic;
