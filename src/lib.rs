@@ -15,6 +15,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod data;
 pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod reliability;
 pub mod report;

@@ -254,16 +254,15 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
         "ΔAURC‰ vs MSP",
         "ΔAURC‰ vs TS-MSP"
     );
-    let diff =
-        |d: Option<&crate::report::metrics::PairedDifference>, scale: f64, digits: usize| match d {
-            Some(d) => format!(
-                "{} [{}, {}]",
-                opt(d.estimate.map(|v| v * scale), digits),
-                opt(d.interval.map(|i| i.0 * scale), digits),
-                opt(d.interval.map(|i| i.1 * scale), digits)
-            ),
-            None => "(reference)".into(),
-        };
+    let diff = |d: Option<&crate::metrics::PairedDifference>, scale: f64, digits: usize| match d {
+        Some(d) => format!(
+            "{} [{}, {}]",
+            opt(d.estimate.map(|v| v * scale), digits),
+            opt(d.interval.map(|i| i.0 * scale), digits),
+            opt(d.interval.map(|i| i.1 * scale), digits)
+        ),
+        None => "(reference)".into(),
+    };
     for row in &r.rows {
         let m = &row.metrics;
         println!(

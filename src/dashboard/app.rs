@@ -7,10 +7,10 @@
 use ratatui::layout::Rect;
 
 use crate::dashboard::session::{Annotation, Filter, Session, Sort, SortKey};
-use crate::reliability::records::{RecordSet, SampleRecord};
-use crate::report::metrics::{
+use crate::metrics::{
     aurc, aurc_oracle, auroc, risk_coverage_curve, ThresholdStats, ThresholdTable,
 };
+use crate::reliability::records::{RecordSet, SampleRecord};
 use crate::support::order::score_key;
 
 use super::layout::{Screen, SidePanel};

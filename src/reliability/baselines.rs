@@ -12,7 +12,7 @@
 //! Both follow the authors' reference implementations (noted at each item). All arithmetic is
 //! in `f64`; scores are returned as `f32` like every other score in REASON.
 
-use crate::report::metrics;
+use crate::metrics;
 
 // ---------------------------------------------------------------------------------------------
 // MaxLogit-pNorm

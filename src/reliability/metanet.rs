@@ -535,9 +535,9 @@ mod tests {
             .iter()
             .map(|&i| net.p_correct(&rows[2 * i..2 * i + 2]))
             .collect();
-        let ece = crate::report::metrics::ece(&probs, &labels).unwrap();
+        let ece = crate::metrics::ece(&probs, &labels).unwrap();
         assert!(ece < 0.06, "ECE {ece}");
-        let auroc = crate::report::metrics::auroc(&probs, &labels).unwrap();
+        let auroc = crate::metrics::auroc(&probs, &labels).unwrap();
         // The Bayes-optimal AUROC for this set-up is about 0.86.
         assert!(auroc > 0.8, "AUROC {auroc}");
         let tensors: std::collections::HashMap<_, _> =
@@ -606,7 +606,7 @@ mod tests {
         let labels: Vec<bool> = stop.iter().map(|&i| correct[i]).collect();
         let auroc = |f: &dyn Fn(&[f32]) -> f32| {
             let s: Vec<f32> = stop.iter().map(|&i| f(&rows[3 * i..3 * i + 3])).collect();
-            crate::report::metrics::auroc(&s, &labels).unwrap()
+            crate::metrics::auroc(&s, &labels).unwrap()
         };
         let (learned, offset_only) = (auroc(&|r| net.logit(r)), auroc(&|r| r[0]));
         assert!(learned > offset_only + 0.02, "{learned} vs {offset_only}");

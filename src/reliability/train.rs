@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::corrupt::{CorruptionKind, CorruptionSpec};
 use crate::data::dataset::{Dataset, Sample};
 use crate::error::{Error, Result};
+use crate::metrics;
 use crate::model::backbone::Backbone;
 use crate::model::extract::ExtractSpec;
 use crate::model::head::{column_stats, fit_temperature, HeadConfig, LinearHead};
@@ -38,7 +39,6 @@ use crate::reliability::features::{self, RowInputs, MC_PASSES};
 use crate::reliability::knn::{self, KnnBank, OutcomeBank};
 use crate::reliability::metanet::{MetaNet, MetaNetConfig};
 use crate::reliability::pca::Pca;
-use crate::report::metrics;
 use crate::support::math::{argmax, softmax64};
 
 /// Which meta-model `train` fits.

@@ -6,11 +6,11 @@
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::metrics::{self, MetricRow, PairedBootstrap, ThresholdStats, ThresholdTable};
 use crate::reliability::artifacts::Artifacts;
 use crate::reliability::features::{self, BASELINES};
 use crate::reliability::metanet::MetaNet;
 use crate::reliability::scoring::Scored;
-use crate::report::metrics::{self, MetricRow, PairedBootstrap, ThresholdStats, ThresholdTable};
 
 pub const METANET: &str = "metanet_p_correct";
 

@@ -1,7 +1,6 @@
-//! What the numbers say: metrics with their intervals, the evaluation table, plots and the
-//! per-sample exports they can be recomputed from.
+//! What the numbers say: the evaluation table (every score with its baseline, chance level and
+//! interval), plots, and the per-sample exports it can be recomputed from.
 
 pub mod evaluate;
 pub mod export;
-pub mod metrics;
 pub mod plots;

@@ -1,5 +1,5 @@
 //! PNG figures for reports and papers, drawn with `plotters` from the curves of
-//! [`crate::report::metrics`] (never recomputed here, so a figure always matches the table).
+//! [`crate::metrics`] (never recomputed here, so a figure always matches the table).
 //!
 //! [`write_all`] writes four files into a directory:
 //!
@@ -29,7 +29,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::report::metrics;
+use crate::metrics;
 use crate::support::files::write_bytes_atomically;
 
 /// Width of every figure in pixels.

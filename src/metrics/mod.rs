@@ -1,4 +1,5 @@
-//! Metrics for "is this prediction correct?" scores, the reliability diagram,
+//! Metrics for "is this prediction correct?" scores (pure functions of scores and outcomes:
+//! training selects with them, reports print them), the reliability diagram,
 //! the paired bootstrap, and the dashboard's live threshold table.
 //!
 //! # Conventions (binding for every function here)
