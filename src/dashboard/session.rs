@@ -463,6 +463,7 @@ mod tests {
             p_correct: p,
             diagnostics: Diagnostics::default(),
             meta: vec![],
+            truncated: false,
         }
     }
 
