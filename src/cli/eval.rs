@@ -144,13 +144,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     };
     let report = evaluate(
         &rows,
-        &artifacts,
+        artifacts,
         &args.split,
         &condition,
         args.bootstrap,
         args.seed,
     )?;
-    print_report(&report, &artifacts);
+    print_report(&report, artifacts);
 
     let title = format!(
         "{} {}, {condition}",
