@@ -113,25 +113,36 @@ fn truncated_files_are_flagged_in_json_and_text_or_skipped_on_request() {
         weights.to_str().unwrap(),
     ];
 
-    let out = reason(&[&args[..], &["--json", folder]].concat());
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let flags: Vec<(String, serde_json::Value)> = text(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["path"].as_str().unwrap().to_string(),
-                v["truncated"].clone(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        flags,
-        vec![
-            ("n01440764/cut.jpg".to_string(), serde_json::json!(true)),
-            ("n01440764/whole.jpg".to_string(), serde_json::json!(false)),
-        ]
-    );
+    // From the crate (its reason_saved/ adds reliability) and from an empty folder (ImageNet
+    // top-5 only): both kinds of line carry the flag.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for cwd in [Path::new(env!("CARGO_MANIFEST_DIR")), elsewhere.path()] {
+        let out = Command::new(env!("CARGO_BIN_EXE_reason"))
+            .args([&args[..], &["--json", folder]].concat())
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let flags: Vec<(String, serde_json::Value)> = text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["path"].as_str().unwrap().to_string(),
+                    v["truncated"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            flags,
+            vec![
+                ("n01440764/cut.jpg".to_string(), serde_json::json!(true)),
+                ("n01440764/whole.jpg".to_string(), serde_json::json!(false)),
+            ],
+            "from {}",
+            cwd.display()
+        );
+    }
 
     let out = reason(&[&args[..], &[folder]].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));
