@@ -80,6 +80,91 @@ fn json_lines_follow_the_schema_and_bad_files_are_skipped_not_fatal() {
     );
 }
 
+/// A class folder with a busy JPEG and a copy of it cut in half (which still decodes: the
+/// decoder fills in the missing half).
+fn truncated_folder(dir: &Path) {
+    let class = dir.join("n01440764");
+    std::fs::create_dir_all(&class).unwrap();
+    let whole = class.join("whole.jpg");
+    image::RgbImage::from_fn(224, 224, |x, y| {
+        let v = (x * 31 + y * 17) ^ (x * y);
+        image::Rgb([v as u8, (v >> 3) as u8, (x ^ y) as u8])
+    })
+    .save(&whole)
+    .unwrap();
+    let bytes = std::fs::read(&whole).unwrap();
+    std::fs::write(class.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+}
+
+#[test]
+fn truncated_files_are_flagged_in_json_and_text_or_skipped_on_request() {
+    let Some(root) = common::data_root("predict truncated") else {
+        return;
+    };
+    let weights = common::lite0_weights_in(&root);
+    let dir = tempfile::tempdir().unwrap();
+    truncated_folder(dir.path());
+    let folder = dir.path().to_str().unwrap();
+    let args = [
+        "predict",
+        "--device",
+        "cpu",
+        "--weights",
+        weights.to_str().unwrap(),
+    ];
+
+    // From the crate (its reason_saved/ adds reliability) and from an empty folder (ImageNet
+    // top-5 only): both kinds of line carry the flag.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for cwd in [Path::new(env!("CARGO_MANIFEST_DIR")), elsewhere.path()] {
+        let out = Command::new(env!("CARGO_BIN_EXE_reason"))
+            .args([&args[..], &["--json", folder]].concat())
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let flags: Vec<(String, serde_json::Value)> = text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["path"].as_str().unwrap().to_string(),
+                    v["truncated"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            flags,
+            vec![
+                ("n01440764/cut.jpg".to_string(), serde_json::json!(true)),
+                ("n01440764/whole.jpg".to_string(), serde_json::json!(false)),
+            ],
+            "from {}",
+            cwd.display()
+        );
+    }
+
+    let out = reason(&[&args[..], &[folder]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let cut = stdout.find("n01440764/cut.jpg").unwrap();
+    let whole = stdout.find("n01440764/whole.jpg").unwrap();
+    let warning = stdout.find("⚠ truncated file").expect(&stdout);
+    assert!(cut < warning && warning < whole, "{stdout}");
+    assert_eq!(stdout.matches("⚠ truncated").count(), 1, "{stdout}");
+
+    let out = reason(&[&args[..], &["--json", "--skip-truncated", folder]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("n01440764/whole.jpg"), "{stdout}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("skipped n01440764/cut.jpg: truncated"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn summary_counts_skipped_files_and_reports_accuracy() {
     let Some(root) = common::data_root("predict --summary") else {

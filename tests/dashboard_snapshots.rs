@@ -138,6 +138,45 @@ fn missing_image_and_few_classes() {
 }
 
 #[test]
+fn truncated_files_are_marked_in_the_list_and_explained_in_the_details() {
+    let whole = render(
+        &app(record_set(30, 3), Session::default(), 120, 40),
+        120,
+        40,
+    );
+    assert!(!whole.contains('⚠'), "{whole}");
+    let mut set = record_set(30, 3);
+    for r in &mut set.records {
+        r.truncated = true;
+    }
+    let screen = render(&app(set, Session::default(), 120, 40), 120, 40);
+    let marked_rows = screen
+        .lines()
+        .filter(|l| l.contains("⚠ n0") || l.contains("⚠ …"))
+        .count();
+    assert!(marked_rows >= 10, "{screen}");
+    assert!(screen.contains("⚠ truncated file"), "{screen}");
+}
+
+#[test]
+fn oversized_preview_is_refused_with_the_reason_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app(record_set(30, 3), Session::default(), 120, 40);
+    let key = app.preview_key().expect("the preview panel is on screen");
+    let path = dir.path().join(&key.id);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // Wider than the decoder accepts (a cheap stand-in for a decompression bomb).
+    image::RgbImage::new(reason::data::imageio::MAX_DIMENSION + 1, 1)
+        .save_with_format(&path, image::ImageFormat::Png)
+        .unwrap();
+    let image = encode(&Picker::halfblocks(), &path, key.width, key.height);
+    assert!(image.is_err());
+    update(&mut app, Action::PreviewReady(PreviewResult { key, image }));
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("refused"), "{screen}");
+}
+
+#[test]
 fn empty_record_set() {
     let app = app(RecordSet::default(), Session::default(), 80, 24);
     insta::assert_snapshot!("empty_80x24", render(&app, 80, 24));

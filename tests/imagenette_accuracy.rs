@@ -21,7 +21,7 @@ fn lite0_reproduces_the_reference_accuracy_on_imagenette_val() {
     .unwrap();
     let dataset = Dataset::open(&root.join("imagenette")).unwrap();
     assert_eq!(dataset.samples.len(), 3925);
-    let summary = classify_dataset(&backbone, &dataset, 32, |_| {}, |_, _| {}).unwrap();
+    let summary = classify_dataset(&backbone, &dataset, 32, false, |_| {}, |_, _| {}).unwrap();
     assert!(summary.skipped.is_empty(), "{:?}", summary.skipped);
     let all = summary.accuracy_all_classes().unwrap() * 100.0;
     let restricted = summary.accuracy_in_dataset().unwrap() * 100.0;

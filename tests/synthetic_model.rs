@@ -10,7 +10,7 @@ use reason::data::dataset::{Dataset, Sample};
 use reason::data::imageio::decode_rgb;
 use reason::data::imagenet;
 use reason::model::backbone::{one_hot, Backbone};
-use reason::model::classify::classify_dataset;
+use reason::model::classify::{classify_dataset, Prediction};
 use reason::model::extract::{ExtractSpec, Extracted};
 
 /// The network input of `samples`, preprocessed one by one outside the batch pipeline.
@@ -84,7 +84,8 @@ fn classify_reports_sorted_top5_and_accuracy_that_match_an_independent_forward()
         &backbone,
         &dataset,
         16,
-        |p| predictions.push(p.clone()),
+        false,
+        |p: &Prediction| predictions.push(p.clone()),
         |id, _| skips.push(id.to_string()),
     )
     .unwrap();

@@ -222,6 +222,7 @@ impl ExtractInputs {
             seed: 0,
             imagenet_logits: false,
             use_cache: false,
+            skip_truncated: false,
         };
         let scored = scorer.score(&self.dataset, None, &|_| {})?;
         anyhow::ensure!(

@@ -22,11 +22,15 @@ use crate::model::device::{DeviceChoice, DeviceRequest};
 
 use crate::dashboard::{self, ImageProtocol, RecordSource, ScoringDevice, TuiConfig};
 use crate::data::paths;
-use crate::reliability::records::{RecordSet, ScoringEvent};
+use crate::reliability::records::{split_truncated, RecordSet, ScoringEvent};
 use crate::reliability::scoring::ScoringModels;
 
 /// Folder that holds `<session>.json` files, relative to the working directory.
 pub const SESSIONS_DIR: &str = "sessions";
+
+/// Part of the records cache key: a new value leaves older cached record sets unread.
+/// 2: records say whether their file was truncated.
+const RECORDS_FORMAT: &str = "2";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DashboardArgs {
@@ -57,6 +61,10 @@ pub struct DashboardArgs {
     /// Where images are scored: auto, cpu, cuda or cuda:N (auto: CUDA when built in and present).
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: DeviceRequest,
+    /// Leave truncated files (a JPEG that ends before its end marker) out of the list, as
+    /// skipped with the reason, instead of showing them marked ⚠.
+    #[arg(long)]
+    pub skip_truncated: bool,
 }
 
 impl DashboardArgs {
@@ -115,26 +123,45 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
 
     let root = dataset.root.clone();
     let key = CacheKey::new("records")
+        .part("format", RECORDS_FORMAT)
         .part(
             "manifest",
             std::fs::read(artifacts::manifest_path(&args.artifacts)).unwrap_or_default(),
         )
         .part("weights", &models.weights_sha256)
         .samples(&dataset.samples.iter().collect::<Vec<_>>());
+    let skip_truncated = args.skip_truncated;
     let source = match cache::load_json::<RecordSet>(&key) {
-        Some(records) => {
+        Some(mut records) => {
             // Nothing runs on the device: release it (a GPU context holds memory) and say so.
             drop(device);
             shown
                 .reason
                 .push_str("; unused: the scores came from the cache");
-            RecordSource::Ready(records)
+            // The cache holds every scored record; --skip-truncated is applied on the way in.
+            let skipped = if skip_truncated {
+                split_truncated(&mut records.records)
+            } else {
+                Vec::new()
+            };
+            if skipped.is_empty() {
+                RecordSource::Ready(records)
+            } else {
+                // Replayed as a finished scoring run, so the skips are listed like any other.
+                RecordSource::Compute(Box::new(move |tx: Sender<ScoringEvent>| {
+                    for event in replay(records, skipped) {
+                        if tx.send(event).is_err() {
+                            return;
+                        }
+                    }
+                }))
+            }
         }
         None => {
             let label = shown.label.clone();
             RecordSource::Compute(Box::new(move |tx: Sender<ScoringEvent>| {
                 let scored = catch_unwind(AssertUnwindSafe(|| {
-                    score_into(&tx, &device, &dataset, &models, &key)
+                    score_into(&tx, &device, &dataset, &models, &key, skip_truncated)
                 }));
                 let failure = match scored {
                     Ok(Ok(())) => return,
@@ -177,13 +204,15 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// The worker: loads the backbone, scores every image and streams the records.
+/// The worker: loads the backbone, scores every image and streams the records (without those
+/// of truncated files, sent as skipped, when `skip_truncated`); the cache gets them all.
 fn score_into(
     tx: &Sender<ScoringEvent>,
     device: &DeviceChoice,
     dataset: &Dataset,
     models: &ScoringModels,
     key: &CacheKey,
+    skip_truncated: bool,
 ) -> anyhow::Result<()> {
     let _ = tx.send(ScoringEvent::Progress {
         stage: format!("loading {} on {}", models.kind, device_label(device)),
@@ -193,10 +222,104 @@ fn score_into(
     let backbone = models.load_backbone(&device.device)?;
     let scorer = models.scorer(&backbone);
     let scored = scorer.score(dataset, None, &|event| {
-        let _ = tx.send(event);
+        for event in shown_events(event, skip_truncated) {
+            let _ = tx.send(event);
+        }
     })?;
     let mut records = scored.header;
     records.records = scored.records;
     cache::store_json(key, &records)?;
     Ok(())
+}
+
+/// A scoring event as the dashboard gets it: with `skip_truncated`, the records of truncated
+/// files become skips.
+fn shown_events(event: ScoringEvent, skip_truncated: bool) -> Vec<ScoringEvent> {
+    match event {
+        ScoringEvent::Records(mut records) if skip_truncated => {
+            let skipped = split_truncated(&mut records);
+            std::iter::once(ScoringEvent::Records(records))
+                .chain(
+                    skipped
+                        .into_iter()
+                        .map(|(id, reason)| ScoringEvent::Skipped { id, reason }),
+                )
+                .collect()
+        }
+        event => vec![event],
+    }
+}
+
+/// A cached record set, less the `skipped` ones, as the events of a finished scoring run.
+fn replay(mut set: RecordSet, skipped: Vec<(String, String)>) -> Vec<ScoringEvent> {
+    let records = std::mem::take(&mut set.records);
+    let mut events = vec![
+        ScoringEvent::Started {
+            total: records.len() + skipped.len(),
+            header: set,
+        },
+        ScoringEvent::Records(records),
+    ];
+    events.extend(
+        skipped
+            .into_iter()
+            .map(|(id, reason)| ScoringEvent::Skipped { id, reason }),
+    );
+    events.push(ScoringEvent::Finished);
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reliability::records::SampleRecord;
+
+    fn record(id: &str, truncated: bool) -> SampleRecord {
+        SampleRecord {
+            id: id.into(),
+            label: None,
+            pred: 0,
+            probs: vec![1.0],
+            p_correct: 0.5,
+            diagnostics: Default::default(),
+            meta: Vec::new(),
+            truncated,
+        }
+    }
+
+    fn ids(event: &ScoringEvent) -> String {
+        match event {
+            ScoringEvent::Started { total, .. } => format!("started {total}"),
+            ScoringEvent::Records(r) => {
+                let ids: Vec<&str> = r.iter().map(|r| r.id.as_str()).collect();
+                format!("records {}", ids.join(","))
+            }
+            ScoringEvent::Skipped { id, reason } => {
+                assert!(reason.contains("truncated"), "{reason}");
+                format!("skipped {id}")
+            }
+            ScoringEvent::Finished => "finished".into(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn skip_truncated_turns_truncated_records_into_skips() {
+        let batch = || ScoringEvent::Records(vec![record("a", false), record("b", true)]);
+        let kept: Vec<String> = shown_events(batch(), false).iter().map(ids).collect();
+        assert_eq!(kept, ["records a,b"]);
+        let skipped: Vec<String> = shown_events(batch(), true).iter().map(ids).collect();
+        assert_eq!(skipped, ["records a", "skipped b"]);
+    }
+
+    #[test]
+    fn a_cached_set_replays_with_its_skips() {
+        let mut set = RecordSet {
+            records: vec![record("a", true), record("b", false)],
+            ..Default::default()
+        };
+        let skipped = split_truncated(&mut set.records);
+        let events: Vec<String> = replay(set, skipped).iter().map(ids).collect();
+        assert_eq!(events, ["started 2", "records b", "skipped a", "finished"]);
+    }
 }

@@ -56,6 +56,10 @@ pub struct EvalArgs {
     pub weights: Option<String>,
     #[arg(long, default_value = "auto")]
     pub device: crate::model::device::DeviceRequest,
+    /// Skip truncated files (a JPEG that ends before its end marker) like undecodable ones,
+    /// instead of scoring the picture the decoder completed and counting it as truncated.
+    #[arg(long)]
+    pub skip_truncated: bool,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -93,6 +97,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         let scorer = Scorer {
             batch_size: args.batch_size,
             seed: args.seed.wrapping_add(draw as u64),
+            skip_truncated: args.skip_truncated,
             ..models.scorer(&backbone)
         };
         let stage = if draws > 1 {
@@ -197,7 +202,7 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 fn print_report(r: &EvalReport, a: &Artifacts) {
     let p = &a.manifest.protocol;
     println!(
-        "split {} ({}), {} rows with a known outcome from {} images ({} draw{}), {} skipped; base head accuracy {} ({} errors). Artifacts: {} images of `{}` ({}), {} view(s) each, seed {}.",
+        "split {} ({}), {} rows with a known outcome from {} images ({} draw{}), {} skipped, {} truncated scored; base head accuracy {} ({} errors). Artifacts: {} images of `{}` ({}), {} view(s) each, seed {}.",
         r.split,
         r.condition,
         r.labelled,
@@ -205,6 +210,7 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
         r.draws,
         if r.draws == 1 { "" } else { "s" },
         r.skipped,
+        r.truncated,
         opt(r.accuracy.map(|a| a * 100.0), 2) + " %",
         r.errors,
         p.rows_used,
@@ -213,6 +219,12 @@ fn print_report(r: &EvalReport, a: &Artifacts) {
         p.views,
         p.seed
     );
+    if r.truncated > 0 {
+        println!(
+            "truncated files: {} images were scored from a picture the decoder completed (their rows are in every metric; --skip-truncated leaves them out)",
+            r.truncated
+        );
+    }
     if !r.novel_classes.is_empty() {
         println!(
             "new-class shift: classes {} were held out of training; their {} rows count as wrong predictions",
@@ -394,6 +406,7 @@ fn per_sample_json(rows: &EvalRows) -> Vec<serde_json::Value> {
                 "label": r.label.map(|l| &s.header.classes[l as usize]),
                 "pred": s.header.classes[r.pred as usize],
                 "correct": outcomes[i],
+                "truncated": r.truncated,
                 "scores": scores,
             })
         })
@@ -437,6 +450,10 @@ fn per_sample_columns(rows: &EvalRows) -> Vec<Column> {
         ),
         Column::new("correct", ColumnValues::OptBool(rows.outcomes())),
         Column::new(
+            "truncated",
+            ColumnValues::Bool(s.records.iter().map(|r| r.truncated).collect()),
+        ),
+        Column::new(
             "metanet_p_correct",
             ColumnValues::F32(s.records.iter().map(|r| r.p_correct).collect()),
         ),
@@ -452,4 +469,51 @@ fn per_sample_columns(rows: &EvalRows) -> Vec<Column> {
         ));
     }
     cols
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reliability::records::{RecordSet, SampleRecord};
+    use crate::reliability::scoring::ExtraScores;
+
+    #[test]
+    fn per_row_outputs_say_which_images_were_truncated() {
+        let record = |id: &str, truncated| SampleRecord {
+            id: id.into(),
+            label: Some(0),
+            pred: 0,
+            probs: vec![1.0],
+            p_correct: 0.9,
+            diagnostics: Default::default(),
+            meta: Vec::new(),
+            truncated,
+        };
+        let extra = ExtraScores {
+            metanet_logit: 1.0,
+            baselines: [0.0; 13],
+            imagenet_logits: None,
+        };
+        let scored = Scored {
+            header: RecordSet {
+                classes: vec!["n0".into()],
+                class_names: vec!["zero".into()],
+                ..Default::default()
+            },
+            records: vec![record("a.jpg", false), record("b.jpg", true)],
+            extra: vec![extra.clone(), extra],
+            skipped: Vec::new(),
+        };
+        let rows = EvalRows {
+            scored: &scored,
+            draw: vec![0, 0],
+            novel: vec![false, false],
+        };
+        let json = per_sample_json(&rows);
+        assert_eq!(json[0]["truncated"], false);
+        assert_eq!(json[1]["truncated"], true);
+        let columns = per_sample_columns(&rows);
+        let column = columns.iter().find(|c| c.name == "truncated").unwrap();
+        assert!(matches!(&column.values, ColumnValues::Bool(v) if v == &[false, true]));
+    }
 }

@@ -39,6 +39,10 @@ pub struct PredictArgs {
     /// meta-features. Used when present; an explicitly given folder must match the backbone.
     #[arg(long)]
     pub artifacts: Option<PathBuf>,
+    /// Skip truncated files (a JPEG that ends before its end marker) like undecodable ones,
+    /// instead of scoring the picture the decoder completed and flagging it.
+    #[arg(long)]
+    pub skip_truncated: bool,
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
@@ -73,6 +77,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             &backbone,
             &dataset,
             args.batch_size,
+            args.skip_truncated,
             |prediction| {
                 if !per_image {
                     return;
@@ -129,6 +134,12 @@ fn write_human(out: &mut impl Write, p: &Prediction, dataset: &Dataset) -> std::
         })
         .unwrap_or("-");
     writeln!(out, "{}  (label: {label})", printable(&p.path))?;
+    if p.truncated {
+        writeln!(
+            out,
+            "  ⚠ truncated file: the decoder filled in the missing part (--skip-truncated leaves such files out)"
+        )?;
+    }
     for c in &p.top5 {
         writeln!(out, "  {:6.2} %  {} ({})", c.prob * 100.0, c.name, c.wnid)?;
     }
@@ -167,6 +178,12 @@ fn print_summary(s: &ClassifySummary, dataset: &Dataset, batch: usize, device: &
     );
     for (path, reason) in &s.skipped {
         println!("  skipped {}: {}", printable(path), printable(reason));
+    }
+    if s.truncated > 0 {
+        println!(
+            "truncated:  {} of the classified images (scored from a picture the decoder completed; --skip-truncated leaves them out)",
+            s.truncated
+        );
     }
     println!(
         "top-1 accuracy, all 1000 classes:      {}",
@@ -252,6 +269,7 @@ fn predict_reliable(
     let scorer = Scorer {
         batch_size: args.batch_size,
         imagenet_logits: true,
+        skip_truncated: args.skip_truncated,
         ..models.scorer(backbone)
     };
     let started = std::time::Instant::now();
@@ -279,7 +297,10 @@ fn predict_reliable(
     for (record, extra) in scored.records.iter().zip(&scored.extra) {
         let sample = index_of[record.id.as_str()];
         let logits = extra.imagenet_logits.as_deref().unwrap_or_default();
-        let imagenet = predict_one(dataset, sample, logits, in_dataset.as_deref());
+        let imagenet = Prediction {
+            truncated: record.truncated,
+            ..predict_one(dataset, sample, logits, in_dataset.as_deref())
+        };
         summary.count(dataset, sample, logits, &imagenet, in_dataset.as_deref());
         if !per_image || !stdout_open {
             continue;

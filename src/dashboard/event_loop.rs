@@ -390,6 +390,7 @@ mod tests {
             p_correct: 0.5,
             diagnostics: Default::default(),
             meta: vec![],
+            truncated: false,
         };
         Message::Scoring(ScoringEvent::Records(vec![record; n]))
     }

@@ -6,10 +6,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 
+use image::DynamicImage;
 use ratatui::layout::Size;
 use ratatui_image::picker::Picker;
 use ratatui_image::protocol::Protocol;
 use ratatui_image::{FilterType, Resize};
+
+use crate::data::imageio;
+use crate::error::Error;
 
 /// Encoded previews kept: the selection, its neighbours and a few recently seen.
 pub const CACHE_CAPACITY: usize = 16;
@@ -98,15 +102,24 @@ impl PreviewCache {
     }
 }
 
+/// Decodes `path` with the decoder the model uses (EXIF orientation, size limits against
+/// decompression bombs), so the preview is the picture that was scored; the error is the text
+/// shown in the preview's place.
+pub fn load(path: &Path) -> Result<DynamicImage, String> {
+    match imageio::decode_rgb(path) {
+        Ok(image) => Ok(DynamicImage::ImageRgb8(image)),
+        Err(Error::Io { path, source }) => Err(format!("cannot open {}: {source}", path.display())),
+        Err(Error::Decode { path, reason }) => {
+            Err(format!("cannot decode {}: {reason}", path.display()))
+        }
+        Err(other) => Err(other.to_string()),
+    }
+}
+
 /// Decodes `path` and encodes it to fit `width` × `height` cells with `picker`'s protocol,
 /// keeping the aspect ratio. Slow (decoding, resizing, encoding): call it off the UI thread.
 pub fn encode(picker: &Picker, path: &Path, width: u16, height: u16) -> Result<Protocol, String> {
-    let image = image::ImageReader::open(path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .decode()
-        .map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+    let image = load(path)?;
     picker
         .new_protocol(
             image,
@@ -206,6 +219,34 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.contains("cannot open /no/such/file.png"), "{err}");
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn previews_are_upright_like_the_scored_image() {
+        // Stored 8x16 with EXIF orientation 6: the model sees it 16x8, and so does the preview.
+        let image = load(&fixture("exif_rotate90.jpg")).unwrap();
+        assert_eq!((image.width(), image.height()), (16, 8));
+        let wide = encode(&Picker::halfblocks(), &fixture("exif_rotate90.jpg"), 40, 40).unwrap();
+        let size = wide.size();
+        assert!(size.width > size.height, "{size:?}");
+    }
+
+    #[test]
+    fn oversized_images_are_refused_with_the_reason_as_the_preview_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wide.png");
+        let width = imageio::MAX_DIMENSION + 1;
+        image::RgbImage::new(width, 1).save(&path).unwrap();
+        let err = encode(&Picker::halfblocks(), &path, 10, 5).err().unwrap();
+        assert!(err.starts_with("cannot decode"), "{err}");
+        assert!(err.contains("wide.png") && err.contains("refused"), "{err}");
+        assert!(err.contains("decompression bomb"), "{err}");
     }
 
     #[test]

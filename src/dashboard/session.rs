@@ -421,6 +421,7 @@ mod tests {
             p_correct: p,
             diagnostics: Diagnostics::default(),
             meta: vec![],
+            truncated: false,
         }
     }
 

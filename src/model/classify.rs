@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::data::dataset::Dataset;
+use crate::data::imageio::TRUNCATED_SKIP_REASON;
 use crate::data::imagenet;
 use crate::error::Result;
 use crate::model::backbone::Backbone;
@@ -30,6 +31,9 @@ pub struct Prediction {
     pub top5: Vec<ClassProb>,
     /// The dataset class with the highest logit, when the dataset's classes are ImageNet classes.
     pub pred_in_dataset: Option<String>,
+    /// The file was truncated: the prediction is for a picture whose missing part the decoder
+    /// filled in.
+    pub truncated: bool,
     #[serde(skip)]
     pub sample: usize,
 }
@@ -40,6 +44,8 @@ pub struct ClassifySummary {
     pub classified: usize,
     /// (path, reason) of every image that could not be used.
     pub skipped: Vec<(String, String)>,
+    /// Classified images whose file was truncated.
+    pub truncated: usize,
     /// Labelled images whose label is an ImageNet class.
     pub labelled: usize,
     /// Top-1 over all 1000 classes equals the label.
@@ -74,6 +80,7 @@ impl ClassifySummary {
                 usize::from(prediction.pred_in_dataset.as_deref() == Some(&dataset.classes[label]));
         }
         self.classified += 1;
+        self.truncated += usize::from(prediction.truncated);
     }
 
     pub fn images_per_second(&self) -> f64 {
@@ -81,11 +88,13 @@ impl ClassifySummary {
     }
 }
 
-/// Classifies every image of `dataset` with a 1000-class ImageNet backbone.
+/// Classifies every image of `dataset` with a 1000-class ImageNet backbone. Truncated files
+/// are classified and flagged, or skipped (with the reason) when `skip_truncated`.
 pub fn classify_dataset(
     backbone: &Backbone,
     dataset: &Dataset,
     batch_size: usize,
+    skip_truncated: bool,
     mut on_prediction: impl FnMut(&Prediction),
     mut on_skip: impl FnMut(&str, &str),
 ) -> Result<ClassifySummary> {
@@ -109,8 +118,19 @@ pub fn classify_dataset(
             .forward(&input.to_device(backbone.device())?)?
             .logits
             .to_vec2::<f32>()?;
-        for (&index, row) in batch.indices.iter().zip(&logits) {
-            let prediction = predict_one(dataset, index, row, in_dataset.as_deref());
+        for ((&index, &truncated), row) in batch.indices.iter().zip(&batch.truncated).zip(&logits) {
+            if truncated && skip_truncated {
+                let id = &dataset.samples[index].id;
+                on_skip(id, TRUNCATED_SKIP_REASON);
+                summary
+                    .skipped
+                    .push((id.clone(), TRUNCATED_SKIP_REASON.to_string()));
+                continue;
+            }
+            let prediction = Prediction {
+                truncated,
+                ..predict_one(dataset, index, row, in_dataset.as_deref())
+            };
             summary.count(dataset, index, row, &prediction, in_dataset.as_deref());
             on_prediction(&prediction);
         }
@@ -147,6 +167,7 @@ pub fn predict_one(
         label: sample.label.map(|l| dataset.classes[l].clone()),
         top5,
         pred_in_dataset,
+        truncated: false,
         sample: index,
     }
 }

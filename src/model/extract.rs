@@ -12,6 +12,7 @@ use candle_core::Tensor;
 
 use crate::data::corrupt::{self, CorruptionSpec};
 use crate::data::dataset::Sample;
+use crate::data::imageio;
 use crate::error::Result;
 use crate::model::backbone::{one_hot, Backbone};
 use crate::model::cache::{self, CacheKey};
@@ -27,6 +28,8 @@ pub struct Extracted {
     pub embeddings: Vec<f32>,
     /// Gradient sensitivity per row (only when a head was given).
     pub grad_norms: Vec<f32>,
+    /// Whether each row's file was truncated (decoded with its missing part filled in).
+    pub truncated: Vec<bool>,
     /// (sample id, reason) of the samples that could not be used.
     pub skipped: Vec<(String, String)>,
     /// Whether this came from the on-disk cache instead of the backbone.
@@ -102,6 +105,7 @@ impl ExtractSpec<'_> {
             all.rows.extend(out.rows.iter().map(|r| r + base));
             all.embeddings.extend(out.embeddings);
             all.grad_norms.extend(out.grad_norms);
+            all.truncated.extend(out.truncated);
             all.skipped.extend(out.skipped);
             all.from_cache &= out.from_cache;
         }
@@ -126,7 +130,18 @@ impl ExtractSpec<'_> {
         // "grad-imagenet": gradients through the backbone's classifier (older caches took
         // them through a trained head and are not reused).
         let key = self.key(if gradients { "grad-imagenet" } else { "embed" }, samples);
-        if let Some(hit) = load(&key).filter(|_| self.use_cache) {
+        if let Some((mut hit, knows_truncation)) = load(&key).filter(|_| self.use_cache) {
+            if !knows_truncation {
+                // An entry written before truncation was recorded: the flag is a function of
+                // the file's bytes (which the key pins), so read it from the files once and
+                // keep it, instead of recomputing the backbone passes.
+                hit.truncated = hit
+                    .rows
+                    .iter()
+                    .map(|&r| imageio::file_truncated(&samples[r].path))
+                    .collect();
+                store_sidecar(&key, &hit)?;
+            }
             progress(samples.len(), samples.len());
             return Ok(hit);
         }
@@ -158,6 +173,7 @@ impl ExtractSpec<'_> {
                         .extend(embedding.flatten_all()?.to_vec1::<f32>()?);
                     out.grad_norms.extend(norms);
                     out.rows.extend(batch.indices);
+                    out.truncated.extend(batch.truncated);
                 }
                 progress(done + out.skipped.len(), samples.len());
                 Ok(())
@@ -207,11 +223,38 @@ fn store(key: &CacheKey, e: &Extracted) -> Result<()> {
     if n > 0 {
         cache::store_tensors(key, &t)?;
     }
-    cache::store_json(key, &e.skipped)
+    store_sidecar(key, e)
 }
 
-fn load(key: &CacheKey) -> Option<Extracted> {
-    let skipped: Vec<(String, String)> = cache::load_json(key)?;
+/// The JSON beside the tensors of a cache entry.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Sidecar {
+    Current {
+        skipped: Vec<(String, String)>,
+        /// Per row, as `Extracted::truncated`.
+        truncated: Vec<bool>,
+    },
+    /// Entries written before truncation was recorded: the skipped list alone.
+    Skipped(Vec<(String, String)>),
+}
+
+fn store_sidecar(key: &CacheKey, e: &Extracted) -> Result<()> {
+    cache::store_json(
+        key,
+        &Sidecar::Current {
+            skipped: e.skipped.clone(),
+            truncated: e.truncated.clone(),
+        },
+    )
+}
+
+/// A cache entry, and whether it records truncation.
+fn load(key: &CacheKey) -> Option<(Extracted, bool)> {
+    let (skipped, truncated) = match cache::load_json(key)? {
+        Sidecar::Current { skipped, truncated } => (skipped, Some(truncated)),
+        Sidecar::Skipped(skipped) => (skipped, None),
+    };
     let t = cache::load_tensors(key).unwrap_or_default();
     let rows: Vec<u32> = t
         .get("rows")
@@ -219,8 +262,12 @@ fn load(key: &CacheKey) -> Option<Extracted> {
         .unwrap_or_default();
     let embeddings = t.get("embeddings");
     let dim = embeddings.and_then(|e| e.dim(1).ok()).unwrap_or(0);
-    Some(Extracted {
+    // A flag list that does not fit the rows is as good as none.
+    let truncated = truncated.filter(|t| t.len() == rows.len());
+    let knows_truncation = truncated.is_some();
+    let extracted = Extracted {
         rows: rows.into_iter().map(|r| r as usize).collect(),
+        truncated: truncated.unwrap_or_default(),
         dim,
         embeddings: embeddings
             .and_then(|e| e.flatten_all().ok()?.to_vec1().ok())
@@ -231,5 +278,24 @@ fn load(key: &CacheKey) -> Option<Extracted> {
             .unwrap_or_default(),
         skipped,
         from_cache: true,
-    })
+    };
+    Some((extracted, knows_truncation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sidecar;
+
+    #[test]
+    fn cache_sidecars_of_both_ages_read() {
+        let old: Sidecar = serde_json::from_str(r#"[["a.jpg","cannot decode"]]"#).unwrap();
+        assert!(matches!(old, Sidecar::Skipped(s) if s[0].0 == "a.jpg"));
+        let new = serde_json::to_string(&Sidecar::Current {
+            skipped: vec![],
+            truncated: vec![false, true],
+        })
+        .unwrap();
+        let back: Sidecar = serde_json::from_str(&new).unwrap();
+        assert!(matches!(back, Sidecar::Current { truncated, .. } if truncated == [false, true]));
+    }
 }

@@ -8,7 +8,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use crate::data::dataset::Sample;
-use crate::data::imageio::decode_rgb;
+use crate::data::imageio::decode;
 use crate::data::preprocess::Preprocess;
 use crate::error::Result;
 
@@ -19,6 +19,9 @@ const PREFETCH: usize = 2;
 pub struct Batch {
     /// Indices (into the sample slice) of the images in `input`, in order.
     pub indices: Vec<usize>,
+    /// Whether each image of `indices` came from a truncated file (its missing part filled in
+    /// by the decoder), in the same order.
+    pub truncated: Vec<bool>,
     /// `(len, 3, size, size)`, on the CPU; `None` when every image of the batch failed.
     pub input: Option<Tensor>,
     /// Images that could not be used: sample index and reason.
@@ -71,25 +74,29 @@ fn decode_batch(
     preprocess: &Preprocess,
     transform: Option<&ImageTransform>,
 ) -> Result<Batch> {
-    let decoded: Vec<std::result::Result<Vec<f32>, String>> = chunk
+    let decoded: Vec<std::result::Result<(Vec<f32>, bool), String>> = chunk
         .par_iter()
         .map(|s| {
-            decode_rgb(&s.path)
-                .map(|img| match transform {
-                    Some(t) => t(s, img),
-                    None => img,
+            decode(&s.path)
+                .map(|d| {
+                    let img = match transform {
+                        Some(t) => t(s, d.image),
+                        None => d.image,
+                    };
+                    (preprocess.apply(&img), d.truncated)
                 })
-                .map(|img| preprocess.apply(&img))
                 .map_err(|e| e.to_string())
         })
         .collect();
     let mut indices = Vec::new();
+    let mut truncated = Vec::new();
     let mut images = Vec::new();
     let mut failures = Vec::new();
     for (i, result) in decoded.into_iter().enumerate() {
         match result {
-            Ok(chw) => {
+            Ok((chw, cut)) => {
                 indices.push(offset + i);
+                truncated.push(cut);
                 images.push(chw);
             }
             Err(reason) => failures.push((offset + i, reason)),
@@ -102,6 +109,7 @@ fn decode_batch(
     };
     Ok(Batch {
         indices,
+        truncated,
         input,
         failures,
     })
@@ -112,13 +120,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bad_images_are_reported_and_the_rest_still_arrive_in_order() {
+    fn bad_images_are_reported_truncated_ones_flagged_and_the_rest_arrive_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut samples = Vec::new();
         for i in 0..5 {
             let path = dir.path().join(format!("{i}.png"));
             if i == 2 {
                 std::fs::write(&path, b"broken").unwrap();
+            } else if i == 3 {
+                // A JPEG without its end marker: decoded (the decoder fills in), but flagged.
+                let jpeg = dir.path().join("whole.jpg");
+                image::RgbImage::from_fn(64, 64, |x, y| {
+                    image::Rgb([(x * y) as u8, x as u8, y as u8])
+                })
+                .save(&jpeg)
+                .unwrap();
+                let bytes = std::fs::read(&jpeg).unwrap();
+                std::fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
             } else {
                 image::RgbImage::from_pixel(4, 6, image::Rgb([i as u8; 3]))
                     .save(&path)
@@ -137,17 +155,21 @@ mod tests {
             std: [1.0; 3],
         };
         let mut seen = Vec::new();
+        let mut truncated = Vec::new();
         let mut failed = Vec::new();
         for_each_batch(&samples, &pre, 2, |batch| {
             if let Some(input) = &batch.input {
                 assert_eq!(input.dims4()?, (batch.indices.len(), 3, 4, 4));
             }
+            assert_eq!(batch.truncated.len(), batch.indices.len());
+            truncated.extend(batch.truncated);
             seen.extend(batch.indices);
             failed.extend(batch.failures.into_iter().map(|(i, _)| i));
             Ok(())
         })
         .unwrap();
         assert_eq!(seen, vec![0, 1, 3, 4]);
+        assert_eq!(truncated, vec![false, false, true, false]);
         assert_eq!(failed, vec![2]);
     }
 }

@@ -77,12 +77,33 @@ pub struct SampleRecord {
     pub diagnostics: Diagnostics,
     /// The meta-vector, in `FeatureLayout` order (raw, before standardisation).
     pub meta: Vec<f32>,
+    /// The image file was truncated: it was scored from a picture whose missing part the
+    /// decoder filled in (absent, so false, in records written before this was recorded).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 impl SampleRecord {
     pub fn correct(&self) -> Option<bool> {
         self.label.map(|l| l == self.pred)
     }
+}
+
+/// Takes the records of truncated files out of `records`, as `(id, reason)` skips: what
+/// `--skip-truncated` does with records that were scored before the choice was made.
+pub fn split_truncated(records: &mut Vec<SampleRecord>) -> Vec<(String, String)> {
+    let skipped = records
+        .iter()
+        .filter(|r| r.truncated)
+        .map(|r| {
+            (
+                r.id.clone(),
+                crate::data::imageio::TRUNCATED_SKIP_REASON.to_string(),
+            )
+        })
+        .collect();
+    records.retain(|r| !r.truncated);
+    skipped
 }
 
 /// A scored dataset: records plus what is needed to read them.
@@ -136,4 +157,31 @@ pub enum ScoringEvent {
     },
     Finished,
     Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_truncation_was_recorded_read_as_whole_files() {
+        let old = r#"{"id":"a/b.jpg","label":1,"pred":1,"probs":[0.1,0.9],"p_correct":0.8,
+            "diagnostics":{"msp":0.9,"entropy":0.3,"logit_gap":2.0,"mc_variance":0.0,
+            "grad_sensitivity":0.1,"knn_distance":3.0,"trust_score":1.5},"meta":[1.0]}"#;
+        let record: SampleRecord = serde_json::from_str(old).unwrap();
+        assert!(!record.truncated);
+        let mut cut = record.clone();
+        cut.id = "a/cut.jpg".into();
+        cut.truncated = true;
+        let json = serde_json::to_value(&cut).unwrap();
+        assert_eq!(json["truncated"], true);
+
+        let mut records = vec![record, cut];
+        let skipped = split_truncated(&mut records);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].id, "a/b.jpg");
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].0, "a/cut.jpg");
+        assert!(skipped[0].1.contains("truncated"), "{}", skipped[0].1);
+    }
 }

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::data::corrupt::CorruptionSpec;
 use crate::data::dataset::{Dataset, Sample};
 use crate::data::download::DownloadProgress;
+use crate::data::imageio::TRUNCATED_SKIP_REASON;
 use crate::error::Result;
 use crate::model::backbone::{weights, Backbone, BackboneKind};
 use crate::model::extract::ExtractSpec;
@@ -100,6 +101,7 @@ impl ScoringModels {
             seed: 0,
             imagenet_logits: false,
             use_cache: true,
+            skip_truncated: false,
         }
     }
 }
@@ -114,6 +116,9 @@ pub struct Scorer<'a> {
     pub imagenet_logits: bool,
     /// Read and write the extraction cache (off for benchmarks).
     pub use_cache: bool,
+    /// Leave truncated files out (as skipped, with the reason) instead of scoring the picture
+    /// the decoder completed (`--skip-truncated`).
+    pub skip_truncated: bool,
 }
 
 impl Scorer<'_> {
@@ -190,13 +195,27 @@ impl Scorer<'_> {
                     total,
                 });
             })?;
-            for (id, reason) in &extracted.skipped {
+            let mut skipped = extracted.skipped.clone();
+            // Rows (positions in `extracted.rows`) that are scored.
+            let kept: Vec<usize> = (0..extracted.rows.len())
+                .filter(|&r| {
+                    let cut = self.skip_truncated && extracted.truncated[r];
+                    if cut {
+                        skipped.push((
+                            chunk[extracted.rows[r]].id.clone(),
+                            TRUNCATED_SKIP_REASON.to_string(),
+                        ));
+                    }
+                    !cut
+                })
+                .collect();
+            for (id, reason) in &skipped {
                 events(ScoringEvent::Skipped {
                     id: id.clone(),
                     reason: reason.clone(),
                 });
             }
-            scored.skipped.extend(extracted.skipped.iter().cloned());
+            scored.skipped.extend(skipped);
             let imagenet = if self.imagenet_logits && !extracted.rows.is_empty() {
                 let e = candle_core::Tensor::from_slice(
                     &extracted.embeddings,
@@ -207,17 +226,16 @@ impl Scorer<'_> {
             } else {
                 None
             };
-            let rows: Vec<(SampleRecord, ExtraScores)> = extracted
-                .rows
+            let rows: Vec<(SampleRecord, ExtraScores)> = kept
                 .par_iter()
-                .enumerate()
-                .map(|(r, &i)| {
-                    let (record, mut extra) = self.score_row(
-                        &chunk[i],
+                .map(|&r| {
+                    let (mut record, mut extra) = self.score_row(
+                        &chunk[extracted.rows[r]],
                         extracted.embedding(r),
                         extracted.grad_norms[r],
                         &label_map,
                     );
+                    record.truncated = extracted.truncated[r];
                     extra.imagenet_logits = imagenet.as_ref().map(|l| l[r].clone());
                     (record, extra)
                 })
@@ -270,6 +288,7 @@ impl Scorer<'_> {
             p_correct: a.metanet.p_correct(&meta),
             diagnostics: features::diagnostics(&inputs),
             meta: meta.clone(),
+            truncated: false,
         };
         let extra = ExtraScores {
             metanet_logit: a.metanet.calibrated_logit(&meta),

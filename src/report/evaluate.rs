@@ -57,6 +57,9 @@ pub struct EvalReport {
     /// Rows with a known outcome: labelled in the artifacts' classes, or of a held-out class.
     pub labelled: usize,
     pub skipped: usize,
+    /// Source images scored from a truncated file (the decoder filled in the missing part);
+    /// 0 with `--skip-truncated`, which counts them as skipped instead.
+    pub truncated: usize,
     /// Class folders the artifacts were trained without; their rows are always wrong.
     pub novel_classes: Vec<String>,
     pub novel_rows: usize,
@@ -303,6 +306,13 @@ pub fn evaluate(
         samples: scored.records.len(),
         labelled: known.len(),
         skipped: scored.skipped.len(),
+        truncated: scored
+            .records
+            .iter()
+            .filter(|r| r.truncated)
+            .map(|r| r.id.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
         novel_classes: artifacts.manifest.protocol.holdout_classes.clone(),
         novel_rows: input.novel.iter().filter(|&&v| v).count(),
         accuracy: (!known.is_empty()).then(|| 1.0 - errors as f64 / known.len() as f64),

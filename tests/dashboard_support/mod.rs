@@ -154,6 +154,7 @@ pub fn record_set(n: usize, seed: u64) -> RecordSet {
             p_correct,
             diagnostics,
             meta,
+            truncated: false,
         });
     }
     RecordSet {

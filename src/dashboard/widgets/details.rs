@@ -1,5 +1,5 @@
-//! The selected sample: verdict at the threshold, label and prediction, top-5 class
-//! probabilities, the named diagnostics and the user's annotation.
+//! The selected sample: verdict at the threshold, whether its file was truncated, label and
+//! prediction, top-5 class probabilities, the named diagnostics and the user's annotation.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -65,6 +65,15 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
         verdict,
         Span::styled(format!(" at t={:.3}", app.threshold), muted),
     ]));
+    if r.truncated {
+        out.push(Line::from(Span::styled(
+            truncate_right(
+                "⚠ truncated file: scored from a picture the decoder completed",
+                width,
+            ),
+            Style::new().fg(theme.error).add_modifier(Modifier::BOLD),
+        )));
+    }
 
     let label = r
         .label

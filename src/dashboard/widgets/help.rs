@@ -43,7 +43,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .collect();
     lines.push(Line::default());
     let legend = [
-        " ● accepted  ○ rejected at the threshold",
+        " ● accepted  ○ rejected at the threshold  ⚠ truncated file",
         " M model error · L label error · A ambiguous · F fine · ✎ tags/note",
     ];
     for text in legend {

@@ -2,7 +2,7 @@
 
 use ratatui::layout::{Constraint, Margin, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{
     Cell, Paragraph, Row, Scrollbar, ScrollbarOrientation, ScrollbarState, Table, TableState,
 };
@@ -17,6 +17,8 @@ use crate::support::text::printable;
 const P_WIDTH: u16 = 5;
 /// The selected row's marker (visible without colours too).
 const CURSOR: &str = "›";
+/// Before the path of a sample whose file was truncated.
+const TRUNCATED: &str = "⚠ ";
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
@@ -79,9 +81,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 Some(Verdict::Fine) => "F",
                 None => "✎",
             });
+            // A truncated file is marked before its path (the details panel says what it means).
+            let path = if r.truncated {
+                Line::from(vec![
+                    Span::styled(TRUNCATED, Style::new().fg(theme.error)),
+                    Span::raw(truncate_left(
+                        &printable(&r.id),
+                        path_width.saturating_sub(2),
+                    )),
+                ])
+            } else {
+                Line::from(truncate_left(&printable(&r.id), path_width))
+            };
             Row::new(vec![
                 Cell::from(mark),
-                Cell::from(truncate_left(&printable(&r.id), path_width)),
+                Cell::from(path),
                 Cell::from(label),
                 Cell::from(Span::styled(
                     truncate_right(&app.class_name(r.pred), class_width as usize),
