@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dashboard::app::RowFacts;
+use crate::dashboard::derived::RowFacts;
 use crate::dashboard::session::Annotation;
 
 /// Which samples the list shows.

@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod app;
+pub mod derived;
 pub mod draw;
 mod event_loop;
 pub mod filter;
@@ -18,6 +19,7 @@ pub mod session;
 pub mod terminal;
 pub mod theme;
 pub mod update;
+pub mod view;
 pub mod widgets;
 
 use std::path::PathBuf;

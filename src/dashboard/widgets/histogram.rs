@@ -8,7 +8,8 @@ use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::panel;
-use crate::dashboard::app::{histogram_bin, App, HISTOGRAM_BINS};
+use crate::dashboard::app::App;
+use crate::dashboard::derived::{histogram_bin, HISTOGRAM_BINS};
 use crate::dashboard::layout::inner;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
