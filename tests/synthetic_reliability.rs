@@ -345,7 +345,7 @@ fn scoring_gives_one_bounded_record_per_image_deterministically_and_names_skips(
         assert_eq!(r.p_correct, a.metanet.p_correct(&r.meta));
         assert_eq!(r.probs.len(), CLASSES.len());
         assert!((r.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-        assert_eq!(r.pred as usize, features::argmax(&r.probs));
+        assert_eq!(r.pred as usize, reason::support::math::argmax(&r.probs));
         assert_eq!(r.meta.len(), a.manifest.layout.dim());
         assert!(r.meta.iter().all(|v| v.is_finite()), "{:?}", r.meta);
     }
