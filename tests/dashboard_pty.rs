@@ -4,17 +4,14 @@
 
 mod dashboard_support;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
 
+use dashboard_support::pty::{assert_restored, wait_for_file, Tui};
 use dashboard_support::{record_set, write_image};
-use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+use portable_pty::CommandBuilder;
 use reason::dashboard::session::Session;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Builds the example once (a no-op when `cargo test` already built it) and returns its path.
 fn demo_binary() -> &'static Path {
@@ -55,129 +52,18 @@ fn demo_binary() -> &'static Path {
     })
 }
 
-/// A dashboard process in a 120×40 pseudo-terminal, with its output collected.
-struct Session_ {
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    writer: Box<dyn Write + Send>,
-    output: Arc<Mutex<Vec<u8>>>,
-    reader: std::thread::JoinHandle<()>,
-}
-
-impl Session_ {
-    fn start(dir: &Path, extra: &[&str]) -> Session_ {
-        let pty = native_pty_system()
-            .openpty(PtySize {
-                rows: 40,
-                cols: 120,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .unwrap();
-        let mut cmd = CommandBuilder::new(demo_binary());
-        cmd.args([
-            "records.json",
-            "data",
-            "sessions/e2e.json",
-            "--image-protocol=halfblocks",
-        ]);
-        cmd.args(extra);
-        cmd.cwd(dir);
-        cmd.env("TERM", "xterm-256color");
-        let child = pty.slave.spawn_command(cmd).unwrap();
-        // Only the child keeps the terminal side open, so the reader sees the end.
-        drop(pty.slave);
-        let mut reader = pty.master.try_clone_reader().unwrap();
-        let writer = pty.master.take_writer().unwrap();
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let sink = output.clone();
-        let reader = std::thread::spawn(move || {
-            // The master must outlive the reader, so it moves in here.
-            let _master = pty.master;
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Session_ {
-            child,
-            writer,
-            output,
-            reader,
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
-    }
-
-    fn wait_for(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.text().contains(needle) {
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "timed out waiting for {needle:?}; output so far:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Writes bytes at once, as a terminal answering a query would.
-    fn answer(&mut self, bytes: &str) {
-        self.writer.write_all(bytes.as_bytes()).unwrap();
-        self.writer.flush().unwrap();
-    }
-
-    fn keys(&mut self, keys: &str) {
-        for c in keys.chars() {
-            let mut buf = [0u8; 4];
-            self.writer
-                .write_all(c.encode_utf8(&mut buf).as_bytes())
-                .unwrap();
-            self.writer.flush().unwrap();
-            std::thread::sleep(Duration::from_millis(30));
-        }
-    }
-
-    /// Waits for the process to exit; returns its success and everything it wrote.
-    fn finish(mut self) -> (bool, Vec<u8>) {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if start.elapsed() > TIMEOUT {
-                let _ = self.child.kill();
-                panic!("the dashboard did not exit; output:\n{}", self.text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        drop(self.writer);
-        self.reader.join().unwrap();
-        let output = self.output.lock().unwrap().clone();
-        (status.success(), output)
-    }
-}
-
-/// Polls until `path` exists and holds `needle` (written by the dashboard while it runs).
-fn wait_for_file(path: &Path, needle: &str) -> String {
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if text.contains(needle) {
-                return text;
-            }
-        }
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "timed out waiting for {needle:?} in {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The demo in a pseudo-terminal, on `dir`'s records and images, with the session `e2e`.
+fn start(dir: &Path, extra: &[&str]) -> Tui {
+    let mut cmd = CommandBuilder::new(demo_binary());
+    cmd.args([
+        "records.json",
+        "data",
+        "sessions/e2e.json",
+        "--image-protocol=halfblocks",
+    ]);
+    cmd.args(extra);
+    cmd.cwd(dir);
+    Tui::start(cmd)
 }
 
 fn prepare(dir: &Path) -> reason::reliability::records::RecordSet {
@@ -189,32 +75,12 @@ fn prepare(dir: &Path) -> reason::reliability::records::RecordSet {
     set
 }
 
-fn assert_restored(ok: bool, output: &[u8]) {
-    let text = String::from_utf8_lossy(output);
-    assert!(ok, "the dashboard failed; output:\n{text}");
-    // Entered the alternate screen with mouse capture, and left it: the last thing written is
-    // leaving the alternate screen and showing the cursor.
-    assert!(
-        text.contains("\x1b[?1049h"),
-        "never entered the alternate screen"
-    );
-    assert!(
-        text.contains("\x1b[?1000h") && text.contains("\x1b[?1000l"),
-        "mouse capture not undone"
-    );
-    assert!(
-        text.ends_with("\x1b[?1049l\x1b[?25h"),
-        "the output does not end by restoring the terminal: {:?}",
-        &text[text.len().saturating_sub(80)..]
-    );
-}
-
 #[test]
 fn drive_the_dashboard_and_resume_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let set = prepare(dir.path());
 
-    let mut tui = Session_::start(dir.path(), &[]);
+    let mut tui = start(dir.path(), &[]);
     tui.wait_for("REASON");
     tui.wait_for("ILSVRC2012_val_00000001");
     // The half-block preview of the first image arrives from the preview worker.
@@ -256,7 +122,7 @@ fn drive_the_dashboard_and_resume_the_session() {
     assert_eq!(annotation.note, "odd crop");
 
     // Reopened, it resumes on the same sample and threshold.
-    let mut again = Session_::start(dir.path(), &[]);
+    let mut again = start(dir.path(), &[]);
     again.wait_for("t 0.620");
     again.wait_for("odd crop");
     again.keys("q");
@@ -268,7 +134,7 @@ fn drive_the_dashboard_and_resume_the_session() {
 fn streamed_records_fill_the_list_and_ctrl_c_quits() {
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path());
-    let mut tui = Session_::start(dir.path(), &["--stream"]);
+    let mut tui = start(dir.path(), &["--stream"]);
     tui.wait_for("scored 60 samples");
     tui.keys("G\u{3}");
     let (ok, output) = tui.finish();
@@ -286,7 +152,7 @@ fn a_corrupt_session_is_refused_and_left_alone() {
     std::fs::create_dir_all(dir.path().join("sessions")).unwrap();
     let path = dir.path().join("sessions/e2e.json");
     std::fs::write(&path, "{ not json").unwrap();
-    let tui = Session_::start(dir.path(), &[]);
+    let tui = start(dir.path(), &[]);
     let (ok, output) = tui.finish();
     let text = String::from_utf8_lossy(&output);
     assert!(!ok);
@@ -299,7 +165,7 @@ fn a_corrupt_session_is_refused_and_left_alone() {
 fn auto_protocol_uses_what_the_terminal_answers() {
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path());
-    let mut tui = Session_::start(dir.path(), &["--image-protocol=auto"]);
+    let mut tui = start(dir.path(), &["--image-protocol=auto"]);
     // The picker's query ends with a status request; answer like a sixel terminal with
     // 10×20-pixel cells.
     tui.wait_for("\x1b[5n");

@@ -13,13 +13,16 @@ use super::layout::threshold_at_column;
 /// Rows one mouse-wheel notch moves.
 const WHEEL_ROWS: isize = 3;
 
+/// Keys and the action they trigger.
+pub type KeysAction = (&'static [KeyCode], fn() -> Action);
+
 /// One line of the normal-mode key map: the keys, what they do, and the help text. The key
 /// handler and the help overlay both read [`NORMAL_KEYS`], so they cannot disagree.
 pub struct Binding {
     pub keys: &'static [KeyCode],
     pub action: fn() -> Action,
     /// The opposite keys and action, on the same help line (`k ↑` for `j ↓`).
-    pub back: Option<(&'static [KeyCode], fn() -> Action)>,
+    pub back: Option<KeysAction>,
     /// `{step}` stands for the threshold step of the action.
     pub help: &'static str,
 }

@@ -1,8 +1,11 @@
 //! Deterministic synthetic data for the dashboard's tests, benchmark and demo: records that
 //! look like an Imagenette evaluation (10 classes, ~80 % accuracy, P(correct) informative but
-//! imperfect, a 66-dimensional meta-vector in named families) and generated preview images.
+//! imperfect, a 66-dimensional meta-vector in named families) and generated preview images;
+//! [`pty`] drives a dashboard process in a pseudo-terminal.
 
 #![allow(dead_code)]
+
+pub mod pty;
 
 use std::path::Path;
 
