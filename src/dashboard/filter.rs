@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dashboard::derived::RowFacts;
-use crate::dashboard::session::Annotation;
 
 /// Which samples the list shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,14 +100,15 @@ impl Filter {
     }
 
     /// The entries of `order` (record indices, sorted) that it keeps. `rows` holds each
-    /// entry's facts in the same order; `annotation` gives a record's annotation.
+    /// entry's facts in the same order; `tags` gives an annotated record's tags (none: the
+    /// record has no annotation).
     pub fn apply<'a>(
         &self,
         order: &[u32],
         rows: &[RowFacts],
         threshold: f32,
         classes: &[String],
-        annotation: impl Fn(u32) -> Option<&'a Annotation>,
+        tags: impl Fn(u32) -> Option<&'a [String]>,
     ) -> Vec<u32> {
         let t = threshold;
         // Threshold filters run on every slider move: they read the compact row facts in
@@ -130,12 +130,12 @@ impl Filter {
             Filter::Annotated => order
                 .iter()
                 .copied()
-                .filter(|&i| annotation(i).is_some())
+                .filter(|&i| tags(i).is_some())
                 .collect(),
             Filter::Tag(tag) => order
                 .iter()
                 .copied()
-                .filter(|&i| annotation(i).is_some_and(|a| a.tags.iter().any(|x| x == tag)))
+                .filter(|&i| tags(i).is_some_and(|t| t.iter().any(|x| x == tag)))
                 .collect(),
         }
     }

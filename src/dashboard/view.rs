@@ -37,6 +37,7 @@ impl App {
                 self.session
                     .annotations
                     .get(records[i as usize].id.as_str())
+                    .map(|a| a.tags.as_slice())
             },
         );
         if !self.search.is_empty() {

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::{contiguous_slice, fast_kernels, Activation, Float};
+use super::kernel::{contiguous_slice, dispatch, fast_kernels, Activation, Float};
 
 /// Elements per rayon task: large enough that scheduling costs nothing.
 const CHUNK: usize = 1 << 14;
@@ -158,19 +158,12 @@ impl CustomOp2 for Elementwise {
             }
             _ => 1,
         };
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(self.run(
-                contiguous_slice::<f32>(s1, l1, self.name())?,
-                contiguous_slice::<f32>(s2, l2, self.name())?,
-                plane,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(self.run(
-                contiguous_slice::<f64>(s1, l1, self.name())?,
-                contiguous_slice::<f64>(s2, l2, self.name())?,
-                plane,
-            )),
-            _ => candle_core::bail!("{}: f32 or f64 of one dtype expected", self.name()),
-        };
+        let out = dispatch(
+            self.name(),
+            [(s1, l1), (s2, l2)],
+            |[a, b]| self.run(a, b, plane),
+            |[a, b]| self.run(a, b, plane),
+        )?;
         Ok((out, shape.clone()))
     }
 }

@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::kernel::{contiguous_slice, Activation, Float};
+use super::kernel::{dispatch, Activation, Float};
 
 /// Geometry and activation of a convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,32 +477,6 @@ fn for_each_image<T: Send, S: Default + Send>(
     }
 }
 
-/// Calls the f32 or f64 instance of `kernel` on three storages of one float type.
-fn dispatch(
-    storages: [(&CpuStorage, &Layout); 3],
-    f32_kernel: impl FnOnce(&[f32], &[f32], &[f32]) -> Vec<f32>,
-    f64_kernel: impl FnOnce(&[f64], &[f64], &[f64]) -> Vec<f64>,
-) -> Result<CpuStorage> {
-    let [(s1, l1), (s2, l2), (s3, l3)] = storages;
-    Ok(match (s1, s2, s3) {
-        (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-            CpuStorage::F32(f32_kernel(
-                contiguous_slice(s1, l1, "conv input")?,
-                contiguous_slice(s2, l2, "conv weight")?,
-                contiguous_slice(s3, l3, "conv operand")?,
-            ))
-        }
-        (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-            CpuStorage::F64(f64_kernel(
-                contiguous_slice(s1, l1, "conv input")?,
-                contiguous_slice(s2, l2, "conv weight")?,
-                contiguous_slice(s3, l3, "conv operand")?,
-            ))
-        }
-        _ => candle_core::bail!("conv: f32 or f64 tensors of one dtype expected"),
-    })
-}
-
 impl CustomOp3 for Conv {
     fn name(&self) -> &'static str {
         "conv2d-bias-act"
@@ -526,9 +500,10 @@ impl CustomOp3 for Conv {
             );
         }
         let out = dispatch(
+            "conv",
             [(s1, l1), (s2, l2), (s3, l3)],
-            |x, w, b| self.forward(g, x, w, b),
-            |x, w, b| self.forward(g, x, w, b),
+            |[x, w, b]| self.forward(g, x, w, b),
+            |[x, w, b]| self.forward(g, x, w, b),
         )?;
         Ok((out, Shape::from((g.n, g.c_out, g.oh, g.ow))))
     }
@@ -573,9 +548,10 @@ impl CustomOp3 for InputGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let (c, g) = (&self.conv, self.geometry);
         let out = dispatch(
+            "conv input grad",
             [(s1, l1), (s2, l2), (s3, l3)],
-            |d, o, w| c.input_grad_kernel(g, d, o, w),
-            |d, o, w| c.input_grad_kernel(g, d, o, w),
+            |[d, o, w]| c.input_grad_kernel(g, d, o, w),
+            |[d, o, w]| c.input_grad_kernel(g, d, o, w),
         )?;
         Ok((out, Shape::from((g.n, g.c_in, g.h, g.w))))
     }

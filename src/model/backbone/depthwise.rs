@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::{contiguous_slice, Float};
+use super::kernel::{dispatch, Float};
 
 /// Geometry of a depthwise convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,32 +196,6 @@ impl Depthwise {
     }
 }
 
-/// Runs `kernel(a, b)` on two storages of the same float type.
-fn run<F32, F64>(
-    s1: &CpuStorage,
-    l1: &Layout,
-    s2: &CpuStorage,
-    l2: &Layout,
-    f32_kernel: F32,
-    f64_kernel: F64,
-) -> Result<CpuStorage>
-where
-    F32: FnOnce(&[f32], &[f32]) -> Vec<f32>,
-    F64: FnOnce(&[f64], &[f64]) -> Vec<f64>,
-{
-    match (s1, s2) {
-        (CpuStorage::F32(_), CpuStorage::F32(_)) => Ok(CpuStorage::F32(f32_kernel(
-            contiguous_slice(s1, l1, "depthwise lhs")?,
-            contiguous_slice(s2, l2, "depthwise rhs")?,
-        ))),
-        (CpuStorage::F64(_), CpuStorage::F64(_)) => Ok(CpuStorage::F64(f64_kernel(
-            contiguous_slice(s1, l1, "depthwise lhs")?,
-            contiguous_slice(s2, l2, "depthwise rhs")?,
-        ))),
-        _ => candle_core::bail!("depthwise: f32 or f64 tensors of one dtype expected"),
-    }
-}
-
 impl CustomOp2 for Depthwise {
     fn name(&self) -> &'static str {
         "depthwise-conv2d"
@@ -242,13 +216,11 @@ impl CustomOp2 for Depthwise {
             );
         }
         let d = self.dims(n, c, h, w)?;
-        let out = run(
-            s1,
-            l1,
-            s2,
-            l2,
-            |x, k| self.forward(d, x, k),
-            |x, k| self.forward(d, x, k),
+        let out = dispatch(
+            "depthwise",
+            [(s1, l1), (s2, l2)],
+            |[x, k]| self.forward(d, x, k),
+            |[x, k]| self.forward(d, x, k),
         )?;
         Ok((out, Shape::from((d.n, d.c, d.oh, d.ow))))
     }
@@ -293,13 +265,11 @@ impl CustomOp2 for InputGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (c, d) = (&self.conv, self.dims);
-        let out = run(
-            s1,
-            l1,
-            s2,
-            l2,
-            |g, k| c.input_grad_kernel(d, g, k),
-            |g, k| c.input_grad_kernel(d, g, k),
+        let out = dispatch(
+            "depthwise",
+            [(s1, l1), (s2, l2)],
+            |[g, k]| c.input_grad_kernel(d, g, k),
+            |[g, k]| c.input_grad_kernel(d, g, k),
         )?;
         Ok((out, Shape::from((d.n, d.c, d.h, d.w))))
     }
@@ -324,13 +294,11 @@ impl CustomOp2 for KernelGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (c, d) = (&self.conv, self.dims);
-        let out = run(
-            s1,
-            l1,
-            s2,
-            l2,
-            |x, g| c.kernel_grad(d, x, g),
-            |x, g| c.kernel_grad(d, x, g),
+        let out = dispatch(
+            "depthwise",
+            [(s1, l1), (s2, l2)],
+            |[x, g]| c.kernel_grad(d, x, g),
+            |[x, g]| c.kernel_grad(d, x, g),
         )?;
         Ok((out, Shape::from((d.c, 1, c.kernel, c.kernel))))
     }

@@ -78,6 +78,41 @@ impl Activation {
     }
 }
 
+/// Runs the f32 or the f64 instance of a kernel on `N` operands of one float type, read through
+/// [`contiguous_slice`]; `op` names the op in errors.
+pub fn dispatch<const N: usize>(
+    op: &str,
+    operands: [(&CpuStorage, &Layout); N],
+    f32_kernel: impl FnOnce([&[f32]; N]) -> Vec<f32>,
+    f64_kernel: impl FnOnce([&[f64]; N]) -> Vec<f64>,
+) -> Result<CpuStorage> {
+    fn slices<'a, T: candle_core::WithDType, const N: usize>(
+        op: &str,
+        operands: &[(&'a CpuStorage, &Layout); N],
+    ) -> Result<[&'a [T]; N]> {
+        let mut out = Vec::with_capacity(N);
+        for (storage, layout) in operands {
+            out.push(contiguous_slice::<T>(storage, layout, op)?);
+        }
+        Ok(out
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one slice per operand")))
+    }
+    if operands
+        .iter()
+        .all(|(s, _)| matches!(s, CpuStorage::F32(_)))
+    {
+        Ok(CpuStorage::F32(f32_kernel(slices(op, &operands)?)))
+    } else if operands
+        .iter()
+        .all(|(s, _)| matches!(s, CpuStorage::F64(_)))
+    {
+        Ok(CpuStorage::F64(f64_kernel(slices(op, &operands)?)))
+    } else {
+        candle_core::bail!("{op}: f32 or f64 tensors of one dtype expected")
+    }
+}
+
 /// The elements of a contiguous CPU tensor; `what` names it in the error (the CPU kernels of
 /// every backbone op read their operands through this).
 pub fn contiguous_slice<'a, T: candle_core::WithDType>(
