@@ -107,15 +107,7 @@ impl LinearHead {
                 let x = x_all.index_select(&idx, 0)?;
                 let y = y_all.index_select(&idx, 0)?;
                 // Inverted dropout from our own seeded generator, so training is reproducible.
-                let mask: Vec<f32> = (0..chunk.len() * dim)
-                    .map(|_| {
-                        if rng.random::<f32>() < keep {
-                            1.0 / keep
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
+                let mask = dropout_mask(&mut rng, chunk.len() * dim, keep);
                 let x = x.mul(&Tensor::from_vec(mask, (chunk.len(), dim), &device)?)?;
                 let logits = x
                     .matmul(&w.as_tensor().t()?)?
@@ -290,6 +282,20 @@ pub fn fit_temperature(logits: &[Vec<f32>], labels: &[u16]) -> f32 {
         }
     }
     ((lo + hi) / 2.0).exp() as f32
+}
+
+/// An inverted-dropout mask of `len` values: `1/keep` with probability `keep`, else 0. Drawn
+/// from the caller's seeded generator, so training is reproducible.
+pub fn dropout_mask(rng: &mut impl rand::Rng, len: usize, keep: f32) -> Vec<f32> {
+    (0..len)
+        .map(|_| {
+            if rng.random::<f32>() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

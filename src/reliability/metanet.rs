@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::model::head::dropout_mask;
 use crate::model::head::{column_stats, standardise};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -249,15 +250,7 @@ impl MetaNet {
                 let x = x_fit.index_select(&idx, 0)?;
                 let y = y_fit.index_select(&idx, 0)?;
                 let masks = config.hidden.iter().map(|&h| {
-                    let m: Vec<f32> = (0..chunk.len() * h)
-                        .map(|_| {
-                            if rng.random::<f32>() < keep {
-                                1.0 / keep
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
+                    let m = dropout_mask(&mut rng, chunk.len() * h, keep);
                     Tensor::from_vec(m, (chunk.len(), h), &device)
                 });
                 let masks = masks.collect::<candle_core::Result<Vec<_>>>()?;

@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::kernel::{dispatch, Activation, Float};
+use super::kernel::{self, dispatch, Activation, Float};
 
 /// Geometry and activation of a convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,17 +110,12 @@ impl Conv {
 
     /// Input row of output row `oy` and tap `ky`, if inside the image.
     fn input_row(&self, oy: usize, ky: usize, h: usize) -> Option<usize> {
-        (oy * self.stride + ky)
-            .checked_sub(self.pad[0])
-            .filter(|&iy| iy < h)
+        kernel::input_row(self.stride, self.pad[0], oy, ky, h)
     }
 
-    /// `(x0, x1)`: the output columns whose input column `ox * stride + kx - left` is inside.
+    /// `(x0, x1)`: the output columns whose input column is inside the image.
     fn valid_cols(&self, kx: usize, w: usize, ow: usize) -> (usize, usize) {
-        let left = self.pad[2];
-        let first = left.saturating_sub(kx).div_ceil(self.stride);
-        let last = (w + left).saturating_sub(kx).div_ceil(self.stride).min(ow);
-        (first.min(last), last)
+        kernel::valid_cols(self.stride, self.pad[2], kx, w, ow)
     }
 
     /// Splits an im2col row index into (input channel, tap row, tap column).

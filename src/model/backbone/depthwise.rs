@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::{dispatch, Float};
+use super::kernel::{self, dispatch, Float};
 
 /// Geometry of a depthwise convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,17 +53,12 @@ impl Depthwise {
 
     /// Input row of output row `oy` and tap `ky`, if inside the image.
     fn input_row(&self, oy: usize, ky: usize, h: usize) -> Option<usize> {
-        (oy * self.stride + ky)
-            .checked_sub(self.pad[0])
-            .filter(|&iy| iy < h)
+        kernel::input_row(self.stride, self.pad[0], oy, ky, h)
     }
 
-    /// `(x0, x1)`: the output columns whose input column `ox * stride + kx - left` is inside.
+    /// `(x0, x1)`: the output columns whose input column is inside the image.
     fn valid_cols(&self, kx: usize, w: usize, ow: usize) -> (usize, usize) {
-        let left = self.pad[2];
-        let first = left.saturating_sub(kx).div_ceil(self.stride);
-        let last = (w + left).saturating_sub(kx).div_ceil(self.stride).min(ow);
-        (first.min(last), last)
+        kernel::valid_cols(self.stride, self.pad[2], kx, w, ow)
     }
 
     /// ∂loss/∂x for an input of shape `x`, from ∂loss/∂out (the manual backward path).

@@ -78,6 +78,20 @@ impl Activation {
     }
 }
 
+/// Input row of output row `oy` and kernel tap `ky` for a window of this `stride` and `top`
+/// padding, if inside an image of `h` rows.
+pub fn input_row(stride: usize, top: usize, oy: usize, ky: usize, h: usize) -> Option<usize> {
+    (oy * stride + ky).checked_sub(top).filter(|&iy| iy < h)
+}
+
+/// `(x0, x1)`: the output columns (of `ow`) whose input column `ox * stride + kx - left` lies
+/// inside an image of `w` columns.
+pub fn valid_cols(stride: usize, left: usize, kx: usize, w: usize, ow: usize) -> (usize, usize) {
+    let first = left.saturating_sub(kx).div_ceil(stride);
+    let last = (w + left).saturating_sub(kx).div_ceil(stride).min(ow);
+    (first.min(last), last)
+}
+
 /// Runs the f32 or the f64 instance of a kernel on `N` operands of one float type, read through
 /// [`contiguous_slice`]; `op` names the op in errors.
 pub fn dispatch<const N: usize>(
