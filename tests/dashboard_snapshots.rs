@@ -7,8 +7,11 @@ use std::path::Path;
 
 use dashboard_support::{app, record_set, unlabelled, write_image};
 use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
 use ratatui::Terminal;
 use ratatui_image::picker::Picker;
+use reason::dashboard::app::Mode;
+use reason::dashboard::layout::{MIN_HEIGHT, MIN_WIDTH};
 use reason::dashboard::preview::{encode, PreviewResult};
 use reason::dashboard::session::Session;
 use reason::dashboard::{draw, update, Action, App, Theme};
@@ -229,6 +232,26 @@ fn too_small_terminal() {
     insta::assert_snapshot!("too_small_60x20", render(&app, 60, 20));
 }
 
+/// Draws `app` into a fresh buffer of the given size.
+fn buffer(app: &App, width: u16, height: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| draw(frame, app)).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+/// The buffer's text, one line a row.
+fn text_of(buf: &Buffer) -> String {
+    let area = buf.area;
+    (area.top()..area.bottom())
+        .map(|y| {
+            (area.left()..area.right())
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn no_size_or_state_panics() {
     let dir = tempfile::tempdir().unwrap();
@@ -249,6 +272,7 @@ fn no_size_or_state_panics() {
         app(RecordSet::default(), Session::default(), 80, 24),
         App::scoring(Session::default(), Theme::dark(), ""),
     ];
+    let mut popups_seen = [0; 3];
     for mut app in apps {
         for _panel in 0..3 {
             for mode in 0..4 {
@@ -259,7 +283,47 @@ fn no_size_or_state_panics() {
                     _ => {}
                 }
                 for &(w, h) in &sizes {
-                    render(&app, w, h);
+                    let buf = buffer(&app, w, h);
+                    assert_eq!((buf.area.width, buf.area.height), (w, h));
+                    let screen = text_of(&buf);
+                    let context = format!("{w}×{h}, mode {:?}:\n{screen}", app.mode);
+                    if w < 20 {
+                        continue; // Too narrow for any whole word; drawing it is the test.
+                    }
+                    if w < MIN_WIDTH || h < MIN_HEIGHT {
+                        // Below the minimum: the explanation only, never a cramped dashboard.
+                        assert!(screen.contains("Terminal too"), "{context}");
+                        assert!(!screen.contains("Samples"), "{context}");
+                        if w == 79 {
+                            assert!(screen.contains("Terminal too small: 79×23."), "{context}");
+                        }
+                        continue;
+                    }
+                    assert!(!screen.contains("too small"), "{context}");
+                    match &app.mode {
+                        Mode::Help => {
+                            popups_seen[0] += 1;
+                            assert!(screen.contains(" Keys "), "{context}");
+                            assert!(screen.contains("● accepted"), "{context}");
+                        }
+                        Mode::Tags { .. } => {
+                            popups_seen[1] += 1;
+                            assert!(screen.contains("Tags"), "{context}");
+                        }
+                        Mode::Search { .. } => {
+                            popups_seen[2] += 1;
+                            assert!(screen.contains("Esc cancel"), "{context}");
+                        }
+                        _ => {}
+                    }
+                    if !matches!(app.mode, Mode::Help | Mode::Tags { .. }) {
+                        // The list is on every screen; its cursor marks the one selected row
+                        // whenever there are rows.
+                        assert!(screen.contains(" Samples "), "{context}");
+                        let cursors = screen.matches('›').count();
+                        let expected = usize::from(!app.view.is_empty());
+                        assert_eq!(cursors, expected, "{context}");
+                    }
                 }
                 update(&mut app, Action::InputCancel);
                 if mode == 1 {
@@ -269,18 +333,92 @@ fn no_size_or_state_panics() {
             update(&mut app, Action::NextPanel);
         }
     }
+    // Every kind of popup was drawn (and checked) at some size.
+    assert!(popups_seen.iter().all(|&n| n > 0), "{popups_seen:?}");
+}
+
+/// Where each kind of cell of the list is, and the colours it must have under `theme`.
+fn check_theme_colours(buf: &Buffer, theme: &Theme, name: &str) {
+    let area = buf.area;
+    let cells = |symbol: &str| -> Vec<(u16, u16)> {
+        (area.top()..area.bottom())
+            .flat_map(|y| (area.left()..area.right()).map(move |x| (x, y)))
+            .filter(|&p| buf[p].symbol() == symbol)
+            .collect()
+    };
+    // The selected row: the cursor, and the row behind it, in the selection colours.
+    let cursor = cells("›");
+    assert_eq!(cursor.len(), 1, "{name}");
+    let (cx, cy) = cursor[0];
+    assert_eq!(buf[(cx, cy)].bg, theme.selection, "{name}: cursor bg");
+    assert_eq!(buf[(cx, cy)].fg, theme.selection_text, "{name}: cursor fg");
+    for x in cx..cx + 30 {
+        assert_eq!(
+            buf[(x, cy)].bg,
+            theme.selection,
+            "{name}: selected row at x={x}"
+        );
+    }
+    // The row below is not selected.
+    assert_ne!(buf[(cx + 5, cy + 1)].bg, theme.selection, "{name}");
+    // The accept/reject marks of the other rows, in the mark column right after the cursor.
+    let mark_x = cx + 1;
+    let (mut accepted, mut rejected) = (0, 0);
+    for y in area.top()..area.bottom() {
+        if y == cy {
+            continue;
+        }
+        let cell = &buf[(mark_x, y)];
+        match cell.symbol() {
+            "●" => {
+                accepted += 1;
+                assert_eq!(cell.fg, theme.accept, "{name}: accepted mark at y={y}");
+            }
+            "○" => {
+                rejected += 1;
+                assert_eq!(cell.fg, theme.reject, "{name}: rejected mark at y={y}");
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        accepted > 0 && rejected > 0,
+        "{name}: {accepted} {rejected}"
+    );
+    // Every panel's rounded corners are in the border colour.
+    let corners: Vec<_> = ["╭", "╮", "╰", "╯"].iter().flat_map(|c| cells(c)).collect();
+    assert!(corners.len() >= 4 * 4, "{name}: {}", corners.len());
+    for p in corners {
+        assert_eq!(buf[p].fg, theme.border, "{name}: corner at {p:?}");
+    }
 }
 
 #[test]
 fn every_theme_draws() {
     let dir = tempfile::tempdir().unwrap();
+    let reference = buffer(&inspected(120, 40, dir.path()), 120, 40);
+    let mut buffers = Vec::new();
     for name in ["dark", "light", "high-contrast"] {
         let mut app = inspected(120, 40, dir.path());
         app.theme = Theme::built_in(name).unwrap();
-        // Same text whatever the colours.
-        assert_eq!(
-            render(&app, 120, 40),
-            render(&inspected(120, 40, dir.path()), 120, 40)
-        );
+        let buf = buffer(&app, 120, 40);
+        // Same text whatever the colours...
+        assert_eq!(text_of(&buf), text_of(&reference), "{name}");
+        // ...and the theme's colours where the theme says.
+        check_theme_colours(&buf, &app.theme, name);
+        buffers.push((name, app.theme, buf));
+    }
+    // The themes differ where it is checked, so the checks tell them apart.
+    for (i, (a, ta, ba)) in buffers.iter().enumerate() {
+        for (b, tb, bb) in &buffers[i + 1..] {
+            for (key, ca, cb) in [
+                ("accept", ta.accept, tb.accept),
+                ("selection", ta.selection, tb.selection),
+                ("border", ta.border, tb.border),
+            ] {
+                assert_ne!(ca, cb, "{a} and {b} share {key}");
+            }
+            assert_ne!(ba, bb, "{a} and {b} draw the same cells");
+        }
     }
 }
