@@ -32,6 +32,51 @@ fn odd_folder(dir: &Path) {
     std::fs::write(class.join("notes.txt"), b"not an image").unwrap();
 }
 
+/// `odd_folder` plus real pictures, so a prediction or an accuracy can be wrong: two tench
+/// pictures in the tench folder, and a second class, English springer, holding two springer
+/// pictures and, filed there by mistake, a third tench picture. (The fixture images are
+/// synthetic: what they are predicted as is not checked.)
+fn two_class_folder(dir: &Path, root: &Path) {
+    odd_folder(dir);
+    let real = |wnid: &str| -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(root.join("imagenette/val").join(wnid))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    let (tench, springer) = (real(TENCH), real(SPRINGER));
+    let copy = |from: &Path, class: &str, name: &str| {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        std::fs::copy(from, dir.join(class).join(name)).unwrap();
+    };
+    copy(&tench[0], TENCH, "tench_0.JPEG");
+    copy(&tench[1], TENCH, "tench_1.JPEG");
+    copy(&springer[0], SPRINGER, "springer_0.JPEG");
+    copy(&springer[1], SPRINGER, "springer_1.JPEG");
+    copy(&tench[2], SPRINGER, "tench_misfiled.JPEG");
+}
+
+const TENCH: &str = "n01440764";
+const SPRINGER: &str = "n02102040";
+
+/// The real pictures of `two_class_folder`: path, label (the folder) and what they show.
+const REAL: [(&str, &str, &str); 5] = [
+    ("n01440764/tench_0.JPEG", TENCH, TENCH),
+    ("n01440764/tench_1.JPEG", TENCH, TENCH),
+    ("n02102040/springer_0.JPEG", SPRINGER, SPRINGER),
+    ("n02102040/springer_1.JPEG", SPRINGER, SPRINGER),
+    ("n02102040/tench_misfiled.JPEG", SPRINGER, TENCH),
+];
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect()
+}
+
 #[test]
 fn json_lines_follow_the_schema_and_bad_files_are_skipped_not_fatal() {
     let Some(root) = common::data_root("predict --json") else {
@@ -39,7 +84,7 @@ fn json_lines_follow_the_schema_and_bad_files_are_skipped_not_fatal() {
     };
     let weights = common::lite0_weights_in(&root);
     let dir = tempfile::tempdir().unwrap();
-    odd_folder(dir.path());
+    two_class_folder(dir.path(), &root);
     let out = reason(&[
         "predict",
         "--json",
@@ -50,28 +95,41 @@ fn json_lines_follow_the_schema_and_bad_files_are_skipped_not_fatal() {
         dir.path().to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
-        .collect();
+    let lines = json_lines(&out);
     let paths: Vec<&str> = lines.iter().map(|v| v["path"].as_str().unwrap()).collect();
     assert_eq!(
         paths,
         vec![
             "n01440764/cmyk.jpg",
             "n01440764/gray scale ü.JPG",
-            "n01440764/rotated.jpeg"
+            "n01440764/rotated.jpeg",
+            "n01440764/tench_0.JPEG",
+            "n01440764/tench_1.JPEG",
+            "n02102040/springer_0.JPEG",
+            "n02102040/springer_1.JPEG",
+            "n02102040/tench_misfiled.JPEG",
         ]
     );
     for v in &lines {
-        assert_eq!(v["label"], "n01440764");
-        assert_eq!(v["pred_in_dataset"], "n01440764");
+        let path = v["path"].as_str().unwrap();
+        // The label is the folder.
+        assert_eq!(v["label"], path.split('/').next().unwrap(), "{v}");
+        let pred = v["pred_in_dataset"].as_str().unwrap();
+        assert!(pred == TENCH || pred == SPRINGER, "{v}");
         let top5 = v["top5"].as_array().unwrap();
         assert_eq!(top5.len(), 5);
         let probs: Vec<f64> = top5.iter().map(|c| c["prob"].as_f64().unwrap()).collect();
         assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{probs:?}");
+        assert!(probs[0] > 0.0 && probs[0] <= 1.0, "{probs:?}");
         assert!(top5[0]["wnid"].as_str().unwrap().starts_with('n'));
         assert!(!top5[0]["name"].as_str().unwrap().is_empty());
+    }
+    // The real pictures are predicted as what they show, whatever folder they are in.
+    for (path, label, shows) in REAL {
+        let v = lines.iter().find(|v| v["path"] == path).unwrap();
+        assert_eq!(v["label"], label, "{v}");
+        assert_eq!(v["pred_in_dataset"], shows, "{v}");
+        assert_eq!(v["top5"][0]["wnid"], shows, "{v}");
     }
     let stderr = text(&out.stderr);
     assert!(
@@ -172,7 +230,7 @@ fn summary_counts_skipped_files_and_reports_accuracy() {
     };
     let weights = common::lite0_weights_in(&root);
     let dir = tempfile::tempdir().unwrap();
-    odd_folder(dir.path());
+    two_class_folder(dir.path(), &root);
     let out = reason(&[
         "predict",
         "--summary",
@@ -183,11 +241,34 @@ fn summary_counts_skipped_files_and_reports_accuracy() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("4 found, 3 classified, 1 skipped"),
+        stdout.contains("9 found, 8 classified, 1 skipped"),
+        "{stdout}"
+    );
+    // The accuracies are those of the per-image predictions: recounted from `--json` on the
+    // same folder, where the misfiled tench is one sure error and four pictures are right.
+    let lines = json_lines(&reason(&[
+        "predict",
+        "--json",
+        "--weights",
+        weights.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(lines.len(), 8);
+    let right = |key: &dyn Fn(&serde_json::Value) -> &serde_json::Value| {
+        lines.iter().filter(|v| key(v) == &v["label"]).count()
+    };
+    let in_dataset = right(&|v| &v["pred_in_dataset"]);
+    let all_classes = right(&|v| &v["top5"][0]["wnid"]);
+    for n in [in_dataset, all_classes] {
+        assert!((4..8).contains(&n), "{n} right: {lines:?}");
+    }
+    let pct = |n: usize| format!("{:.2} % ({n}/8)", 100.0 * n as f64 / 8.0);
+    assert!(
+        stdout.contains(&format!("all 1000 classes:      {}", pct(all_classes))),
         "{stdout}"
     );
     assert!(
-        stdout.contains("the dataset's 1 classes: 100.00 % (3/3)"),
+        stdout.contains(&format!("the dataset's 2 classes: {}", pct(in_dataset))),
         "{stdout}"
     );
     assert!(stdout.contains("images/s"), "{stdout}");
