@@ -44,8 +44,35 @@ fn json_rows_carry_the_schema_for_every_kind_and_both_kernel_paths() {
         if plain {
             args.push("--plain-kernels");
         }
-        let rows = rows(&reason(&args));
+        let started = std::time::Instant::now();
+        let out = reason(&args);
+        let wall = started.elapsed().as_secs_f64();
+        let rows = rows(&out);
         assert_eq!(rows.len(), 2 * 2 * 2, "{rows:?}");
+        // One row per requested model × batch × kind, in that order, naming what was asked.
+        let mut expected: Vec<(&str, u64, &str)> = Vec::new();
+        for model in ["resnet18", "tf_efficientnet_lite0"] {
+            for batch in [1, 2] {
+                for kind in ["forward", "input_grad"] {
+                    expected.push((model, batch, kind));
+                }
+            }
+        }
+        let got: Vec<(&str, u64, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["model"].as_str().unwrap(),
+                    r["batch"].as_u64().unwrap(),
+                    r["kind"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected);
+        // images/s is the batch over one pass's seconds: each row ran a warm-up and a timed
+        // pass, so the passes the rates imply fit in the process's wall time (a rate in the
+        // wrong unit or inverted would not), and none is implausibly short.
+        let mut implied = 0.0;
         for row in &rows {
             let keys: Vec<&str> = row
                 .as_object()
@@ -60,7 +87,14 @@ fn json_rows_carry_the_schema_for_every_kind_and_both_kernel_paths() {
             assert_eq!(row["size"], 32);
             let rate = row["images_per_s"].as_f64().unwrap();
             assert!(rate.is_finite() && rate > 0.0, "{row}");
+            let seconds = row["batch"].as_f64().unwrap() / rate;
+            assert!(seconds > 1e-6, "{row}: {seconds} s a batch");
+            implied += 2.0 * seconds;
         }
+        assert!(
+            implied <= wall,
+            "rates imply {implied:.3} s of passes in a {wall:.3} s run: {rows:?}"
+        );
         let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds.iter().filter(|k| **k == "input_grad").count(), 4);
     }
@@ -71,6 +105,7 @@ fn extract_scores_real_images_with_the_committed_artifacts_and_skips_other_model
     if common::data_root("bench extract").is_none() {
         return;
     }
+    let started = std::time::Instant::now();
     let out = reason(&[
         "bench",
         "--models",
@@ -87,11 +122,21 @@ fn extract_scores_real_images_with_the_committed_artifacts_and_skips_other_model
         "0",
         "--json",
     ]);
+    let wall = started.elapsed().as_secs_f64();
     let rows = rows(&out);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["model"], "tf_efficientnet_lite0");
     assert_eq!(rows[0]["kind"], "extract");
-    assert!(rows[0]["images_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(rows[0]["size"], 224);
+    assert_eq!(rows[0]["batch"], 2);
+    // The rate counts the 4 images scored per pass: a warm-up and a timed pass of them fit in
+    // the run's wall time, and scoring 4 real images end to end takes more than a millisecond.
+    let rate = rows[0]["images_per_s"].as_f64().unwrap();
+    let seconds = 4.0 / rate;
+    assert!(
+        seconds > 1e-3 && 2.0 * seconds <= wall,
+        "{rate} images/s: {seconds} s a pass in a {wall} s run"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("skipping extract for resnet18@64"),
