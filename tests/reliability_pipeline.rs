@@ -7,6 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
+
 fn reason(cache: &Path, data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reason"))
         .args(args)
@@ -50,6 +53,45 @@ fn small_imagenette(root: &Path, dest: &Path, classes: usize, train: usize, val:
         dest.join("weights/tf_efficientnet_lite0.safetensors"),
     )
     .unwrap();
+}
+
+/// Every column of a Parquet file by name, read back with the `parquet` crate's reader.
+fn parquet_columns(path: &Path) -> Vec<(String, Vec<Field>)> {
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let names: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let mut columns: Vec<(String, Vec<Field>)> =
+        names.into_iter().map(|n| (n, Vec::new())).collect();
+    for row in reader.get_row_iter(None).unwrap() {
+        let row = row.unwrap();
+        let fields: Vec<(&String, &Field)> = row.get_column_iter().collect();
+        assert_eq!(fields.len(), columns.len());
+        for ((name, field), (want, values)) in fields.into_iter().zip(&mut columns) {
+            assert_eq!(name, want);
+            values.push(field.clone());
+        }
+    }
+    columns
+}
+
+/// A Parquet value and a per-sample JSON value are the same (floats as the f32 both hold).
+fn same_value(field: &Field, json: &serde_json::Value) -> bool {
+    match field {
+        Field::Null => json.is_null(),
+        Field::Bool(b) => json.as_bool() == Some(*b),
+        Field::Long(v) => json.as_i64() == Some(*v),
+        Field::Str(v) => json.as_str() == Some(v.as_str()),
+        // JSON has no NaN: serde_json writes null.
+        Field::Float(v) if v.is_nan() => json.is_null(),
+        Field::Float(v) => json.as_f64().map(|j| j as f32) == Some(*v),
+        _ => false,
+    }
 }
 
 #[test]
@@ -255,7 +297,49 @@ fn train_eval_predict_on_a_small_real_dataset() {
     ] {
         assert!(image::open(plots.join(png)).is_ok(), "{png}");
     }
-    assert!(std::fs::metadata(&parquet).unwrap().len() > 0);
+    // The Parquet export holds the per-sample rows of the JSON, value for value.
+    let columns = parquet_columns(&parquet);
+    let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    let mut expected_names = vec![
+        "path",
+        "source",
+        "draw",
+        "novel_class",
+        "label",
+        "pred",
+        "correct",
+        "truncated",
+        "metanet_p_correct",
+        "metanet_logit",
+    ];
+    expected_names.extend(reason::reliability::features::BASELINES);
+    assert_eq!(names, expected_names);
+    for (name, values) in &columns {
+        assert_eq!(values.len(), samples.len(), "{name}");
+        for (i, (field, sample)) in values.iter().zip(samples).enumerate() {
+            let json = match name.as_str() {
+                "path" | "source" | "draw" | "novel_class" | "label" | "pred" | "correct"
+                | "truncated" => &sample[name.as_str()],
+                score => &sample["scores"][score],
+            };
+            assert!(
+                same_value(field, json),
+                "row {i}, column {name}: Parquet {field:?}, JSON {json}"
+            );
+        }
+    }
+    // The values mean what they say: `correct` is label == pred, and the JSON's accuracy.
+    let column = |name: &str| &columns.iter().find(|(n, _)| n == name).unwrap().1;
+    let parquet_correct = column("correct")
+        .iter()
+        .zip(column("label"))
+        .zip(column("pred"))
+        .filter(|((c, l), p)| {
+            assert_eq!(**c, Field::Bool(l == p), "{l:?} {p:?}");
+            **c == Field::Bool(true)
+        })
+        .count();
+    assert_eq!(parquet_correct, correct);
 
     // Mixed corruptions, two draws of every image: rows name their source and draw, and the
     // bootstrap resamples source images.
@@ -299,6 +383,21 @@ fn train_eval_predict_on_a_small_real_dataset() {
             .clone()
     };
     assert_ne!(of(0), of(1));
+    // A corrupted image is scored from the corrupted picture: its scores differ from the
+    // clean image's (in the first evaluation), for every image and draw.
+    for row in rows {
+        let clean = samples
+            .iter()
+            .find(|s| s["source"] == row["source"])
+            .unwrap_or_else(|| panic!("no clean row for {}", row["source"]));
+        assert_eq!(clean["label"], row["label"]);
+        assert_ne!(clean["scores"], row["scores"], "{}", row["source"]);
+        assert_ne!(
+            clean["scores"]["msp"], row["scores"]["msp"],
+            "{}",
+            row["source"]
+        );
+    }
 
     // New-class shift: one class held out of training; its val images count as wrong.
     let held = tmp.path().join("held");
