@@ -5,9 +5,70 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use reason::data::dataset::Dataset;
 use reason::data::imageio::decode_rgb;
 use reason::model::backbone::{Backbone, BackboneKind};
+use std::collections::HashMap;
+
+/// A standard normal draw (Box–Muller), from a seeded generator.
+fn normal(rng: &mut StdRng) -> f64 {
+    let u: f64 = 1.0 - rng.random::<f64>();
+    let v: f64 = rng.random();
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
+fn seeded_tensor(shape: &[usize], mut draw: impl FnMut() -> f64) -> Tensor {
+    let data: Vec<f64> = (0..shape.iter().product::<usize>())
+        .map(|_| draw())
+        .collect();
+    Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+}
+
+/// The parameters of a `kind` network (1000 classes) as candle initialises them, but drawn from
+/// a seeded generator, in f64: candle's CPU initialisers cannot be seeded, and a network drawn
+/// afresh on every run made these tests flaky. Weights (rank ≥ 2) are Kaiming-normal as candle
+/// draws them (std √(2 / fan-in)); the linear bias uniform in ±1/√fan-in; the constants
+/// (BatchNorm) stay as initialised.
+fn seeded_weights(kind: BackboneKind, seed: u64) -> HashMap<String, Tensor> {
+    let varmap = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+    Backbone::from_var_builder(kind, 1000, vb).unwrap();
+    let data = varmap.data().lock().unwrap();
+    let mut names: Vec<&String> = data.keys().collect();
+    // HashMap order is random: draw in name order so that the seed fixes every value.
+    names.sort();
+    let mut rng = StdRng::seed_from_u64(seed);
+    names
+        .into_iter()
+        .map(|name| {
+            let t = data[name].as_tensor().detach();
+            let dims = t.dims().to_vec();
+            let t = if dims.len() >= 2 {
+                let fan_in = dims[1..].iter().product::<usize>() as f64;
+                let std = (2.0 / fan_in).sqrt();
+                seeded_tensor(&dims, || std * normal(&mut rng))
+            } else if name.ends_with(".bias")
+                && data
+                    .get(&name.replace(".bias", ".weight"))
+                    .is_some_and(|w| w.as_tensor().rank() == 2)
+            {
+                let weight = data[&name.replace(".bias", ".weight")].as_tensor().dims()[1];
+                let bound = 1.0 / (weight as f64).sqrt();
+                seeded_tensor(&dims, || rng.random_range(-bound..bound))
+            } else {
+                t
+            };
+            (name.clone(), t)
+        })
+        .collect()
+}
+
+fn backbone_from(kind: BackboneKind, tensors: &HashMap<String, Tensor>, dtype: DType) -> Backbone {
+    let vb = VarBuilder::from_tensors(tensors.clone(), dtype, &Device::Cpu);
+    Backbone::from_var_builder(kind, 1000, vb).unwrap()
+}
 
 /// Deterministic pseudo-random values in [-1, 1), as f64.
 fn random_input(n: usize, size: usize, seed: u64) -> Tensor {
@@ -100,27 +161,20 @@ fn resnets_have_their_published_parameter_counts() {
 /// Our ResNet (needed for input gradients) computes what candle-transformers' ResNet computes.
 #[test]
 fn resnet_logits_equal_candle_transformers() {
-    let varmap = candle_nn::VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    Backbone::from_var_builder(BackboneKind::ResNet(18), 1000, vb).unwrap();
+    let kind = BackboneKind::ResNet(18);
     // BatchNorm statistics away from (0, 1), so a mistake in their use shows.
-    let tensors: std::collections::HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(name, var)| {
-            let t = var.as_tensor().detach();
-            let t = if name.ends_with("running_var") {
-                (t.abs().unwrap() + 0.5).unwrap()
-            } else if name.ends_with("running_mean") {
-                (t * 0.1).unwrap()
-            } else {
-                t
-            };
-            (name.clone(), t)
-        })
-        .collect();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut tensors = seeded_weights(kind, 3);
+    let mut names: Vec<String> = tensors.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let dims = tensors[&name].dims().to_vec();
+        if name.ends_with("running_var") {
+            tensors.insert(name, seeded_tensor(&dims, || rng.random_range(0.5..1.5)));
+        } else if name.ends_with("running_mean") {
+            tensors.insert(name, seeded_tensor(&dims, || 0.1 * normal(&mut rng)));
+        }
+    }
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     let ours = Backbone::from_var_builder(BackboneKind::ResNet(18), 1000, vb.clone()).unwrap();
     let theirs = candle_transformers::models::resnet::resnet18(1000, vb).unwrap();
@@ -142,6 +196,7 @@ fn resnet_logits_equal_candle_transformers() {
         .unwrap()
         .to_scalar::<f32>()
         .unwrap();
+    eprintln!("resnet18 vs candle-transformers F32: max |Δlogit| {diff:e}, logit scale {scale}");
     assert!(
         scale > 1e-3,
         "logits {scale}: the comparison would be vacuous"
@@ -154,8 +209,8 @@ fn resnet_logits_equal_candle_transformers() {
 
 #[test]
 fn resnet_input_gradient_matches_finite_differences() {
-    let (backbone, _) =
-        Backbone::random_as(BackboneKind::ResNet(18), 1000, &Device::Cpu, DType::F64).unwrap();
+    let kind = BackboneKind::ResNet(18);
+    let backbone = backbone_from(kind, &seeded_weights(kind, 1), DType::F64);
     check_gradient(&backbone, &random_input(2, 64, 1), &[3, 998]);
 }
 
@@ -229,14 +284,34 @@ fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
     norm(&(a - b).unwrap()) / reference
 }
 
+/// Tolerances of `check_fast_path_equals_candle`, relative (‖a − b‖ / ‖b‖).
+const F32_VALUES: f64 = 2e-6;
+const F32_GRADIENTS: f64 = 8e-3;
+const F64_ALL: f64 = 1e-12;
+
 /// Logits, embeddings and input gradients (of log p of the predicted class, as the gradient
 /// family uses) from REASON's CPU kernels and manual backward, against candle's own kernels
 /// and autograd, on real Imagenette images.
 ///
 /// In f64 the two agree to rounding. In f32 the different summation orders (~1e-7 relative)
 /// move a few of the millions of pre-activations across a ReLU/ReLU6 kink, which switches that
-/// unit's gradient on or off, so input gradients agree to ~1e-2 there (measured: 3.7e-3).
-fn check_fast_path_equals_candle(backbone: &Backbone, x: &Tensor, tolerance: [f64; 2]) {
+/// unit's gradient on or off, so Lite0's input gradients agree only to ~4e-3.
+///
+/// The tolerances are the README's numbers with a stated margin: f32 logits and embeddings 2e-6
+/// (README: 1e-6), f32 gradients 8e-3 (README: ~4e-3), f64 everything 1e-12 (README: 1e-12).
+/// Measured on a 2-core AMD EPYC (relative, largest of the runs below):
+/// - Lite0 f32: logits 9.2e-7, embeddings 9.1e-7, gradients 3.8e-3
+/// - Lite0 f64: logits 1.8e-15, embeddings 1.7e-15, gradients 8.3e-15
+/// - ResNet-18 f32: logits 3.7e-7, embeddings 2.3e-7, gradients 4.8e-7
+/// - ResNet-18 f64: 7.0e-16, 4.3e-16, 8.4e-16; ResNet-50 f64: 5.5e-16, 1.9e-16, 1.6e-15
+///
+/// Other CPUs (another GEMM micro-kernel, another thread count) sum in other orders, hence the
+/// margins.
+fn check_fast_path_equals_candle(backbone: &Backbone, x: &Tensor) {
+    let tolerance = match x.dtype() {
+        DType::F32 => [F32_VALUES, F32_GRADIENTS],
+        _ => [F64_ALL, F64_ALL],
+    };
     use reason::model::backbone::kernel::with_plain_kernels;
     let objective = |out: &reason::model::backbone::BackboneOutput| {
         let predicted = out.logits.argmax(1)?.to_vec1::<u32>()?;
@@ -275,38 +350,27 @@ fn check_fast_path_equals_candle(backbone: &Backbone, x: &Tensor, tolerance: [f6
 /// A random f64 network whose BatchNorm shifts are random too: with zero shifts, a convolution
 /// over an all-zero region gives exactly 0 before its ReLU, where candle's autograd passes the
 /// gradient and ours (as PyTorch's) does not, a difference of convention only.
-fn random_with_bn_shift(kind: BackboneKind) -> Backbone {
-    let varmap = candle_nn::VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
-    Backbone::from_var_builder(kind, 1000, vb).unwrap();
-    let tensors: std::collections::HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(name, var)| {
-            let t = var.as_tensor().detach();
-            let is_bn_shift =
-                (name.contains(".bn") || name.starts_with("bn") || name.contains("downsample.1"))
-                    && name.ends_with(".bias");
-            let is_bn_scale =
-                (name.contains(".bn") || name.starts_with("bn") || name.contains("downsample.1"))
-                    && name.ends_with(".weight");
-            let t = if is_bn_shift {
-                Tensor::randn(0f64, 0.1, t.shape(), &Device::Cpu).unwrap()
-            } else if is_bn_scale {
-                // Halved, so activations stay moderate through the residual stages: otherwise
-                // some draws give logits so far apart that log p(ŷ) is exactly 0 in f64 and the
-                // gradient vanishes.
-                (t * 0.5).unwrap()
-            } else {
-                t
-            };
-            (name.clone(), t)
-        })
-        .collect();
-    let vb = VarBuilder::from_tensors(tensors, DType::F64, &Device::Cpu);
-    Backbone::from_var_builder(kind, 1000, vb).unwrap()
+fn random_with_bn_shift(kind: BackboneKind, seed: u64) -> HashMap<String, Tensor> {
+    let mut tensors = seeded_weights(kind, seed);
+    let mut rng = StdRng::seed_from_u64(seed + 1000);
+    let mut names: Vec<String> = tensors.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let is_bn = name.contains(".bn") || name.starts_with("bn") || name.contains("downsample.1");
+        let t = &tensors[&name];
+        let t = if is_bn && name.ends_with(".bias") {
+            seeded_tensor(t.dims(), || 0.1 * normal(&mut rng))
+        } else if is_bn && name.ends_with(".weight") {
+            // Halved, so activations stay moderate through the residual stages: otherwise
+            // some draws give logits so far apart that log p(ŷ) is exactly 0 in f64 and the
+            // gradient vanishes.
+            (t * 0.5).unwrap()
+        } else {
+            continue;
+        };
+        tensors.insert(name, t);
+    }
+    tensors
 }
 
 fn val_batch(root: &std::path::Path, kind: BackboneKind, size: u32, count: usize) -> Tensor {
@@ -329,10 +393,10 @@ fn lite0_fast_kernels_equal_candle_kernels_on_real_images() {
     let weights = common::lite0_weights_in(&root);
     let x = val_batch(&root, kind, 224, 3);
     let backbone = Backbone::load(kind, &weights, &Device::Cpu).unwrap();
-    check_fast_path_equals_candle(&backbone, &x, [1e-5, 2e-2]);
+    check_fast_path_equals_candle(&backbone, &x);
     let backbone = Backbone::load_as(kind, &weights, &Device::Cpu, DType::F64).unwrap();
     let x = x.to_dtype(DType::F64).unwrap();
-    check_fast_path_equals_candle(&backbone, &x, [1e-12, 1e-10]);
+    check_fast_path_equals_candle(&backbone, &x);
 }
 
 #[test]
@@ -343,7 +407,8 @@ fn resnet_fast_kernels_equal_candle_kernels_on_real_images() {
     // Random weights (no ResNet weights ship with the data); odd sizes exercise the padding.
     for (depth, size) in [(18, 64), (50, 97)] {
         let kind = BackboneKind::ResNet(depth);
-        let backbone = random_with_bn_shift(kind);
+        let tensors = random_with_bn_shift(kind, depth as u64);
+        let backbone = backbone_from(kind, &tensors, DType::F64);
         // Flat image regions give exactly equal stem outputs, so max-pool windows hold tied
         // maxima, where candle's `maximum` backward splits the gradient and ours (as
         // PyTorch's) gives it to the first. A 1e-6 perturbation breaks the ties.
@@ -351,6 +416,12 @@ fn resnet_fast_kernels_equal_candle_kernels_on_real_images() {
             .to_dtype(DType::F64)
             .unwrap();
         let x = (&x + (random_input(2, size as usize, 7) * 1e-6).unwrap()).unwrap();
-        check_fast_path_equals_candle(&backbone, &x, [1e-12, 1e-10]);
+        check_fast_path_equals_candle(&backbone, &x);
+        if depth == 18 {
+            // f32 too: the same network and images.
+            let backbone = backbone_from(kind, &tensors, DType::F32);
+            let x = x.to_dtype(DType::F32).unwrap();
+            check_fast_path_equals_candle(&backbone, &x);
+        }
     }
 }

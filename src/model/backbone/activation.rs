@@ -171,7 +171,148 @@ impl CustomOp2 for Elementwise {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Seeded values uniform in `[lo, hi)`, as a tensor of `dtype`.
+    fn uniform(shape: &[usize], lo: f64, hi: f64, seed: u64, dtype: DType) -> Tensor {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let count = shape.iter().product::<usize>();
+        let data: Vec<f64> = (0..count).map(|_| rng.random_range(lo..hi)).collect();
+        Tensor::from_vec(data, shape, &Device::Cpu)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
+    }
+
+    /// Exact equality, element by element (both sides do the same rounding steps).
+    fn assert_same(ours: &Tensor, theirs: &Tensor, what: &str) {
+        assert_eq!(ours.dims(), theirs.dims(), "{what}: shapes");
+        let a = ours.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+        let b = theirs.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+        let (a, b) = (a.to_vec1::<f64>().unwrap(), b.to_vec1::<f64>().unwrap());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(x, y, "{what}: element {i}");
+        }
+    }
+
+    /// Odd and even sizes; the middle one is larger than one rayon chunk.
+    const SHAPES: [[usize; 4]; 3] = [[1, 1, 1, 1], [2, 3, 5, 7], [3, 5, 63, 65]];
+    const DTYPES: [DType; 2] = [DType::F32, DType::F64];
+    const ACTIVATIONS: [Activation; 3] =
+        [Activation::Identity, Activation::Relu, Activation::Relu6];
+
+    /// candle's ops for `activation`.
+    fn candle_activation(x: &Tensor, activation: Activation) -> Tensor {
+        match activation {
+            Activation::Identity => x.clone(),
+            Activation::Relu => x.relu().unwrap(),
+            Activation::Relu6 => x.clamp(0f32, 6f32).unwrap(),
+        }
+    }
+
+    #[test]
+    fn bias_act_matches_broadcast_add_and_candle_activation() {
+        for (seed, shape) in SHAPES.iter().enumerate() {
+            for dtype in DTYPES {
+                let c = shape[1];
+                // Wide enough that both ReLU6 limits are crossed.
+                let x = uniform(shape, -8.0, 8.0, seed as u64, dtype);
+                let bias = uniform(&[c], -2.0, 2.0, 100 + seed as u64, dtype);
+                for act in ACTIVATIONS {
+                    let ours = bias_act(&x, &bias, act).unwrap();
+                    let sum = x
+                        .broadcast_add(&bias.reshape((1, c, 1, 1)).unwrap())
+                        .unwrap();
+                    let theirs = candle_activation(&sum, act);
+                    assert_same(&ours, &theirs, &format!("{act:?} {shape:?} {dtype:?}"));
+                }
+                // The bias may also come as `(1, C, 1, 1)`, as ConvBn holds it.
+                let ours = bias_act(&x, &bias.reshape((1, c, 1, 1)).unwrap(), Activation::Relu6);
+                let theirs = bias_act(&x, &bias, Activation::Relu6).unwrap();
+                assert_same(&ours.unwrap(), &theirs, "(1, C, 1, 1) bias");
+            }
+        }
+    }
+
+    #[test]
+    fn mask_grad_matches_a_mask_built_by_comparison() {
+        for (seed, shape) in SHAPES.iter().enumerate() {
+            for dtype in DTYPES {
+                let grad = uniform(shape, -1.0, 1.0, 200 + seed as u64, dtype);
+                let x = uniform(shape, -8.0, 8.0, 300 + seed as u64, dtype);
+                for act in ACTIVATIONS {
+                    // The activation's output: exact 0s (and 6s) wherever it clamps.
+                    let out = candle_activation(&x, act);
+                    let ours = mask_grad(&grad, &out, act).unwrap();
+                    let pass = match act {
+                        Activation::Identity => out.ones_like().unwrap(),
+                        Activation::Relu => out.gt(0.0).unwrap().to_dtype(dtype).unwrap(),
+                        Activation::Relu6 => {
+                            let above = out.gt(0.0).unwrap().to_dtype(dtype).unwrap();
+                            let below = out.lt(6.0).unwrap().to_dtype(dtype).unwrap();
+                            (above * below).unwrap()
+                        }
+                    };
+                    let theirs = grad.mul(&pass).unwrap();
+                    assert_same(&ours, &theirs, &format!("{act:?} {shape:?} {dtype:?}"));
+                    // And it is what candle's autograd gives, away from the exact limits
+                    // (where candle passes part of the gradient and PyTorch none).
+                    let var = Var::from_tensor(&x).unwrap();
+                    let y = candle_activation(var.as_tensor(), act);
+                    let g = y.mul(&grad).unwrap().sum_all().unwrap().backward().unwrap();
+                    let autograd = g.get(&var).unwrap();
+                    let at_limit = match act {
+                        Activation::Identity => x.zeros_like().unwrap(),
+                        Activation::Relu => x.eq(0.0).unwrap().to_dtype(dtype).unwrap(),
+                        Activation::Relu6 => (x.eq(0.0).unwrap().to_dtype(dtype).unwrap()
+                            + x.eq(6.0).unwrap().to_dtype(dtype).unwrap())
+                        .unwrap(),
+                    };
+                    let keep = (at_limit.ones_like().unwrap() - at_limit).unwrap();
+                    assert_same(
+                        &ours.mul(&keep).unwrap(),
+                        &autograd.mul(&keep).unwrap(),
+                        &format!("autograd {act:?} {shape:?} {dtype:?}"),
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mask_grad_blocks_the_gradient_at_the_limits() {
+        for dtype in DTYPES {
+            let out = Tensor::new(&[0.0, 1e-3, 3.0, 6.0 - 1e-3, 6.0], &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let grad = out.ones_like().unwrap();
+            let relu = mask_grad(&grad, &out, Activation::Relu).unwrap();
+            let relu6 = mask_grad(&grad, &out, Activation::Relu6).unwrap();
+            let as_vec = |t: Tensor| t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+            assert_eq!(as_vec(relu), [0.0, 1.0, 1.0, 1.0, 1.0]);
+            assert_eq!(as_vec(relu6), [0.0, 1.0, 1.0, 1.0, 0.0]);
+        }
+    }
+
+    #[test]
+    fn add_relu_matches_add_then_relu() {
+        for (seed, shape) in SHAPES.iter().enumerate() {
+            for dtype in DTYPES {
+                let a = uniform(shape, -1.0, 1.0, 400 + seed as u64, dtype);
+                let b = uniform(shape, -1.0, 1.0, 500 + seed as u64, dtype);
+                let ours = add_relu(&a, &b).unwrap();
+                let theirs = (&a + &b).unwrap().relu().unwrap();
+                assert_same(&ours, &theirs, &format!("{shape:?} {dtype:?}"));
+            }
+        }
+        // Mismatched shapes are an error, not a silent broadcast.
+        let a = uniform(&[2, 3], -1.0, 1.0, 1, DType::F32);
+        let b = uniform(&[3, 2], -1.0, 1.0, 2, DType::F32);
+        assert!(add_relu(&a, &b).is_err());
+    }
 
     #[test]
     fn matches_clamp_forward_and_backward() {

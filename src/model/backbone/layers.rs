@@ -345,7 +345,144 @@ pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn as_vec(t: &Tensor) -> Vec<f64> {
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    /// The manual max-pool gradient against candle: its `max_pool2d` for the forward, and its
+    /// autograd (through the differentiable nine-view pool, as candle cannot backprop
+    /// `max_pool2d` with kernel != stride) for the gradient. Seeded positive inputs without
+    /// ties, as after a ReLU; odd and even sizes.
+    #[test]
+    fn max_pool_grad_matches_candle_autograd() {
+        let mut rng = StdRng::seed_from_u64(17);
+        for (n, c, h, w) in [
+            (1, 1, 1, 1),
+            (1, 1, 2, 3),
+            (2, 3, 7, 9),
+            (2, 4, 8, 8),
+            (1, 2, 15, 12),
+        ] {
+            for dtype in [DType::F32, DType::F64] {
+                let count = n * c * h * w;
+                let x: Vec<f64> = (0..count).map(|_| rng.random_range(0.01..1.0)).collect();
+                let x = Tensor::from_vec(x, (n, c, h, w), &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap();
+                let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+                let g: Vec<f64> = (0..n * c * oh * ow)
+                    .map(|_| rng.random_range(-1.0..1.0))
+                    .collect();
+                let g = Tensor::from_vec(g, (n, c, oh, ow), &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap();
+                let what = format!("{:?} {dtype:?}", (n, c, h, w));
+                // Forward: candle's max_pool2d over the zero-padded input.
+                let reference = x
+                    .pad_with_zeros(2, 1, 1)
+                    .unwrap()
+                    .pad_with_zeros(3, 1, 1)
+                    .unwrap()
+                    .max_pool2d_with_stride(3, 2)
+                    .unwrap();
+                let var = Var::from_tensor(&x).unwrap();
+                let tracked = max_pool_3x3_s2(var.as_tensor()).unwrap();
+                assert_eq!(as_vec(&tracked), as_vec(&reference), "forward {what}");
+                // Backward.
+                let grads = tracked
+                    .mul(&g)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let theirs = as_vec(grads.get(&var).unwrap());
+                let ours = as_vec(&max_pool_3x3_s2_grad(&x, &g).unwrap());
+                assert_eq!(ours.len(), theirs.len());
+                // An input can win up to four overlapping windows; the sums may be taken in
+                // another order, so allow a rounding error of the dtype.
+                let ulp = if dtype == DType::F32 { 1e-6 } else { 1e-15 };
+                for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 4.0 * ulp,
+                        "{what}: element {i}: {a} vs {b}"
+                    );
+                }
+                // Every output's gradient lands somewhere: nothing lost, nothing doubled.
+                let total: f64 = ours.iter().sum();
+                let expected: f64 = as_vec(&g).iter().sum();
+                assert!(
+                    (total - expected).abs() <= count as f64 * ulp,
+                    "{what}: total"
+                );
+            }
+        }
+    }
+
+    /// Exact ties inside a window: the first maximum in row-major order gets the gradient, as in
+    /// PyTorch (whose kernel only replaces the running maximum on a strictly greater value),
+    /// not the last one and not a split.
+    #[test]
+    fn max_pool_grad_gives_tied_windows_gradient_to_the_first_maximum() {
+        for dtype in [DType::F32, DType::F64] {
+            // A 3x3 input pools to 2x2; window (oy, ox) covers rows 2oy-1..=2oy+1 and the same
+            // columns, clipped to the input. Window (0, 0) holds rows 0-1, columns 0-1: four
+            // tied 5s. Window (0, 1) holds rows 0-1, columns 1-2: 5 5 / 5 5 too. Window (1, 0)
+            // holds rows 1-2, columns 0-1: 5 5 / 2 5. Window (1, 1): 5 5 / 5 1.
+            let x = Tensor::new(
+                &[[5.0, 5.0, 5.0], [5.0, 5.0, 5.0], [2.0, 5.0, 1.0]],
+                &Device::Cpu,
+            )
+            .unwrap()
+            .reshape((1, 1, 3, 3))
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+            let g = Tensor::new(&[[1.0, 10.0], [100.0, 1000.0]], &Device::Cpu)
+                .unwrap()
+                .reshape((1, 1, 2, 2))
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let ours = as_vec(&max_pool_3x3_s2_grad(&x, &g).unwrap());
+            // First maximum of each window: (0,0), (0,1), (1,0), (1,1).
+            let first = [1.0, 10.0, 0.0, 100.0, 1000.0, 0.0, 0.0, 0.0, 0.0];
+            // A last-maximum rule would give them to (1,1), (1,2), (2,1), (2,1).
+            let last = [0.0, 0.0, 0.0, 0.0, 1.0, 10.0, 0.0, 1100.0, 0.0];
+            assert_ne!(first, last, "the test must tell the two rules apart");
+            assert_eq!(ours, first, "{dtype:?}");
+            // The maximum ties inside one row as well: first by column.
+            let x = Tensor::new(&[[1.0, 7.0, 7.0, 3.0]], &Device::Cpu)
+                .unwrap()
+                .reshape((1, 1, 1, 4))
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let g = Tensor::new(&[[1.0, 2.0]], &Device::Cpu)
+                .unwrap()
+                .reshape((1, 1, 1, 2))
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            // Window 0: columns 0-1 -> 7 at 1. Window 1: columns 1-3, 7 7 3 -> column 1, not 2.
+            assert_eq!(
+                as_vec(&max_pool_3x3_s2_grad(&x, &g).unwrap()),
+                [0.0, 3.0, 0.0, 0.0],
+                "{dtype:?}"
+            );
+        }
+    }
 
     #[test]
     fn tf_same_padding_puts_the_extra_row_at_the_bottom() {
