@@ -179,12 +179,3 @@ fn a_non_string_value_and_bad_toml_are_reported() {
     assert!(matches!(err, ThemeError::Syntax { .. }), "{err}");
     assert!(err.to_string().contains("broken.toml"));
 }
-
-#[test]
-fn the_themes_env_var_names_the_user_folder() {
-    // The only test in this binary that touches the environment.
-    std::env::set_var(reason::dashboard::theme::THEMES_ENV, fixtures());
-    let theme = Theme::load("ocean");
-    std::env::remove_var(reason::dashboard::theme::THEMES_ENV);
-    assert_eq!(theme.unwrap().accept, Color::Blue);
-}

@@ -474,8 +474,45 @@ fn per_sample_columns(rows: &EvalRows) -> Vec<Column> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::corrupt::CorruptionKind;
     use crate::reliability::records::{RecordSet, SampleRecord};
     use crate::reliability::scoring::ExtraScores;
+    use clap::Parser;
+
+    /// `reason eval ARGS` as the command line parses it.
+    fn eval_args(args: &[&str]) -> Result<EvalArgs, clap::Error> {
+        let cli = super::super::Cli::try_parse_from(["reason", "eval"].iter().chain(args))?;
+        match cli.command {
+            Some(super::super::Command::Eval(args)) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn corrupt_is_parsed_from_the_command_line() {
+        assert_eq!(eval_args(&[]).unwrap().corrupt, None);
+        assert_eq!(
+            eval_args(&["--corrupt", "gaussian_noise:3"])
+                .unwrap()
+                .corrupt,
+            Some(CorruptionSpec::Single(CorruptionKind::GaussianNoise, 3))
+        );
+        assert_eq!(
+            eval_args(&["--corrupt", "mixed", "--repeats", "2"])
+                .map(|a| (a.corrupt, a.repeats))
+                .unwrap(),
+            (Some(CorruptionSpec::Mixed), Some(2))
+        );
+        for (bad, says) in [
+            ("fog:3", "fog"),
+            ("blur:6", "6"),
+            ("blur", "severity"),
+            ("blur:x", "x"),
+        ] {
+            let err = eval_args(&["--corrupt", bad]).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn per_row_outputs_say_which_images_were_truncated() {

@@ -2,20 +2,34 @@
 //! everything that determines them, so a second run skips the backbone.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::support::files::{write_atomically, write_bytes_atomically};
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 
 use crate::data::dataset::Sample;
 use crate::error::{Error, Result};
+use crate::support::files::{write_atomically, write_bytes_atomically};
 
 /// Environment variable naming the cache folder.
 pub const CACHE_ENV: &str = "REASON_CACHE";
 
-/// `$REASON_CACHE`, else `$XDG_CACHE_HOME/reason`, else `~/.cache/reason`.
+/// A folder set by [`use_cache_dir`], which wins over the environment.
+static CACHE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes this process cache in `dir`, whatever the environment says; only the first call counts
+/// (returns whether it did). For embedders and tests: changing the environment of a running
+/// multi-threaded process is not safe.
+pub fn use_cache_dir(dir: &Path) -> bool {
+    CACHE_DIR.set(dir.to_path_buf()).is_ok()
+}
+
+/// The folder of [`use_cache_dir`], else `$REASON_CACHE`, else `$XDG_CACHE_HOME/reason`, else
+/// `~/.cache/reason`.
 pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = CACHE_DIR.get() {
+        return dir.clone();
+    }
     if let Some(dir) = std::env::var_os(CACHE_ENV) {
         return PathBuf::from(dir);
     }
@@ -79,11 +93,14 @@ fn path_for(key: &CacheKey, ext: &str) -> PathBuf {
 
 /// Loads cached tensors, if present and readable (a corrupt entry is ignored and recomputed).
 pub fn load_tensors(key: &CacheKey) -> Option<HashMap<String, Tensor>> {
-    let path = path_for(key, "safetensors");
+    read_tensors(&path_for(key, "safetensors"))
+}
+
+fn read_tensors(path: &Path) -> Option<HashMap<String, Tensor>> {
     if !path.is_file() {
         return None;
     }
-    match candle_core::safetensors::load(&path, &Device::Cpu) {
+    match candle_core::safetensors::load(path, &Device::Cpu) {
         Ok(t) => Some(t),
         Err(e) => {
             tracing::warn!("ignoring unreadable cache entry {}: {e}", path.display());
@@ -105,8 +122,11 @@ pub fn store_tensors(key: &CacheKey, tensors: &HashMap<String, Tensor>) -> Resul
 }
 
 pub fn load_json<T: serde::de::DeserializeOwned>(key: &CacheKey) -> Option<T> {
-    let path = path_for(key, "json");
-    let bytes = std::fs::read(&path).ok()?;
+    read_json(&path_for(key, "json"))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes)
         .map_err(|e| tracing::warn!("ignoring unreadable cache entry {}: {e}", path.display()))
         .ok()
@@ -152,5 +172,46 @@ mod tests {
         let d = CacheKey::new("k").part("ab", "c").file_stem();
         let e = CacheKey::new("k").part("a", "bc").file_stem();
         assert_ne!(d, e);
+    }
+
+    #[test]
+    fn keys_change_when_only_the_modification_time_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.png");
+        std::fs::write(&path, b"same").unwrap();
+        let sample = Sample {
+            id: "a.png".into(),
+            path: path.clone(),
+            label: None,
+        };
+        let key = || CacheKey::new("emb").samples(&[&sample]).file_stem();
+        let before = key();
+        assert_eq!(before, key(), "a key is a function of the files");
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        file.set_modified(later).unwrap();
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), b"same");
+        assert_ne!(
+            before,
+            key(),
+            "a touched file with the same bytes and size is rescored"
+        );
+    }
+
+    #[test]
+    fn unreadable_entries_are_misses_not_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("records-x.json");
+        write_bytes_atomically(&json, b"[1, 2, 3]").unwrap();
+        assert_eq!(read_json::<Vec<u32>>(&json), Some(vec![1, 2, 3]));
+        // A truncated entry (a crash of another writer, a full disk) reads as a miss.
+        std::fs::write(&json, b"[1, 2").unwrap();
+        assert_eq!(read_json::<Vec<u32>>(&json), None);
+        assert_eq!(read_json::<Vec<u32>>(&dir.path().join("absent.json")), None);
+        // So does a tensor entry that is not safetensors.
+        let tensors = dir.path().join("emb-x.safetensors");
+        std::fs::write(&tensors, b"not safetensors").unwrap();
+        assert!(read_tensors(&tensors).is_none());
     }
 }

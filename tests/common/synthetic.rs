@@ -21,14 +21,17 @@ pub const CLASSES: [&str; 3] = ["n01440764", "n02102040", "n02979186"];
 /// The base colour of each class (RGB, 0..1).
 const COLOURS: [[f32; 3]; 3] = [[0.9, 0.2, 0.1], [0.1, 0.8, 0.2], [0.2, 0.3, 0.9]];
 
-/// Points `$REASON_CACHE` at a folder of this test process, once, before any test touches the
-/// cache (every test of a binary calls this first), and returns it.
+/// Points the cache at a folder of this test process, once, before any test touches the cache
+/// (every test of a binary calls this first), and returns it. No environment change: other
+/// test threads may be reading the environment.
 pub fn private_cache() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
-        // Set once, before any cache read, and never changed: no test reads a half-set value.
-        std::env::set_var(reason::model::cache::CACHE_ENV, dir.path());
+        assert!(
+            reason::model::cache::use_cache_dir(dir.path()),
+            "the cache folder was already chosen"
+        );
         dir
     })
     .path()
