@@ -175,3 +175,59 @@ fn unknown_kinds_and_missing_artifacts_are_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("need trained artifacts"), "{stderr}");
 }
+
+#[test]
+fn the_decode_row_times_generated_images_when_there_is_no_data() {
+    let empty = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_reason"))
+        .current_dir(empty.path())
+        .env(reason::data::paths::DATA_ENV, empty.path())
+        .args([
+            "bench",
+            "--models",
+            "resnet18@32",
+            "--kinds",
+            "forward",
+            "--batches",
+            "1",
+            "--repeats",
+            "1",
+            "--decode-images",
+            "6",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("decoding generated JPEGs instead"),
+        "{stderr}"
+    );
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let decode = &rows[0];
+    assert_eq!(decode["kind"], "decode");
+    assert_eq!(decode["model"], "-");
+    assert_eq!(decode["batch"], 6, "the images decoded");
+    assert_eq!(
+        decode["size"], 224,
+        "Lite0's input side, what decoding prepares"
+    );
+    let rate = decode["images_per_s"].as_f64().unwrap();
+    // Two timed passes over the 6 images fit in the run, and decoding takes some time.
+    let seconds = 6.0 / rate;
+    assert!(
+        seconds > 1e-5 && 2.0 * seconds <= wall,
+        "{decode} in {wall:.3} s"
+    );
+    assert_eq!(rows[1]["kind"], "forward");
+    // The generated images are removed with the run.
+    let generated = std::env::temp_dir().join(format!("reason-bench-{pid}"));
+    assert!(!generated.exists(), "{} left behind", generated.display());
+}

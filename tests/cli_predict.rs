@@ -317,3 +317,60 @@ fn bad_inputs_fail_with_specific_messages() {
         );
     }
 }
+
+/// Runs everywhere (seeded random weights, generated images): with `--json`, stdout holds only
+/// JSON lines even with `--summary`, whose text goes to stderr.
+#[test]
+fn summary_with_json_keeps_stdout_json_lines() {
+    use rand::SeedableRng;
+    use reason::model::backbone::BackboneKind;
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("lite0-random.safetensors");
+    common::synthetic::write_random_weights(BackboneKind::EfficientNetLite(0), 7, &weights);
+    let class = dir.path().join("photos/n01440764");
+    std::fs::create_dir_all(&class).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for i in 0..3 {
+        common::synthetic::noise_image(Some(i % 3), &mut rng, 64)
+            .save(class.join(format!("{i}.png")))
+            .unwrap();
+    }
+    // An empty working directory: no reason_saved/, so ImageNet top-5 only.
+    let out = Command::new(env!("CARGO_BIN_EXE_reason"))
+        .current_dir(dir.path())
+        .args([
+            "predict",
+            "photos",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--summary",
+            "--json",
+        ])
+        .output()
+        .expect("binary runs");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for line in &lines {
+        assert!(
+            line["path"].as_str().unwrap().starts_with("n01440764/"),
+            "{line}"
+        );
+        assert_eq!(line["top5"].as_array().unwrap().len(), 5, "{line}");
+    }
+    assert!(
+        stderr.contains("3 found, 3 classified, 0 skipped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("top-1 accuracy, all 1000 classes"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("accuracy"), "{stdout}");
+}

@@ -101,7 +101,14 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         )
         .with_context(|| format!("classifying {}", path.display()))?;
         if args.summary {
-            print_summary(&summary, &dataset, args.batch_size, &device.label());
+            let mut out = summary_out(args.json);
+            print_summary(
+                &mut *out,
+                &summary,
+                &dataset,
+                args.batch_size,
+                &device.label(),
+            )?;
         }
     }
     Ok(())
@@ -165,40 +172,61 @@ fn show(path: &std::path::Path) {
     }
 }
 
-fn print_summary(s: &ClassifySummary, dataset: &Dataset, batch: usize, device: &str) {
+/// The summary goes to stdout, or to stderr with `--json` (stdout then holds only JSON lines).
+fn summary_out(json: bool) -> Box<dyn Write> {
+    if json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    }
+}
+
+fn print_summary(
+    out: &mut dyn Write,
+    s: &ClassifySummary,
+    dataset: &Dataset,
+    batch: usize,
+    device: &str,
+) -> std::io::Result<()> {
     let pct = |x: Option<f64>, n: usize| match x {
         Some(a) => format!("{:.2} % ({n}/{})", a * 100.0, s.labelled),
         None => "n/a (no images labelled with ImageNet classes)".to_string(),
     };
-    println!(
+    writeln!(
+        out,
         "images:     {} found, {} classified, {} skipped",
         s.images,
         s.classified,
         s.skipped.len()
-    );
+    )?;
     for (path, reason) in &s.skipped {
-        println!("  skipped {}: {}", printable(path), printable(reason));
+        writeln!(out, "  skipped {}: {}", printable(path), printable(reason))?;
     }
     if s.truncated > 0 {
-        println!(
+        writeln!(
+        out,
             "truncated:  {} of the classified images (scored from a picture the decoder completed; --skip-truncated leaves them out)",
             s.truncated
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "top-1 accuracy, all 1000 classes:      {}",
         pct(s.accuracy_all_classes(), s.correct_all_classes)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "top-1 accuracy, the dataset's {} classes: {}",
         dataset.classes.len(),
         pct(s.accuracy_in_dataset(), s.correct_in_dataset)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "throughput: {:.1} images/s (decode + backbone, batch {batch}, {device}, {:.1} s)",
         s.images_per_second(),
         s.seconds
-    );
+    )?;
+    Ok(())
 }
 
 /// The artifacts to add reliability with, or `None` (said on stderr) when there are none.
@@ -326,7 +354,14 @@ fn predict_reliable(
     drop(out);
     summary.seconds = started.elapsed().as_secs_f64();
     if args.summary {
-        print_summary(&summary, dataset, args.batch_size, &device_label(backbone));
+        let mut out = summary_out(args.json);
+        print_summary(
+            &mut *out,
+            &summary,
+            dataset,
+            args.batch_size,
+            &device_label(backbone),
+        )?;
         let labelled: Vec<&SampleRecord> = scored
             .records
             .iter()
@@ -340,13 +375,14 @@ fn predict_reliable(
                 .copied()
                 .filter(|r| r.p_correct >= threshold)
                 .collect();
-            println!(
+            writeln!(
+                out,
                 "trained head on the {} trained classes: {:.2} % ({}/{})",
                 artifacts.manifest.classes.len(),
                 100.0 * right(&labelled) as f64 / labelled.len() as f64,
                 right(&labelled),
                 labelled.len()
-            );
+            )?;
             let trusted = if accepted.is_empty() {
                 "-".to_string()
             } else {
@@ -355,16 +391,18 @@ fn predict_reliable(
                     100.0 * right(&accepted) as f64 / accepted.len() as f64
                 )
             };
-            println!(
+            writeln!(
+                out,
                 "P(correct) >= {threshold:.4}: {} accepted ({:.2} % coverage), trusted accuracy {trusted}",
                 accepted.len(),
                 100.0 * accepted.len() as f64 / labelled.len() as f64,
-            );
+            )?;
         }
-        println!(
+        writeln!(
+            out,
             "certified operating point: {}",
             artifacts.manifest.calibration.certificate.statement()
-        );
+        )?;
     }
     Ok(())
 }
