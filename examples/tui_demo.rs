@@ -17,7 +17,7 @@ use reason::dashboard::{ImageProtocol, RecordSource, TuiConfig};
 use reason::reliability::records::{RecordSet, ScoringEvent};
 
 const USAGE: &str = "usage: tui_demo RECORDS.json DATASET_ROOT SESSION.json [--stream] \
-                     [--theme=NAME] [--image-protocol=PROTOCOL]";
+                     [--theme=NAME] [--image-protocol=PROTOCOL] [--image-query-timeout=MS]";
 
 fn main() -> ExitCode {
     match run() {
@@ -34,6 +34,7 @@ fn run() -> anyhow::Result<()> {
     let mut stream = false;
     let mut theme = "dark".to_string();
     let mut image_protocol = ImageProtocol::Auto;
+    let mut image_query_timeout = Duration::from_secs(2);
     for arg in std::env::args().skip(1) {
         if arg == "--stream" {
             stream = true;
@@ -42,6 +43,11 @@ fn run() -> anyhow::Result<()> {
         } else if let Some(p) = arg.strip_prefix("--image-protocol=") {
             image_protocol = ImageProtocol::from_str(p, true)
                 .map_err(|e| anyhow::anyhow!("--image-protocol: {e}"))?;
+        } else if let Some(ms) = arg.strip_prefix("--image-query-timeout=") {
+            image_query_timeout = Duration::from_millis(
+                ms.parse()
+                    .map_err(|e| anyhow::anyhow!("--image-query-timeout: {e}"))?,
+            );
         } else if arg.starts_with("--") {
             anyhow::bail!("unknown option {arg}\n{USAGE}");
         } else {
@@ -64,6 +70,7 @@ fn run() -> anyhow::Result<()> {
             session_path,
             theme,
             image_protocol,
+            image_query_timeout,
             title: records.display().to_string(),
             device: None,
         },

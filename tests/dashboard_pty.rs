@@ -165,7 +165,11 @@ fn a_corrupt_session_is_refused_and_left_alone() {
 fn auto_protocol_uses_what_the_terminal_answers() {
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path());
-    let mut tui = start(dir.path(), &["--image-protocol=auto"]);
+    // A loaded test machine may answer late; the query waits as long as the test does.
+    let mut tui = start(
+        dir.path(),
+        &["--image-protocol=auto", "--image-query-timeout=60000"],
+    );
     // The picker's query ends with a status request; answer like a sixel terminal with
     // 10×20-pixel cells.
     tui.wait_for("\x1b[5n");
@@ -178,4 +182,69 @@ fn auto_protocol_uses_what_the_terminal_answers() {
     tui.keys("q");
     let (ok, output) = tui.finish();
     assert_restored(ok, &output);
+}
+
+/// Run in a pseudo-terminal by [`a_panic_on_the_ui_thread_restores_the_terminal`]: takes the
+/// terminal over as the dashboard does, draws, and panics on the UI thread.
+#[test]
+#[ignore = "run by a_panic_on_the_ui_thread_restores_the_terminal, in a pseudo-terminal"]
+fn panic_on_the_ui_thread() {
+    use reason::dashboard::terminal::TerminalGuard;
+    let result = std::panic::catch_unwind(|| {
+        let mut guard = TerminalGuard::enter().unwrap();
+        guard
+            .terminal()
+            .draw(|frame| {
+                let text = ratatui::widgets::Paragraph::new("drawn-before-the-panic");
+                frame.render_widget(text, frame.area());
+            })
+            .unwrap();
+        panic!("deliberate panic on the UI thread");
+    });
+    assert!(result.is_err());
+    println!(
+        "raw mode after the panic: {}",
+        crossterm::terminal::is_raw_mode_enabled().unwrap()
+    );
+}
+
+#[test]
+fn a_panic_on_the_ui_thread_restores_the_terminal() {
+    let mut cmd = CommandBuilder::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "panic_on_the_ui_thread",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    let tui = Tui::start(cmd);
+    let (ok, output) = tui.finish();
+    let text = String::from_utf8_lossy(&output);
+    assert!(ok, "the child test failed:\n{text}");
+    let drawn = text
+        .find("drawn-before-the-panic")
+        .unwrap_or_else(|| panic!("nothing drawn: {text:?}"));
+    let entered = text.find("\x1b[?1049h").expect("no alternate screen");
+    let left = text
+        .rfind("\x1b[?1049l")
+        .expect("the alternate screen was never left");
+    let message = text
+        .find("deliberate panic on the UI thread")
+        .expect("no panic message");
+    // The panic hook restores the terminal before the message is printed, so the message lands
+    // on the normal screen, readable after the program ends.
+    assert!(
+        entered < drawn && drawn < left && left < message,
+        "{text:?}"
+    );
+    assert!(
+        text[..left].contains("\x1b[?1000l"),
+        "mouse capture left on"
+    );
+    assert!(
+        text[left..].starts_with("\x1b[?1049l\x1b[?25h"),
+        "the cursor is not shown again"
+    );
+    assert!(text.contains("raw mode after the panic: false"), "{text}");
 }

@@ -673,3 +673,180 @@ fn wanted_previews_are_the_selection_then_its_neighbours() {
     let area = app.screen().unwrap().preview_image();
     assert_eq!((key.width, key.height), (area.width, area.height));
 }
+
+/// Every key of the key map, pressed as a key (through `action_for_key` and `update`), does what
+/// its help line says; a key added to the map without a line here fails the coverage check.
+#[test]
+fn every_key_does_what_its_help_says() {
+    use std::collections::HashSet;
+    let mut app = app(record_set(200, 17), Session::default(), 120, 40);
+    let mut pressed: HashSet<KeyCode> = HashSet::new();
+    let mut press = |app: &mut App, code: KeyCode| {
+        pressed.insert(code);
+        let event = KeyEvent::new(code, KeyModifiers::NONE);
+        let action = keys::action_for_key(app, &event)
+            .unwrap_or_else(|| panic!("{code:?} does nothing in {:?}", app.mode));
+        update(app, action);
+    };
+    let rows = app.list_rows();
+
+    // Moving: j ↓ / k ↑, PgDn / PgUp, g Home / G End.
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.selected, 2);
+    press(&mut app, KeyCode::Char('k'));
+    assert_eq!(app.selected, 1);
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.selected, 0);
+    press(&mut app, KeyCode::PageDown);
+    assert_eq!(app.selected, rows);
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(app.selected, 0);
+    press(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.selected, 199);
+    press(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.selected, 0);
+    press(&mut app, KeyCode::End);
+    assert_eq!(app.selected, 199);
+    press(&mut app, KeyCode::Home);
+    assert_eq!(app.selected, 0);
+
+    // The threshold: l → / h ← by 0.01, L / H by 0.1.
+    let t0 = app.threshold;
+    let moved = |app: &App| ((app.threshold - t0) * 100.0).round() as i32;
+    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(moved(&app), 1);
+    press(&mut app, KeyCode::Right);
+    assert_eq!(moved(&app), 2);
+    press(&mut app, KeyCode::Char('h'));
+    assert_eq!(moved(&app), 1);
+    press(&mut app, KeyCode::Left);
+    assert_eq!(moved(&app), 0);
+    press(&mut app, KeyCode::Char('L'));
+    assert_eq!(moved(&app), 10);
+    press(&mut app, KeyCode::Char('H'));
+    assert_eq!(moved(&app), 0);
+
+    // Search: / opens it, letters narrow the list, Enter keeps it, Esc clears it.
+    press(&mut app, KeyCode::Char('/'));
+    assert!(matches!(app.mode, Mode::Search { .. }));
+    for c in "00000007".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.search, "00000007");
+    assert_eq!(app.view.len(), 1, "{:?}", view_ids(&app));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.search, "");
+    assert_eq!(app.view.len(), 200);
+
+    // Filters: f / F step through the kinds; ] / [ step through the classes of a class filter.
+    press(&mut app, KeyCode::Char('f'));
+    assert_eq!(app.filter, Filter::Wrong);
+    press(&mut app, KeyCode::Char('F'));
+    assert_eq!(app.filter, Filter::All);
+    for _ in 0..5 {
+        press(&mut app, KeyCode::Char('f'));
+    }
+    let Filter::Class(first) = app.filter.clone() else {
+        panic!(
+            "five f presses should reach the class filter, got {:?}",
+            app.filter
+        );
+    };
+    let at = app.data.classes.iter().position(|c| *c == first).unwrap();
+    let n = app.data.classes.len();
+    press(&mut app, KeyCode::Char(']'));
+    assert_eq!(
+        app.filter,
+        Filter::Class(app.data.classes[(at + 1) % n].clone())
+    );
+    press(&mut app, KeyCode::Char('['));
+    assert_eq!(app.filter, Filter::Class(first));
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Char('F'));
+    }
+    assert_eq!(app.filter, Filter::Wrong);
+    press(&mut app, KeyCode::Char('F'));
+    assert_eq!(app.filter, Filter::All);
+
+    // Sorting: s to the next column, S reverses it.
+    press(&mut app, KeyCode::Char('s'));
+    assert_eq!(app.sort.key, SortKey::PCorrect);
+    let descending = app.sort.descending;
+    press(&mut app, KeyCode::Char('S'));
+    assert_eq!(app.sort.descending, !descending);
+
+    // Annotations: v cycles the verdict of the selected sample; t and n open their editors.
+    let id = selected_id(&app);
+    press(&mut app, KeyCode::Char('v'));
+    assert_eq!(
+        app.annotation(&id).and_then(|a| a.verdict),
+        Some(Verdict::ModelError)
+    );
+    press(&mut app, KeyCode::Char('t'));
+    assert!(matches!(app.mode, Mode::Tags { .. }));
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('n'));
+    assert!(matches!(app.mode, Mode::Note { .. }));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, KeyCode::Char('e'));
+    assert!(app.export_requested);
+
+    // Tab cycles the side panel; ? opens and closes the help; q quits.
+    let panel = app.side_panel;
+    press(&mut app, KeyCode::Tab);
+    assert_ne!(app.side_panel, panel);
+    press(&mut app, KeyCode::Char('?'));
+    assert_eq!(app.mode, Mode::Help);
+    press(&mut app, KeyCode::Char('?'));
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, KeyCode::Char('q'));
+    assert!(app.quit);
+
+    let in_the_map: HashSet<KeyCode> = keys::NORMAL_KEYS
+        .iter()
+        .flat_map(|b| {
+            b.keys
+                .iter()
+                .chain(b.back.iter().flat_map(|(k, _)| k.iter()))
+        })
+        .copied()
+        .collect();
+    let untested: Vec<_> = in_the_map.difference(&pressed).collect();
+    assert!(untested.is_empty(), "keys with no check here: {untested:?}");
+}
+
+#[test]
+fn the_wheel_scrolls_the_list_both_ways() {
+    let mut app = app(record_set(100, 18), Session::default(), 120, 40);
+    let body = app.screen().unwrap().list_body();
+    let wheel = |kind| MouseEvent {
+        kind,
+        column: body.x + 3,
+        row: body.y + 1,
+        modifiers: KeyModifiers::NONE,
+    };
+    for (kind, expected) in [
+        (MouseEventKind::ScrollDown, 3),
+        (MouseEventKind::ScrollDown, 6),
+        (MouseEventKind::ScrollUp, 3),
+        (MouseEventKind::ScrollUp, 0),
+        // Clamped at the top.
+        (MouseEventKind::ScrollUp, 0),
+    ] {
+        let action = keys::action_for_mouse(&app, &wheel(kind)).unwrap();
+        update(&mut app, action);
+        assert_eq!(app.selected, expected, "after {kind:?}");
+    }
+    // Outside the list, the wheel does nothing.
+    let outside = MouseEvent {
+        kind: MouseEventKind::ScrollUp,
+        column: 0,
+        row: 0,
+        modifiers: KeyModifiers::NONE,
+    };
+    assert!(keys::action_for_mouse(&app, &outside).is_none());
+}

@@ -10,6 +10,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
+use std::time::Duration;
 
 use anyhow::Context;
 use candle_core::DeviceLocation;
@@ -53,6 +54,10 @@ pub struct DashboardArgs {
     /// How previews are drawn: auto asks the terminal (works over SSH).
     #[arg(long, value_enum, value_name = "PROTOCOL", default_value_t = ImageProtocol::Auto)]
     pub image_protocol: ImageProtocol,
+    /// Milliseconds `--image-protocol auto` waits for the terminal's answer before using
+    /// half-blocks (raise it on a slow SSH link).
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub image_query_timeout: u64,
     /// Backbone weights: a .safetensors path or a Hugging Face hub id; they must be the ones the
     /// artifacts were trained with [default: <data>/weights/<backbone>.safetensors, else the
     /// backbone's timm hub repository].
@@ -106,6 +111,7 @@ impl DashboardArgs {
             session_path: self.session_path()?,
             theme: self.theme.clone(),
             image_protocol: self.image_protocol,
+            image_query_timeout: Duration::from_millis(self.image_query_timeout),
             device,
         })
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossterm::event::{self, Event};
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+use ratatui_image::picker::cap_parser::QueryStdioOptions;
 use ratatui_image::picker::{Picker, ProtocolType};
 
 use super::app::{App, SaveUrgency};
@@ -53,7 +54,7 @@ pub fn run(config: TuiConfig, source: RecordSource) -> anyhow::Result<()> {
 
     let mut guard = TerminalGuard::enter().context("cannot set up the terminal")?;
     // The terminal is queried before the input thread exists, so the answer is not eaten by it.
-    let picker = choose_picker(config.image_protocol, &mut app);
+    let picker = choose_picker(config.image_protocol, config.image_query_timeout, &mut app);
 
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
@@ -270,11 +271,15 @@ impl Autosave {
 
 /// The picker for the requested protocol: queried from the terminal unless half-blocks were
 /// asked for; half-blocks when the query fails.
-fn choose_picker(choice: ImageProtocol, app: &mut App) -> Picker {
+fn choose_picker(choice: ImageProtocol, timeout: Duration, app: &mut App) -> Picker {
     if choice == ImageProtocol::Halfblocks {
         return Picker::halfblocks();
     }
-    let mut picker = match Picker::from_query_stdio() {
+    let options = QueryStdioOptions {
+        timeout,
+        ..QueryStdioOptions::default()
+    };
+    let mut picker = match Picker::from_query_stdio_with_options(options) {
         Ok(picker) => picker,
         Err(e) => {
             update(

@@ -24,6 +24,7 @@ pub mod widgets;
 
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
+use std::time::Duration;
 
 use crate::reliability::records::{RecordSet, ScoringEvent};
 
@@ -64,6 +65,9 @@ pub struct TuiConfig {
     /// A theme name: built in, or `<name>.toml` in `$REASON_THEMES` or `./themes`.
     pub theme: String,
     pub image_protocol: ImageProtocol,
+    /// How long `auto` waits for the terminal to answer its query (a slow SSH link needs more
+    /// than a local terminal) before falling back to half-blocks.
+    pub image_query_timeout: Duration,
     /// Shown in the title bar (e.g. the data set).
     pub title: String,
     /// The device the scoring runs on and why, shown in the title bar (none: no device used).

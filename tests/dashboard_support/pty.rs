@@ -21,6 +21,9 @@ pub struct Tui {
     output: Arc<Mutex<Vec<u8>>>,
     reader: std::thread::JoinHandle<()>,
     timeout: Duration,
+    /// Output length when keys were last typed: waits look only at what came after, so a
+    /// wait after a key is for that key's effect, not for text drawn before it.
+    since_keys: usize,
 }
 
 impl Tui {
@@ -60,6 +63,7 @@ impl Tui {
             output,
             reader,
             timeout: TIMEOUT,
+            since_keys: 0,
         }
     }
 
@@ -74,11 +78,14 @@ impl Tui {
         String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
     }
 
-    /// Waits until the output contains `needle`. Only text drawn in one piece can be waited
-    /// for: the terminal backend writes changed cells only.
+    /// Waits until the output since the last [`Tui::keys`] contains `needle`. Only text drawn
+    /// in one piece can be waited for: the terminal backend writes changed cells only.
     pub fn wait_for(&self, needle: &str) {
         wait_until(self.timeout, &format!("{needle:?} on the screen"), || {
-            self.text().contains(needle).then_some(())
+            let output = self.output.lock().unwrap();
+            String::from_utf8_lossy(&output[self.since_keys.min(output.len())..])
+                .contains(needle)
+                .then_some(())
         })
         .unwrap_or_else(|what| panic!("{what}; output so far:\n{}", self.text()));
     }
@@ -89,16 +96,14 @@ impl Tui {
         self.writer.flush().unwrap();
     }
 
-    /// Types `keys` one by one, as a person would.
+    /// Types `keys` at once (the dashboard handles them in order however fast they come; a
+    /// test that needs a key's effect first waits for it with [`Tui::wait_for`]). No Esc here:
+    /// Esc followed by a key reads as Alt+key.
     pub fn keys(&mut self, keys: &str) {
-        for c in keys.chars() {
-            let mut buf = [0u8; 4];
-            self.writer
-                .write_all(c.encode_utf8(&mut buf).as_bytes())
-                .unwrap();
-            self.writer.flush().unwrap();
-            std::thread::sleep(Duration::from_millis(30));
-        }
+        assert!(!keys.contains('\x1b'), "Esc cannot be typed in a burst");
+        self.since_keys = self.output.lock().unwrap().len();
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
     }
 
     /// Waits for the process to exit; returns its success and everything it wrote.
