@@ -1045,3 +1045,162 @@ fn hub_weights_land_in_the_cache_and_offline_errors_say_what_to_do() {
         None
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// `reason fetch` as a command: the environment variables a user sets, the binary's output
+// ---------------------------------------------------------------------------------------------
+
+/// `reason ARGS` with a clean download environment (no proxy, no real hub or data folder) plus
+/// `env`; returns (success, stdout, stderr).
+fn reason_fetch(
+    args: &[&str],
+    env: &[(&str, &Path)],
+    extra: &[(&str, &str)],
+) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_reason"));
+    cmd.arg("fetch").args(args);
+    for name in [
+        "REASON_DATA",
+        "REASON_IMAGENETTE_URL",
+        "HF_HOME",
+        "HF_ENDPOINT",
+        "HF_HUB_OFFLINE",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    for (name, value) in extra {
+        cmd.env(name, value);
+    }
+    let out = cmd.output().expect("reason runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn fetch_imagenette_command_follows_reason_imagenette_url_and_reason_data() {
+    let server = TestServer::start();
+    let outside = tempfile::tempdir().unwrap();
+    let archive = imagenette_archive(&outside.path().join("absolute.txt"), &noise(50_000, 11));
+    server.serve("/mirror/imagenette2-160.tgz", &archive, Mode::Ranges);
+    let url = server.url("/mirror/imagenette2-160.tgz");
+    let data = tempfile::tempdir().unwrap();
+
+    // No --dest: the archive lands in $REASON_DATA, fetched from $REASON_IMAGENETTE_URL.
+    let (ok, stdout, stderr) = reason_fetch(
+        &["imagenette", "--size", "160"],
+        &[("REASON_DATA", data.path())],
+        &[("REASON_IMAGENETTE_URL", &url)],
+    );
+    assert!(ok, "{stderr}");
+    let root = data.path().join("imagenette2-160");
+    assert_eq!(stdout.trim(), root.display().to_string());
+    assert_eq!(
+        fs::read(root.join("val/n01440764/b.JPEG")).unwrap(),
+        VAL_IMAGE
+    );
+    assert!(
+        stderr.contains(&data.path().display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(server.requests().len(), 1);
+
+    // --dest wins over $REASON_DATA.
+    let dest = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = reason_fetch(
+        &[
+            "imagenette",
+            "--size",
+            "160",
+            "--dest",
+            dest.path().to_str().unwrap(),
+        ],
+        &[("REASON_DATA", data.path())],
+        &[("REASON_IMAGENETTE_URL", &url)],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        dest.path().join("imagenette2-160").display().to_string()
+    );
+
+    // A missing archive: a non-zero exit whose message names the URL, and nothing left behind.
+    let empty = tempfile::tempdir().unwrap();
+    let missing = server.url("/mirror/nothing-here.tgz");
+    let (ok, stdout, stderr) = reason_fetch(
+        &[
+            "imagenette",
+            "--size",
+            "160",
+            "--dest",
+            empty.path().to_str().unwrap(),
+        ],
+        &[],
+        &[("REASON_IMAGENETTE_URL", &missing)],
+    );
+    assert!(!ok);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&missing) && stderr.contains("404"),
+        "{stderr}"
+    );
+    assert!(!empty.path().join("imagenette2-160").exists());
+}
+
+#[test]
+fn fetch_weights_command_follows_hf_endpoint_and_hf_home() {
+    let server = TestServer::start();
+    let weights = noise(30_000, 12);
+    let hub_id = "test-org/cli-model";
+    let headers = vec![
+        ("ETag".to_string(), format!("\"{}\"", sha256_hex(&weights))),
+        (
+            "X-Repo-Commit".to_string(),
+            "89abcdef0123456789abcdef0123456789abcdef".to_string(),
+        ),
+    ];
+    let path = format!("/{hub_id}/resolve/main/model.safetensors");
+    server.serve_with_headers(&path, &weights, Mode::Ranges, headers);
+    let hf_home = tempfile::tempdir().unwrap();
+
+    let (ok, stdout, stderr) = reason_fetch(
+        &["weights", hub_id],
+        &[("HF_HOME", hf_home.path())],
+        &[("HF_ENDPOINT", &server.base)],
+    );
+    assert!(ok, "{stderr}");
+    let got = PathBuf::from(stdout.trim());
+    assert!(got.starts_with(hf_home.path().join("hub")), "{got:?}");
+    assert!(fs::read(&got).unwrap() == weights);
+
+    // Offline: the cached copy still answers, with no request.
+    let endpoint = server.base.clone();
+    drop(server);
+    let (ok, stdout, stderr) = reason_fetch(
+        &["weights", hub_id],
+        &[("HF_HOME", hf_home.path())],
+        &[("HF_ENDPOINT", &endpoint)],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(PathBuf::from(stdout.trim()), got);
+
+    // Offline with an empty cache: non-zero, and the message says what to fetch and how to
+    // pass a local file instead.
+    let empty = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = reason_fetch(
+        &["weights", hub_id],
+        &[("HF_HOME", empty.path())],
+        &[("HF_ENDPOINT", &endpoint)],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains(&hub_url(&endpoint, hub_id, "model.safetensors")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--weights"), "{stderr}");
+}

@@ -268,6 +268,24 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         labelled.sort_unstable();
     }
     let candidates: Vec<Sample> = labelled.iter().map(|&i| ds.samples[i].clone()).collect();
+    // Checked before the backbone passes, not found by PCA after minutes of them.
+    if candidates.len() < knn::DIM {
+        return Err(Error::Dataset {
+            path: ds.root.clone(),
+            reason: format!(
+                "training needs at least {} labelled images (PCA compresses the embeddings to {} \
+                 dimensions); this run has {}: add images{}",
+                knn::DIM,
+                knn::DIM,
+                candidates.len(),
+                if opts.subset.is_some() {
+                    " or raise --subset"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
 
     // 1. Backbone passes: the clean images, then each view of the ones that decoded.
     let t = Instant::now();
