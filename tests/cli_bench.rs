@@ -205,10 +205,7 @@ fn the_decode_row_times_generated_images_when_there_is_no_data() {
     let out = child.wait_with_output().unwrap();
     let wall = started.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("decoding generated JPEGs instead"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("using generated JPEGs instead"), "{stderr}");
     let rows = rows(&out);
     assert_eq!(rows.len(), 2, "{rows:?}");
     let decode = &rows[0];
@@ -227,7 +224,51 @@ fn the_decode_row_times_generated_images_when_there_is_no_data() {
         "{decode} in {wall:.3} s"
     );
     assert_eq!(rows[1]["kind"], "forward");
-    // The generated images are removed with the run.
-    let generated = std::env::temp_dir().join(format!("reason-bench-{pid}"));
-    assert!(!generated.exists(), "{} left behind", generated.display());
+    assert_nothing_left_behind(pid);
+}
+
+/// The generated images are removed with the run.
+fn assert_nothing_left_behind(pid: u32) {
+    let prefix = format!("reason-bench-{pid}-");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "{left:?} left behind");
+}
+
+#[test]
+fn the_extract_row_scores_generated_images_when_there_is_no_data() {
+    let empty = tempfile::tempdir().unwrap();
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("reason_saved");
+    let child = Command::new(env!("CARGO_BIN_EXE_reason"))
+        .current_dir(empty.path())
+        .env(reason::data::paths::DATA_ENV, empty.path())
+        .args([
+            "bench",
+            "--models",
+            "tf_efficientnet_lite0@224",
+            "--kinds",
+            "extract",
+        ])
+        .args(["--batches", "2", "--repeats", "1", "--extract-images", "3"])
+        .args(["--decode-images", "0", "--json", "--artifacts"])
+        .arg(&artifacts)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("using generated JPEGs instead"), "{stderr}");
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["kind"], "extract");
+    assert_eq!(rows[0]["batch"], 2);
+    assert!(rows[0]["images_per_s"].as_f64().unwrap() > 0.0);
+    assert_nothing_left_behind(pid);
 }

@@ -148,7 +148,7 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
                         size,
                         batch,
                         kind: what.clone(),
-                        images_per_s: inputs.dataset.samples.len() as f64 / seconds,
+                        images_per_s: inputs.images.dataset.samples.len() as f64 / seconds,
                     });
                     continue;
                 }
@@ -186,10 +186,11 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the `extract` rows score: the first images of Imagenette val with trained artifacts.
+/// What the `extract` rows score: the first images of Imagenette val (generated JPEGs without
+/// the data) with trained artifacts.
 struct ExtractInputs {
     artifacts: Artifacts,
-    dataset: Dataset,
+    images: BenchImages,
 }
 
 impl ExtractInputs {
@@ -200,15 +201,8 @@ impl ExtractInputs {
                 args.artifacts.display()
             )
         })?;
-        let val = paths::default_imagenette().join("val");
-        let mut dataset = Dataset::open(&val).with_context(|| {
-            format!(
-                "the extract rows need Imagenette val images at {}",
-                val.display()
-            )
-        })?;
-        dataset.samples.truncate(args.extract_images.max(1));
-        Ok(Self { artifacts, dataset })
+        let images = BenchImages::open(args.extract_images.max(1))?;
+        Ok(Self { artifacts, images })
     }
 
     /// One full scoring pass, without the cache. The backbone has random weights: the
@@ -224,12 +218,13 @@ impl ExtractInputs {
             use_cache: false,
             skip_truncated: false,
         };
-        let scored = scorer.score(&self.dataset, None, &|_| {})?;
+        let dataset = &self.images.dataset;
+        let scored = scorer.score(dataset, None, &|_| {})?;
         anyhow::ensure!(
-            scored.records.len() == self.dataset.samples.len(),
+            scored.records.len() == dataset.samples.len(),
             "{} of {} images could not be scored",
             scored.skipped.len(),
-            self.dataset.samples.len()
+            dataset.samples.len()
         );
         Ok(())
     }
@@ -258,54 +253,66 @@ fn best_time(repeats: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyho
     Ok(best)
 }
 
-/// Decode + preprocess throughput (parallel, as in `predict`) on Imagenette val images when the
-/// data is present, else on generated 224x224 JPEGs.
+/// Decode + preprocess throughput (parallel, as in `predict`).
 fn bench_decode(count: usize) -> anyhow::Result<(f64, u32)> {
     let pre = BackboneKind::EfficientNetLite(0).preprocess();
-    let val = paths::default_imagenette().join("val");
-    let _generated;
-    let files: Vec<PathBuf> = if val.is_dir() {
-        Dataset::open(&val)?
-            .samples
-            .into_iter()
-            .take(count)
-            .map(|s| s.path)
-            .collect()
-    } else {
-        eprintln!(
-            "{} not found: decoding generated JPEGs instead",
-            val.display()
-        );
-        let dir = tempfile_dir()?;
-        let files = (0..count)
-            .map(|i| {
-                let path = dir.join(format!("{i}.jpg"));
-                let img = image::RgbImage::from_fn(224, 224, |x, y| {
-                    image::Rgb([
-                        (x * 7 + i as u32) as u8,
-                        (y * 13) as u8,
-                        ((x ^ y) * 3) as u8,
-                    ])
-                });
-                img.save(&path).map(|_| path)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        _generated = TempDir(dir);
-        files
-    };
+    let images = BenchImages::open(count)?;
     let run = || -> anyhow::Result<()> {
-        files
+        images
+            .dataset
+            .samples
             .par_iter()
-            .map(|p| decode_rgb(p).map(|img| pre.apply(&img).len()))
+            .map(|s| decode_rgb(&s.path).map(|img| pre.apply(&img).len()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(())
     };
     let seconds = best_time(2, run)?;
-    Ok((files.len() as f64 / seconds, pre.size))
+    Ok((images.dataset.samples.len() as f64 / seconds, pre.size))
 }
 
+/// The images the decode and extract rows time: the first `count` of Imagenette val when the
+/// data is present, else `count` generated 224×224 JPEGs (removed when this drops), so the
+/// rows run, and are tested, on a machine without the data.
+struct BenchImages {
+    dataset: Dataset,
+    _generated: Option<TempDir>,
+}
+
+impl BenchImages {
+    fn open(count: usize) -> anyhow::Result<Self> {
+        let val = paths::default_imagenette().join("val");
+        if val.is_dir() {
+            let mut dataset = Dataset::open(&val)?;
+            dataset.samples.truncate(count);
+            return Ok(Self {
+                dataset,
+                _generated: None,
+            });
+        }
+        eprintln!("{} not found: using generated JPEGs instead", val.display());
+        let dir = TempDir(tempfile_dir()?);
+        for i in 0..count {
+            let img = image::RgbImage::from_fn(224, 224, |x, y| {
+                image::Rgb([
+                    (x * 7 + i as u32) as u8,
+                    (y * 13) as u8,
+                    ((x ^ y) * 3) as u8,
+                ])
+            });
+            img.save(dir.0.join(format!("{i:05}.jpg")))?;
+        }
+        Ok(Self {
+            dataset: Dataset::open(&dir.0)?,
+            _generated: Some(dir),
+        })
+    }
+}
+
+/// A new folder `reason-bench-<pid>-<n>` in the temporary directory.
 fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("reason-bench-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("reason-bench-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
