@@ -21,16 +21,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def rows(command):
+# The machine each side reported (every row of both carries it).
+CPU = {}
+
+
+def rows(command, side):
     print("$", " ".join(command), file=sys.stderr, flush=True)
     out = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
     table = {}
     for line in out.splitlines():
         row = json.loads(line)
+        CPU[side] = row.get("cpu")
         if row["kind"] == "decode":
             continue
         table[(row["model"], row["size"], row["batch"], row["kind"])] = row["images_per_s"]
     return table
+
+
+def caption():
+    reason, torch = CPU.get("reason") or {}, CPU.get("torch") or {}
+    line = (
+        f"CPU: {reason.get('model', '?')}, {reason.get('logical_cpus', '?')} logical CPUs; "
+        f"REASON: {reason.get('threads', '?')} threads, GEMM {reason.get('gemm', '?')}, "
+        f"loops {reason.get('loops', '?')}, CPU has {' '.join(reason.get('detected', []))}"
+    )
+    if torch:
+        line += f"; PyTorch: {torch.get('threads', '?')} threads, {torch.get('capability', '?')} kernels"
+    return line
 
 
 def main():
@@ -55,22 +72,24 @@ def main():
     common = ["--kinds", args.kinds, "--batches", args.batches, "--repeats", str(args.repeats), "--json"]
     candle, plain, torch = {}, {}, {}
     for model in args.models.split(","):
-        candle.update(rows([args.reason, "bench", "--models", model, "--decode-images", "0", *common]))
+        candle.update(rows([args.reason, "bench", "--models", model, "--decode-images", "0", *common], "reason"))
         if args.plain:
             plain.update(
-                rows([args.reason, "bench", "--plain-kernels", "--models", model, "--decode-images", "0", *common])
+                rows([args.reason, "bench", "--plain-kernels", "--models", model, "--decode-images", "0", *common], "plain")
             )
         # Only the rows candle measured (extract runs for the artifacts' backbone alone).
         kinds = [k for k in args.kinds.split(",") if any(key[3] == k for key in candle if key[0] == model.split("@")[0])]
         if kinds:
             reference = [*common]
             reference[1] = ",".join(kinds)
-            torch.update(rows([args.python, "bench/torch_reference.py", "--models", model, *reference]))
+            torch.update(rows([args.python, "bench/torch_reference.py", "--models", model, *reference], "torch"))
 
     header = ["model", "size", "batch", "kind"]
     header += ["candle plain"] if args.plain else []
     header += ["candle", "PyTorch", "ratio"]
     if not args.json:
+        print(caption())
+        print()
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
     for key in candle:
@@ -78,7 +97,8 @@ def main():
         if args.json:
             model, size, batch, kind = key
             print(json.dumps(dict(model=model, size=size, batch=batch, kind=kind, candle=candle[key],
-                                  candle_plain=plain.get(key), pytorch=torch.get(key), ratio=ratio)))
+                                  candle_plain=plain.get(key), pytorch=torch.get(key), ratio=ratio,
+                                  cpu=CPU.get("reason"), pytorch_cpu=CPU.get("torch"))))
             continue
         cells = [str(k) for k in key]
         if args.plain:

@@ -161,8 +161,11 @@ def main():
     if not args.json:
         print(f"{'model':<24} {'size':>5} {'batch':>6} {'kind':<11} {'images/s':>10}")
 
+    # What PyTorch's kernels dispatched to, beside REASON's own description of the CPU.
+    cpu = dict(threads=torch.get_num_threads(), capability=torch.backends.cpu.get_cpu_capability())
+
     def report(model, size, batch, kind, images_per_s):
-        row = dict(model=model, size=size, batch=batch, kind=kind, images_per_s=images_per_s)
+        row = dict(model=model, size=size, batch=batch, kind=kind, images_per_s=images_per_s, cpu=cpu)
         if args.json:
             print(json.dumps(row), flush=True)
         else:

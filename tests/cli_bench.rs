@@ -80,10 +80,26 @@ fn json_rows_carry_the_schema_for_every_kind_and_both_kernel_paths() {
                 .keys()
                 .map(|k| k.as_str())
                 .collect();
-            assert_eq!(keys.len(), 5, "{row}");
-            for key in ["model", "size", "batch", "kind", "images_per_s"] {
+            assert_eq!(keys.len(), 7, "{row}");
+            for key in [
+                "model",
+                "size",
+                "batch",
+                "kind",
+                "images_per_s",
+                "device",
+                "cpu",
+            ] {
                 assert!(keys.contains(&key), "{row} lacks {key}");
             }
+            assert_eq!(row["device"], "cpu");
+            // The machine: the same CPU description on every row, with the threads used.
+            assert_eq!(row["cpu"], rows[0]["cpu"]);
+            assert!(!row["cpu"]["model"].as_str().unwrap().is_empty(), "{row}");
+            let threads = row["cpu"]["threads"].as_u64().unwrap();
+            let logical = row["cpu"]["logical_cpus"].as_u64().unwrap();
+            assert!(threads >= 1 && logical >= 1, "{row}");
+            assert!(row["cpu"]["gemm"].is_string() && row["cpu"]["detected"].is_array());
             assert_eq!(row["size"], 32);
             let rate = row["images_per_s"].as_f64().unwrap();
             assert!(rate.is_finite() && rate > 0.0, "{row}");

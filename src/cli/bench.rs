@@ -15,6 +15,7 @@ use crate::data::dataset::Dataset;
 use crate::data::imageio::decode_rgb;
 use crate::data::paths;
 use crate::model::backbone::{kernel, Backbone, BackboneKind};
+use crate::model::cpu::CpuInfo;
 use crate::model::device::{self, DeviceRequest};
 use crate::reliability::artifacts::Artifacts;
 use crate::reliability::scoring::Scorer;
@@ -60,12 +61,16 @@ pub struct BenchArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct Row {
+struct Row<'a> {
     model: String,
     size: u32,
     batch: usize,
     kind: String,
     images_per_s: f64,
+    /// `cpu` or `cuda:N`.
+    device: &'a str,
+    /// Every row names the machine, so no figure travels without it.
+    cpu: &'a CpuInfo,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -83,7 +88,10 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
         device.reason,
         rayon::current_num_threads()
     );
+    let cpu = CpuInfo::detect(rayon::current_num_threads());
+    let device_label = device.label();
     if !args.json {
+        println!("CPU: {}", cpu.summary());
         println!(
             "{:<24} {:>5} {:>6} {:<11} {:>10}",
             "model", "size", "batch", "kind", "images/s"
@@ -108,6 +116,8 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
             batch: args.decode_images,
             kind: "decode".into(),
             images_per_s,
+            device: &device_label,
+            cpu: &cpu,
         });
     }
 
@@ -149,6 +159,8 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
                         batch,
                         kind: what.clone(),
                         images_per_s: inputs.images.dataset.samples.len() as f64 / seconds,
+                        device: &device_label,
+                        cpu: &cpu,
                     });
                     continue;
                 }
@@ -179,6 +191,8 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
                     batch,
                     kind: what.clone(),
                     images_per_s: batch as f64 / seconds,
+                    device: &device_label,
+                    cpu: &cpu,
                 });
             }
         }

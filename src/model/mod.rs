@@ -4,6 +4,7 @@
 pub mod backbone;
 pub mod cache;
 pub mod classify;
+pub mod cpu;
 pub mod device;
 pub mod extract;
 pub mod head;
