@@ -99,12 +99,14 @@ fn detected() -> Vec<&'static str> {
     Vec::new()
 }
 
-/// The `gemm` crate's own choice, as it makes it: FMA kernels (256-bit) when the CPU has FMA;
-/// its AVX-512 kernels are behind a cargo feature this build does not enable.
+/// The `gemm` crate's own choice, as it makes it (built with its `x86-v4` feature, see
+/// Cargo.toml): AVX-512 kernels when the CPU has AVX-512F, else FMA (256-bit), else scalar.
 fn gemm_dispatch() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            "avx512f (512-bit)"
+        } else if std::arch::is_x86_feature_detected!("fma") {
             "fma (256-bit)"
         } else {
             "scalar"
@@ -161,10 +163,12 @@ mod tests {
                 info.detected.contains(&"avx512f"),
                 std::arch::is_x86_feature_detected!("avx512f")
             );
-            // FMA machines get the FMA GEMM kernels.
+            // AVX-512 machines get gemm's AVX-512 kernels, other FMA machines its FMA ones.
+            let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+            assert_eq!(info.gemm == "avx512f (512-bit)", avx512);
             assert_eq!(
                 info.gemm == "fma (256-bit)",
-                std::arch::is_x86_feature_detected!("fma")
+                !avx512 && std::arch::is_x86_feature_detected!("fma")
             );
         }
         assert!(info.summary().contains(&info.model));
