@@ -236,10 +236,19 @@ fn start_transfer(
             url: url.to_string(),
             status,
         }),
-        Err(ureq::Error::Transport(transport)) => Err(FetchError::Network {
-            url: url.to_string(),
-            detail: transport.to_string(),
-        }),
+        Err(ureq::Error::Transport(transport)) => {
+            // ureq starts its text with the URL, which the message already names.
+            let text = transport.to_string();
+            let detail = transport
+                .url()
+                .and_then(|u| text.strip_prefix(&format!("{u}: ")))
+                .unwrap_or(&text)
+                .to_string();
+            Err(FetchError::Network {
+                url: url.to_string(),
+                detail,
+            })
+        }
     }
 }
 
