@@ -4,6 +4,7 @@
 //! Hugging Face hub.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{escaped, io_err, shown, with_suffix, DownloadProgress, FetchError};
+use super::{detail_for, escaped, io_err, shown, with_suffix, DownloadProgress, FetchError};
 
 /// What [`download`] should check.
 #[derive(Debug, Clone, Default)]
@@ -236,19 +236,10 @@ fn start_transfer(
             url: url.to_string(),
             status,
         }),
-        Err(ureq::Error::Transport(transport)) => {
-            // ureq starts its text with the URL, which the message already names.
-            let text = transport.to_string();
-            let detail = transport
-                .url()
-                .and_then(|u| text.strip_prefix(&format!("{u}: ")))
-                .unwrap_or(&text)
-                .to_string();
-            Err(FetchError::Network {
-                url: url.to_string(),
-                detail,
-            })
-        }
+        Err(ureq::Error::Transport(transport)) => Err(FetchError::Network {
+            url: url.to_string(),
+            detail: detail_for(&transport.to_string(), url),
+        }),
     }
 }
 
