@@ -32,7 +32,11 @@ fn cases(tmp: &Path) -> Vec<(Vec<String>, Vec<String>)> {
         // The dashboard, bare and as `tui`: default data and weights missing.
         (
             s(&[]),
-            s(&["no Imagenette", "reason fetch imagenette", "reason --folder DIR"]),
+            s(&[
+                "no Imagenette",
+                "reason fetch imagenette",
+                "reason --folder DIR",
+            ]),
         ),
         (
             s(&["tui", "--no-download"]),
@@ -60,16 +64,16 @@ fn cases(tmp: &Path) -> Vec<(Vec<String>, Vec<String>)> {
             s(&[&missing_weights, "a .safetensors file or a hub id"]),
         ),
         // Weights from an unreachable hub.
-        (
-            s(&["predict", &photos]),
-            s(&[lite0_hub, "--weights PATH"]),
-        ),
+        (s(&["predict", &photos]), s(&[lite0_hub, "--weights PATH"])),
         (s(&["eval"]), s(&[lite0_hub, "--weights PATH"])),
         (
             s(&["eval", "--artifacts", &missing]),
             s(&[&format!("{missing}/manifest.json"), "reason train"]),
         ),
-        (s(&["train"]), s(&["no Imagenette", "reason fetch imagenette"])),
+        (
+            s(&["train"]),
+            s(&["no Imagenette", "reason fetch imagenette"]),
+        ),
         (
             s(&["train", "--data", &missing]),
             s(&[&format!("{missing}/train"), "expected"]),
@@ -79,7 +83,15 @@ fn cases(tmp: &Path) -> Vec<(Vec<String>, Vec<String>)> {
             s(&["no Imagenette", "reason fetch imagenette"]),
         ),
         (
-            s(&["bench", "--kinds", "extract", "--decode-images", "0", "--artifacts", &missing]),
+            s(&[
+                "bench",
+                "--kinds",
+                "extract",
+                "--decode-images",
+                "0",
+                "--artifacts",
+                &missing,
+            ]),
             s(&[&missing, "reason train"]),
         ),
         (
@@ -127,7 +139,10 @@ fn every_subcommand_names_what_is_missing_and_the_remedy_once() {
         let errors = stderr.lines().filter(|l| l.starts_with("error: ")).count();
         assert_eq!(errors, 1, "{case}");
         for needle in &needles {
-            assert!(stderr.contains(needle.as_str()), "{needle:?} missing: {case}");
+            assert!(
+                stderr.contains(needle.as_str()),
+                "{needle:?} missing: {case}"
+            );
         }
         // The OS's own words, said once: `cannot read X: No such file...: No such file...`
         // was the bug.

@@ -178,9 +178,7 @@ fn a_new_user_answers_yes_and_the_dashboard_scores_the_downloaded_data() {
     assert_restored(ok, &output);
 
     // Both downloads landed where REASON looks by default, and were complete.
-    assert!(data_dir
-        .join("imagenette2-320/.reason-complete")
-        .is_file());
+    assert!(data_dir.join("imagenette2-320/.reason-complete").is_file());
     let cached = reason::data::download::cached_hub_weights_in(
         &fresh.path("hf/hub"),
         HUB_ID,
@@ -247,10 +245,7 @@ fn without_an_answer_nothing_is_downloaded() {
     assert!(!stderr.contains("[Y/n]"), "{stderr}");
     assert!(stderr.contains("no terminal to ask on"), "{stderr}");
     assert!(stderr.contains("--yes"), "{stderr}");
-    assert!(
-        stderr.contains("  reason fetch imagenette\n"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("  reason fetch imagenette\n"), "{stderr}");
 
     // --no-download, even on a terminal.
     let tui = fresh.tui(&["--no-download"], &url, &server.base);
@@ -258,7 +253,10 @@ fn without_an_answer_nothing_is_downloaded() {
     let output = text(&output);
     assert!(!ok);
     assert!(!output.contains("[Y/n]"), "{output}");
-    assert!(output.contains("Not downloading (--no-download)"), "{output}");
+    assert!(
+        output.contains("Not downloading (--no-download)"),
+        "{output}"
+    );
 
     // Answered no on a terminal.
     let mut tui = fresh.tui(&[], &url, &server.base);

@@ -20,8 +20,8 @@ use crate::data::dataset::Dataset;
 use crate::model::cache::{self, CacheKey};
 use crate::model::device::{DeviceChoice, DeviceRequest};
 
-use crate::dashboard::{self, ImageProtocol, RecordSource, ScoringDevice, TuiConfig};
 use super::setup::{self, SetupArgs};
+use crate::dashboard::{self, ImageProtocol, RecordSource, ScoringDevice, TuiConfig};
 use crate::data::paths;
 use crate::reliability::records::{split_truncated, RecordSet, ScoringEvent};
 use crate::reliability::scoring::ScoringModels;

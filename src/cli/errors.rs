@@ -42,7 +42,9 @@ mod tests {
             "opening data/x: cannot read data/x: No such file (os error 2)"
         );
         // Causes that add something are kept, in order.
-        let error = anyhow::anyhow!("root cause").context("middle").context("top");
+        let error = anyhow::anyhow!("root cause")
+            .context("middle")
+            .context("top");
         assert_eq!(message(&error), "top: middle: root cause");
     }
 }

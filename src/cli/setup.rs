@@ -203,7 +203,10 @@ fn said_yes(input: &mut dyn BufRead) -> bool {
 
 /// The commands that get what is missing, and the ways around it.
 fn how_to_get(missing: &[Missing], dataset_given: bool) -> String {
-    let commands: Vec<String> = missing.iter().map(|m| format!("  {}", m.command())).collect();
+    let commands: Vec<String> = missing
+        .iter()
+        .map(|m| format!("  {}", m.command()))
+        .collect();
     let mut text = format!(
         "Get {} with:\n{}\nthen run the command again (`reason --yes` downloads what the \
          dashboard needs and opens it)",

@@ -180,4 +180,3 @@ fn answer(route: &Route, range: Option<&str>) -> Response<Cursor<Vec<u8>>> {
     )
     .with_chunked_threshold(usize::MAX)
 }
-

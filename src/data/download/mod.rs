@@ -327,7 +327,10 @@ mod tests {
             ),
             "request error: Network Error: reset (os error 104)"
         );
-        assert_eq!(detail_for("Dns Failed: no such host", url), "Dns Failed: no such host");
+        assert_eq!(
+            detail_for("Dns Failed: no such host", url),
+            "Dns Failed: no such host"
+        );
     }
 
     #[test]
