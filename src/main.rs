@@ -19,7 +19,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Errors quote file names: never send their control characters raw.
-            for line in format!("error: {e:#}").lines() {
+            for line in format!("error: {}", reason::cli::errors::message(&e)).lines() {
                 eprintln!("{}", reason::support::text::printable(line));
             }
             std::process::ExitCode::FAILURE

@@ -31,7 +31,7 @@ fn defaults() {
     assert_eq!(a.session, "default");
     assert_eq!(a.theme, "dark");
     assert_eq!(a.image_protocol, ImageProtocol::Auto);
-    assert_eq!(a.artifacts, PathBuf::from("reason_saved"));
+    assert_eq!(a.artifacts, None);
     assert_eq!(a.device, DeviceRequest::Auto);
     assert_eq!(a.weights, None);
     assert_eq!(a.config(Path::new("x"), None).unwrap().device, None);

@@ -171,8 +171,8 @@ fn truncated_files_are_flagged_in_json_and_text_or_skipped_on_request() {
         weights.to_str().unwrap(),
     ];
 
-    // From the crate (its reason_saved/ adds reliability) and from an empty folder (ImageNet
-    // top-5 only): both kinds of line carry the flag.
+    // From the crate (its reason_saved/) and from an empty folder (the built-in copy of the
+    // same artifacts): both add reliability, and the lines carry the flag.
     let elsewhere = tempfile::tempdir().unwrap();
     for cwd in [Path::new(env!("CARGO_MANIFEST_DIR")), elsewhere.path()] {
         let out = Command::new(env!("CARGO_BIN_EXE_reason"))
@@ -335,7 +335,8 @@ fn summary_with_json_keeps_stdout_json_lines() {
             .save(class.join(format!("{i}.png")))
             .unwrap();
     }
-    // An empty working directory: no reason_saved/, so ImageNet top-5 only.
+    // An empty working directory: the built-in artifacts do not fit random weights, so
+    // ImageNet top-5 only.
     let out = Command::new(env!("CARGO_BIN_EXE_reason"))
         .current_dir(dir.path())
         .args([

@@ -179,7 +179,10 @@ fn device_and_weights_are_checked_before_the_terminal_is_touched() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("device: cpu (CPU requested)"), "{stderr}");
-    assert!(stderr.contains("opening"), "{stderr}");
+    // The message names the folder and what the options take, and the OS error once.
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("--folder any folder of images"), "{stderr}");
+    assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
     assert!(out.stdout.is_empty());
 }
 

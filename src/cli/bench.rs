@@ -18,6 +18,7 @@ use crate::model::backbone::{kernel, Backbone, BackboneKind};
 use crate::model::cpu::CpuInfo;
 use crate::model::device::{self, DeviceRequest};
 use crate::reliability::artifacts::Artifacts;
+use crate::reliability::embedded;
 use crate::reliability::scoring::Scorer;
 
 #[derive(Debug, clap::Args)]
@@ -46,9 +47,10 @@ pub struct BenchArgs {
     /// Images scored per `extract` row (the first ones of Imagenette val).
     #[arg(long, default_value_t = 64)]
     pub extract_images: usize,
-    /// Artifacts the `extract` rows use; their backbone is the only model they run for.
-    #[arg(long, default_value = "reason_saved")]
-    pub artifacts: PathBuf,
+    /// Artifacts the `extract` rows use; their backbone is the only model they run for
+    /// [default: ./reason_saved when it exists, else the built-in ones].
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -209,10 +211,11 @@ struct ExtractInputs {
 
 impl ExtractInputs {
     fn load(args: &BenchArgs) -> anyhow::Result<Self> {
-        let artifacts = Artifacts::load(&args.artifacts).with_context(|| {
+        let dir = embedded::resolve(args.artifacts.as_deref())?;
+        let artifacts = Artifacts::load(&dir).with_context(|| {
             format!(
                 "the extract rows need trained artifacts (`reason train`); none at {}",
-                args.artifacts.display()
+                dir.display()
             )
         })?;
         let images = BenchImages::open(args.extract_images.max(1))?;

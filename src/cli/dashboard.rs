@@ -15,12 +15,13 @@ use std::time::Duration;
 use anyhow::Context;
 use candle_core::DeviceLocation;
 
-use crate::reliability::artifacts;
+use crate::reliability::{artifacts, embedded};
 
 use crate::data::dataset::Dataset;
 use crate::model::cache::{self, CacheKey};
 use crate::model::device::{DeviceChoice, DeviceRequest};
 
+use super::setup::{self, SetupArgs};
 use crate::dashboard::{self, ImageProtocol, RecordSource, ScoringDevice, TuiConfig};
 use crate::data::paths;
 use crate::reliability::records::{split_truncated, RecordSet, ScoringEvent};
@@ -42,9 +43,10 @@ pub struct DashboardArgs {
     /// unlabelled.
     #[arg(long, value_name = "DIR")]
     pub folder: Option<PathBuf>,
-    /// Trained artifacts (head, MetaNet, PCA, k-NN bank, calibration).
-    #[arg(long, value_name = "DIR", default_value = "reason_saved")]
-    pub artifacts: PathBuf,
+    /// Trained artifacts (head, MetaNet, PCA, k-NN bank, calibration) [default: ./reason_saved
+    /// when it exists, else the ones built into REASON].
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
     /// Session name: threshold, filters, cursor and annotations live in sessions/NAME.json.
     #[arg(long, value_name = "NAME", default_value = "default")]
     pub session: String,
@@ -70,6 +72,8 @@ pub struct DashboardArgs {
     /// skipped with the reason, instead of showing them marked ⚠.
     #[arg(long)]
     pub skip_truncated: bool,
+    #[command(flatten)]
+    pub setup: SetupArgs,
 }
 
 impl DashboardArgs {
@@ -118,21 +122,33 @@ impl DashboardArgs {
 }
 
 pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
+    let artifacts_dir = embedded::resolve(args.artifacts.as_deref())?;
+    setup::ensure_dashboard_defaults(
+        &args.setup,
+        args.data.is_some() || args.folder.is_some(),
+        args.weights.is_some(),
+        &artifacts_dir,
+    )?;
     let device = super::select_device(args.device)?;
     let mut shown = ScoringDevice {
         label: device_label(&device),
         reason: super::first_line(&device.reason),
     };
     let path = args.dataset_path();
-    let dataset = Dataset::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    let models = super::open_scoring_models(&args.artifacts, args.weights.as_deref())?;
+    let dataset = Dataset::open(&path).with_context(|| {
+        format!(
+            "no images at {} (--data takes an Imagenette copy, --folder any folder of images)",
+            path.display()
+        )
+    })?;
+    let models = super::open_scoring_models(&artifacts_dir, args.weights.as_deref())?;
 
     let root = dataset.root.clone();
     let key = CacheKey::new("records")
         .part("format", RECORDS_FORMAT)
         .part(
             "manifest",
-            std::fs::read(artifacts::manifest_path(&args.artifacts)).unwrap_or_default(),
+            std::fs::read(artifacts::manifest_path(&artifacts_dir)).unwrap_or_default(),
         )
         .part("weights", &models.weights_sha256)
         .samples(&dataset.samples.iter().collect::<Vec<_>>());
@@ -171,7 +187,7 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
                 }));
                 let failure = match scored {
                     Ok(Ok(())) => return,
-                    Ok(Err(e)) => super::first_line(&format!("{e:#}")),
+                    Ok(Err(e)) => super::first_line(&super::errors::message(&e)),
                     Err(panic) => format!("the worker crashed: {}", panic_text(&*panic)),
                 };
                 let _ = tx.send(ScoringEvent::Failed(failure_message(

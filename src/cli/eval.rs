@@ -8,11 +8,11 @@ use anyhow::Context;
 use super::progress::StageBars;
 
 use crate::reliability::artifacts::Artifacts;
+use crate::reliability::embedded;
 use crate::support::text::printable;
 
 use crate::data::corrupt::CorruptionSpec;
 use crate::data::dataset::Dataset;
-use crate::data::paths;
 use crate::reliability::features;
 use crate::reliability::records::ScoringEvent;
 use crate::reliability::scoring::{Scored, Scorer};
@@ -27,8 +27,9 @@ pub struct EvalArgs {
     pub data: Option<PathBuf>,
     #[arg(long, default_value = "val")]
     pub split: String,
-    #[arg(long, default_value = "reason_saved")]
-    pub artifacts: PathBuf,
+    /// Trained artifacts [default: ./reason_saved when it exists, else the built-in ones].
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
     /// KIND:SEVERITY (gaussian_noise, blur, jpeg, contrast, pixelate; 1-5) or mixed.
     #[arg(long)]
     pub corrupt: Option<CorruptionSpec>,
@@ -63,12 +64,16 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let models = super::open_scoring_models(&args.artifacts, args.weights.as_deref())?;
+    let artifacts_dir = embedded::resolve(args.artifacts.as_deref())?;
+    let models = super::open_scoring_models(&artifacts_dir, args.weights.as_deref())?;
     let device = super::select_device(args.device)?;
     let backbone = models.load_backbone(&device.device)?;
     let artifacts = &models.artifacts;
 
-    let root = args.data.clone().unwrap_or_else(paths::default_imagenette);
+    let root = match &args.data {
+        Some(root) => root.clone(),
+        None => super::setup::default_imagenette()?,
+    };
     let dataset = Dataset::open_split(&root, &args.split)?;
     // Never evaluate on what was trained on.
     if artifacts.manifest.protocol.split == args.split {

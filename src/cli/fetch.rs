@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use super::progress::DownloadBar;
 use crate::data::download::{self, ImagenetteSize};
 use crate::data::paths;
@@ -20,7 +22,8 @@ pub enum FetchWhat {
         /// 160 or 320 (shorter side in pixels) or full.
         #[arg(long, default_value = "320")]
         size: ImagenetteSize,
-        /// Destination folder (default: the data folder, `$REASON_DATA` or ./data).
+        /// Destination folder [default: the data folder: $REASON_DATA, else ../shared/data when
+        /// it exists, else the platform's data folder, e.g. ~/.local/share/reason].
         #[arg(long)]
         dest: Option<PathBuf>,
     },
@@ -39,15 +42,21 @@ pub fn run(args: FetchArgs) -> anyhow::Result<()> {
     let progress = |event| bar.update(event);
     match args.what {
         FetchWhat::Imagenette { size, dest } => {
-            let dest = dest.unwrap_or_else(paths::data_root);
-            std::fs::create_dir_all(&dest)?;
+            let default = paths::data_root();
+            let dest = dest.unwrap_or_else(|| default.clone());
+            std::fs::create_dir_all(&dest)
+                .with_context(|| format!("creating the folder {}", dest.display()))?;
             let root = download::fetch_imagenette(size, &dest, None, &progress)?;
             println!("{}", root.display());
-            eprintln!(
-                "Imagenette ready. REASON finds it by default when {}={} is set.",
-                paths::DATA_ENV,
-                dest.display()
-            );
+            if dest == default {
+                eprintln!("Imagenette ready; REASON finds it there by default.");
+            } else {
+                eprintln!(
+                    "Imagenette ready. REASON finds it by default when {}={} is set.",
+                    paths::DATA_ENV,
+                    dest.display()
+                );
+            }
         }
         FetchWhat::Weights { hub_id, file } => {
             let path = download::fetch_hub_weights(&hub_id, &file, &progress)?;

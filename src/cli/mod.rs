@@ -2,10 +2,12 @@
 
 mod bench;
 pub mod dashboard;
+pub mod errors;
 mod eval;
 mod fetch;
 mod predict;
 mod progress;
+mod setup;
 mod train;
 
 use std::path::Path;

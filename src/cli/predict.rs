@@ -10,10 +10,10 @@ use crate::data::dataset::Dataset;
 use crate::model::backbone::{Backbone, BackboneKind};
 use crate::model::classify::{classify_dataset, predict_one, ClassifySummary, Prediction};
 use crate::reliability::artifacts::{self, Artifacts};
+use crate::reliability::embedded;
 use crate::support::text::{printable, printable_path};
 
 use crate::data::imageio::decode_rgb;
-use crate::data::paths;
 use crate::reliability::records::{SampleRecord, ScoringEvent};
 use crate::reliability::scoring::{Scorer, ScoringModels};
 
@@ -114,18 +114,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Imagenette val; the error also says that a PATH can be given.
 fn default_dataset() -> anyhow::Result<PathBuf> {
-    let root = paths::default_imagenette();
-    if root.join("val").is_dir() {
-        return Ok(root.join("val"));
-    }
-    anyhow::bail!(
-        "no dataset given and the default {} is missing: run `reason fetch imagenette --dest {}`, \
-         point {} at a folder holding imagenette/, or pass a PATH",
-        root.join("val").display(),
-        paths::data_root().display(),
-        paths::DATA_ENV
-    )
+    let root = super::setup::default_imagenette().context("no PATH given")?;
+    Ok(root.join("val"))
 }
 
 fn write_human(out: &mut impl Write, p: &Prediction, dataset: &Dataset) -> std::io::Result<()> {
@@ -236,30 +228,28 @@ fn load_reliability(
     weights_path: &std::path::Path,
 ) -> anyhow::Result<Option<ScoringModels>> {
     let explicit = args.artifacts.is_some();
-    let dir = args
-        .artifacts
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reason_saved"));
-    if !artifacts::manifest_path(&dir).is_file() {
-        if explicit {
-            anyhow::bail!(
-                "no artifacts in {} (run `reason train` first)",
-                dir.display()
-            );
-        }
-        eprintln!(
-            "no trained artifacts in {}: ImageNet top-5 only (run `reason train` for P(correct))",
+    let dir = embedded::resolve(args.artifacts.as_deref())?;
+    if explicit && !artifacts::manifest_path(&dir).is_file() {
+        anyhow::bail!(
+            "no artifacts in {} (train them with `reason train --out {}`, or leave out \
+             --artifacts to use the built-in ones)",
+            dir.display(),
             dir.display()
         );
-        return Ok(None);
     }
     let loaded =
         Artifacts::load(&dir).and_then(|a| ScoringModels::with_weights(a, kind, weights_path));
     match loaded {
         Ok(found) => Ok(Some(found)),
         Err(e) if explicit => Err(e.into()),
+        // The default artifacts fit only the weights they were trained with: other weights
+        // still get ImageNet predictions.
         Err(e) => {
-            eprintln!("not using {}: {e}", dir.display());
+            eprintln!(
+                "not using the default artifacts ({}): {e}; ImageNet top-5 only (train artifacts \
+                 for these weights with `reason train`)",
+                dir.display()
+            );
             Ok(None)
         }
     }

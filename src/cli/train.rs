@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use super::progress::StageBars;
 use super::ModelArgs;
 use crate::data::dataset::Dataset;
-use crate::data::paths;
 use crate::model::backbone::weights;
 use crate::model::head::HeadConfig;
 use crate::reliability::metanet::MetaNetConfig;
@@ -63,7 +62,10 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let root = args.data.clone().unwrap_or_else(paths::default_imagenette);
+    let root = match &args.data {
+        Some(root) => root.clone(),
+        None => super::setup::default_imagenette()?,
+    };
     let dataset = Dataset::open_split(&root, &args.split)?;
     eprintln!(
         "{}: {} images, {} classes",

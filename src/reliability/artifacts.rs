@@ -24,9 +24,9 @@ use crate::support::files::{write_atomically, write_bytes_atomically};
 /// head, gradients through the backbone's classifier.
 pub const FORMAT_VERSION: u32 = 2;
 pub const MANIFEST: &str = "manifest.json";
-const MODEL_FILE: &str = "model.safetensors";
-const BANK_FILE: &str = "knn_bank.safetensors";
-const TRAIN_META_FILE: &str = "train_meta.safetensors";
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const BANK_FILE: &str = "knn_bank.safetensors";
+pub const TRAIN_META_FILE: &str = "train_meta.safetensors";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BackboneInfo {

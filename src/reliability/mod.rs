@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod baselines;
 pub mod certify;
+pub mod embedded;
 pub mod features;
 pub mod knn;
 pub mod metanet;

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{escaped, io_err, shown, with_suffix, DownloadProgress, FetchError};
+use super::{detail_for, escaped, io_err, shown, with_suffix, DownloadProgress, FetchError};
 
 /// What [`download`] should check.
 #[derive(Debug, Clone, Default)]
@@ -238,7 +238,7 @@ fn start_transfer(
         }),
         Err(ureq::Error::Transport(transport)) => Err(FetchError::Network {
             url: url.to_string(),
-            detail: transport.to_string(),
+            detail: detail_for(&transport.to_string(), url),
         }),
     }
 }

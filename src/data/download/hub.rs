@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::Cache;
 
-use super::{escaped, DownloadProgress, FetchError};
+use super::{detail_for, escaped, DownloadProgress, FetchError};
 
 /// Which hub to talk to and where its downloads are cached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +54,13 @@ pub fn fetch_hub_weights_from(
     if let Some(path) = cached_hub_weights_in(&source.cache_dir, hub_id, filename) {
         return Ok(path);
     }
+    let url = hub_url(&source.endpoint, hub_id, filename);
     let fail = |detail: String| FetchError::HubDownload {
         hub_id: hub_id.to_string(),
         filename: filename.to_string(),
-        url: hub_url(&source.endpoint, hub_id, filename),
+        detail: detail_for(&detail, &url),
+        url: url.clone(),
         cache_dir: source.cache_dir.clone(),
-        detail,
     };
     let api = ApiBuilder::from_cache(Cache::new(source.cache_dir.clone()))
         .with_endpoint(source.endpoint.trim_end_matches('/').to_string())

@@ -236,6 +236,19 @@ pub(crate) fn shown(path: &Path) -> String {
     crate::support::text::printable_path(path).to_string()
 }
 
+/// A network library's error text for a message that already names `url`: its `: `-separated
+/// parts without the URL and without a part that repeats the one before (ureq says
+/// `URL: Network Error: Network Error: ...`).
+fn detail_for(text: &str, url: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if part != url && parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
+}
+
 /// Builds a closure turning an I/O error into [`FetchError::Io`] about `path`.
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FetchError + 'a {
     move |e| FetchError::Io {
@@ -303,6 +316,22 @@ impl Drop for Created {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_details_say_each_thing_once() {
+        let url = "http://h:1/f.tgz";
+        assert_eq!(
+            detail_for(
+                "request error: http://h:1/f.tgz: Network Error: Network Error: reset (os error 104)",
+                url
+            ),
+            "request error: Network Error: reset (os error 104)"
+        );
+        assert_eq!(
+            detail_for("Dns Failed: no such host", url),
+            "Dns Failed: no such host"
+        );
+    }
 
     #[test]
     fn suffixes_go_on_the_file_name() {

@@ -52,17 +52,28 @@ pub fn resolve(
             format!("weights file `{s}` not found (expected a .safetensors file or a hub id)"),
         )),
         Some(hub_id) => from_hub(hub_id, progress),
-        None => {
-            let local = paths::local_weights(kind.name());
-            if local.is_file() {
-                return Ok(ResolvedWeights {
-                    path: local,
-                    origin: WeightsOrigin::DataFolder,
-                });
-            }
-            from_hub(&kind.default_hub_id(), progress)
-        }
+        None => match find_default(kind) {
+            Some(found) => Ok(found),
+            None => from_hub(&kind.default_hub_id(), progress),
+        },
     }
+}
+
+/// The backbone's default weights when they are on this machine (the data folder, else the
+/// Hugging Face cache), without using the network.
+pub fn find_default(kind: BackboneKind) -> Option<ResolvedWeights> {
+    let local = paths::local_weights(kind.name());
+    if local.is_file() {
+        return Some(ResolvedWeights {
+            path: local,
+            origin: WeightsOrigin::DataFolder,
+        });
+    }
+    let hub_id = kind.default_hub_id();
+    download::cached_hub_weights(&hub_id, HUB_FILENAME).map(|path| ResolvedWeights {
+        path,
+        origin: WeightsOrigin::Hub(hub_id),
+    })
 }
 
 fn from_hub(hub_id: &str, progress: &dyn Fn(DownloadProgress)) -> Result<ResolvedWeights> {
