@@ -6,6 +6,7 @@ mod eval;
 mod fetch;
 mod predict;
 mod progress;
+mod serve;
 mod train;
 
 use std::path::Path;
@@ -50,6 +51,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Evaluate P(correct) against every baseline on the evaluation split.
     Eval(eval::EvalArgs),
+    /// Serve P(correct) over HTTP: the JSON API and a web page.
+    Serve(serve::ServeArgs),
+    /// Load-test `serve` on loopback beside `predict`'s throughput (and soak it).
+    ServeBench(serve::ServeBenchArgs),
 }
 
 /// Options shared by every command that runs a backbone.
@@ -160,6 +165,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::ServeBench(args) => serve::run_bench(args),
     }
 }
 
