@@ -364,7 +364,8 @@ pub async fn serve(
     tokio::task::spawn_blocking(move || model_thread.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the model thread panicked"))?;
-    match failure.lock().expect("failure slot").take() {
+    let failed = failure.lock().expect("failure slot").take();
+    match failed {
         Some(e) => Err(e.context("loading the models")),
         None => Ok(()),
     }
