@@ -82,7 +82,11 @@ fn health_readiness_model_metrics_and_page_answer() {
     assert_eq!(model["classes"].as_array().unwrap().len(), 3);
     assert_eq!(model["classes"][0]["class"], manifest["classes"][0]);
     assert_eq!(model["layout"], manifest["layout"]);
-    assert_eq!(model["threshold"], manifest["calibration"]["threshold"]);
+    let threshold = |v: &Value| v.as_f64().unwrap() as f32;
+    assert_eq!(
+        threshold(&model["threshold"]),
+        threshold(&manifest["calibration"]["threshold"])
+    );
     assert!(model["certificate"]["statement"]
         .as_str()
         .unwrap()
@@ -137,7 +141,7 @@ fn assert_same(a: &Value, b: &Value, tol: f64, at: &str) {
         (Value::Number(x), Value::Number(y)) => {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
             assert!(
-                (x - y).abs() <= tol * x.abs().max(y.abs()).max(1e-30),
+                (x - y).abs() <= tol * x.abs().max(y.abs()).max(1e-3),
                 "{at}: {x} vs {y}"
             );
         }
@@ -213,13 +217,24 @@ fn bad_requests_get_json_errors_with_the_right_status() {
     // Empty body.
     let (status, v) = s::post_raw(srv, "none", b"");
     assert_eq!((status, error_kind(&v)), (400, "no_image"));
-    // Over the body limit (1 MiB here): read and refused, or refused from Content-Length.
-    let big = vec![0u8; (1 << 20) + 10];
-    let (status, v) = s::post_raw(srv, "big", &big);
-    assert_eq!((status, error_kind(&v)), (413, "body_too_large"), "{v}");
+    // Over the body limit (1 MiB here), raw or multipart: refused from its Content-Length
+    // before the body is read. (Sent as headers alone: a client still writing a body the
+    // server refused can see its connection reset before it reads the answer.)
+    for path in ["/v1/predict", "/v1/predict/batch"] {
+        let mut stream = TcpStream::connect(srv.addr).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            (1 << 20) + 1
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains(r#"{"error":{"kind":"body_too_large","#), "{answer}");
+    }
     assert_eq!(raw(srv.addr, "POST", "/v1/predict", b"", Some(50 << 20)), Some(413));
-    let (status, v) = s::post_multipart(srv, "/v1/predict", &[("image", "big.png", &big)]);
-    assert_eq!((status, error_kind(&v)), (413, "body_too_large"), "{v}");
     // Two images where one is expected.
     let (status, v) = s::post_multipart(srv, "/v1/predict", &[("image", "a", &png), ("image", "b", &png)]);
     assert_eq!((status, error_kind(&v)), (400, "one_image_expected"));

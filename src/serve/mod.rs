@@ -30,7 +30,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use error::{json_errors, ApiError};
 use metrics::Metrics;
-pub use worker::{BatchPolicy, Loaded, Loader};
+pub use worker::{Answer, BatchPolicy, Loaded, Loader, Timing};
 
 /// The page at `/`, compiled into the binary (no CDN, no files to deploy).
 const PAGE: &str = include_str!("page.html");
@@ -88,7 +88,10 @@ impl AppState {
     }
 
     /// Scores named images; one result per image, in order.
-    async fn score(&self, images: Vec<(String, Bytes)>) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+    async fn score(
+        &self,
+        images: Vec<(String, Bytes)>,
+    ) -> Result<Vec<Result<Answer, ApiError>>, ApiError> {
         let mut replies = Vec::with_capacity(images.len());
         let mut jobs = Vec::with_capacity(images.len());
         for (id, bytes) in images {
@@ -192,35 +195,35 @@ struct NameQuery {
 }
 
 /// `POST /v1/predict`: one image, as the raw body or the one file of a multipart form.
-async fn predict(State(s): State<AppState>, query: Query<NameQuery>, request: Request) -> Response {
+async fn predict(
+    State(s): State<AppState>,
+    query: Query<NameQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let answer = async {
-        s.ready()?;
-        let mut images = read_images(request, query.0.name).await?;
-        if images.len() != 1 {
-            return Err(ApiError::bad_request(
-                "one_image_expected",
-                format!(
-                    "{} images in the request: /v1/predict takes one, /v1/predict/batch several",
-                    images.len()
-                ),
-            ));
-        }
-        let image = images.pop().expect("one image");
-        let mut answer = s.score(vec![image]).await?.pop().expect("one answer")?;
-        answer["timing"]["total_ms"] = json!(ms(started.elapsed()));
-        Ok::<_, ApiError>(answer)
+    s.ready()?;
+    let mut images = read_images(request, query.0.name).await?;
+    if images.len() != 1 {
+        return Err(ApiError::bad_request(
+            "one_image_expected",
+            format!(
+                "{} images in the request: /v1/predict takes one, /v1/predict/batch several",
+                images.len()
+            ),
+        ));
     }
-    .await;
-    match answer {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
+    let image = images.pop().expect("one image");
+    let mut answer = s.score(vec![image]).await?.pop().expect("one answer")?;
+    answer.timing.total_ms = ms(started.elapsed());
+    Ok(json_text(answer.to_json()))
 }
 
 /// `POST /v1/predict/batch`: several images in a multipart form; one entry per image, in
 /// order, each the predict object or its own `{"path", "error"}`.
-async fn predict_batch(State(s): State<AppState>, request: Request) -> Result<Json<Value>, ApiError> {
+async fn predict_batch(
+    State(s): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let started = Instant::now();
     s.ready()?;
     let images = read_images(request, None).await?;
@@ -231,28 +234,42 @@ async fn predict_batch(State(s): State<AppState>, request: Request) -> Result<Js
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_many_images",
-            format!("{} images; at most {} per request", images.len(), s.max_images),
+            format!(
+                "{} images; at most {} per request",
+                images.len(),
+                s.max_images
+            ),
         ));
     }
     let names: Vec<String> = images.iter().map(|(n, _)| n.clone()).collect();
     let answers = s.score(images).await?;
-    let results: Vec<Value> = answers
+    let total_ms = ms(started.elapsed());
+    let results: Vec<String> = answers
         .into_iter()
         .zip(names)
         .map(|(answer, name)| match answer {
-            Ok(v) => v,
+            Ok(mut a) => {
+                a.timing.total_ms = total_ms;
+                a.to_json()
+            }
             Err(e) => {
                 s.metrics.error(e.kind);
                 let mut v = e.body();
                 v["path"] = json!(name);
-                v
+                v.to_string()
             }
         })
         .collect();
-    Ok(Json(json!({
-        "results": results,
-        "timing": { "total_ms": ms(started.elapsed()) },
-    })))
+    // Spliced as text, like each answer (see `Answer::prediction`).
+    Ok(json_text(format!(
+        "{{\"results\":[{}],\"timing\":{}}}",
+        results.join(","),
+        json!({ "total_ms": total_ms })
+    )))
+}
+
+fn json_text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// The images of a request with their names: the files of a multipart form, or the raw body.

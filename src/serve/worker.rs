@@ -46,7 +46,37 @@ pub struct Job {
     pub id: String,
     pub bytes: Bytes,
     pub admitted: Instant,
-    pub reply: oneshot::Sender<Result<Value, ApiError>>,
+    pub reply: oneshot::Sender<Result<Answer, ApiError>>,
+}
+
+/// One image's answer: `predict --json`'s object, as text, and the timing.
+pub struct Answer {
+    /// Serialised straight from `ReliablePrediction`, as `predict` prints it: through a
+    /// `serde_json::Value` its f32 numbers would come out with f64 digits instead.
+    pub prediction: String,
+    pub timing: Timing,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timing {
+    /// Admitted until its batch started, decoding excluded.
+    pub queue_ms: f64,
+    pub decode_ms: f64,
+    /// The batch's backbone pass and meta-features.
+    pub model_ms: f64,
+    pub batch_size: usize,
+    /// Request arrival to answer (set by the handler).
+    pub total_ms: f64,
+}
+
+impl Answer {
+    /// The prediction object with `"timing"` added as its last member.
+    pub fn to_json(&self) -> String {
+        let timing = serde_json::to_string(&self.timing).expect("timing serialises");
+        // `prediction` is a JSON object with members: drop its closing brace, append.
+        let open = self.prediction.trim_end().strip_suffix('}').unwrap_or("{");
+        format!("{open},\"timing\":{timing}}}")
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -202,14 +232,21 @@ fn model_loop(
             Ok(rows) => {
                 for ((job, _, decode_time), (record, extra)) in batch.into_iter().zip(rows) {
                     let logits = extra.imagenet_logits.unwrap_or_default();
-                    let mut answer = prediction_json(&record, &logits, models);
-                    answer["timing"] = json!({
-                        "queue_ms": ms(started.duration_since(job.admitted).saturating_sub(decode_time)),
-                        "decode_ms": ms(decode_time),
-                        "model_ms": ms(model_time),
-                        "batch_size": n,
+                    let answer = prediction_json(&record, &logits, models).map(|prediction| {
+                        Answer {
+                            prediction,
+                            timing: Timing {
+                                queue_ms: ms(started
+                                    .duration_since(job.admitted)
+                                    .saturating_sub(decode_time)),
+                                decode_ms: ms(decode_time),
+                                model_ms: ms(model_time),
+                                batch_size: n,
+                                total_ms: 0.0,
+                            },
+                        }
                     });
-                    let _ = job.reply.send(Ok(answer));
+                    let _ = job.reply.send(answer);
                 }
             }
             Err(message) => {
@@ -224,8 +261,12 @@ fn model_loop(
 }
 
 /// The object `reason predict --json` prints for a file named `record.id` (a single file is an
-/// unlabelled one-sample dataset there too), built by the same code.
-fn prediction_json(record: &SampleRecord, logits: &[f32], models: &ScoringModels) -> Value {
+/// unlabelled one-sample dataset there too), built and serialised by the same code.
+fn prediction_json(
+    record: &SampleRecord,
+    logits: &[f32],
+    models: &ScoringModels,
+) -> Result<String, ApiError> {
     let upload = Dataset {
         root: PathBuf::new(),
         classes: Vec::new(),
@@ -239,8 +280,8 @@ fn prediction_json(record: &SampleRecord, logits: &[f32], models: &ScoringModels
         truncated: record.truncated,
         ..predict_one(&upload, 0, logits, None)
     };
-    serde_json::to_value(ReliablePrediction::new(imagenet, record, &models.artifacts))
-        .unwrap_or_else(|e| ApiError::internal(e.to_string()).body())
+    serde_json::to_string(&ReliablePrediction::new(imagenet, record, &models.artifacts))
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -28,7 +28,8 @@ pub struct Models {
 /// Artifacts trained on a synthetic world (no data needed; about 10 s on 2 cores).
 pub fn synthetic_models() -> Models {
     synthetic::private_cache();
-    let world = World::new(10, 2);
+    // 48 training images: PCA keeps 32 components.
+    let world = World::new(16, 2);
     let backbone = world.backbone();
     let dataset = Dataset::open_split(world.root(), "train").unwrap();
     let opts = TrainOptions {
