@@ -70,7 +70,10 @@ fn chromium(url: &str, args: &[&str], profile: &Path) -> String {
 
 /// The text between `start` and the next `<`.
 fn text_after<'a>(dom: &'a str, start: &str) -> &'a str {
-    let at = dom.find(start).unwrap_or_else(|| panic!("{start} not in the DOM")) + start.len();
+    let at = dom
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not in the DOM"))
+        + start.len();
     dom[at..].split('<').next().unwrap()
 }
 
@@ -96,7 +99,10 @@ fn the_page_scores_an_image_in_a_real_browser() {
     let profile = tempfile::tempdir().unwrap();
 
     let dom = chromium(&url, &["--dump-dom"], profile.path());
-    assert!(dom.contains(r#"data-state="done""#), "the page did not finish:\n{dom}");
+    assert!(
+        dom.contains(r#"data-state="done""#),
+        "the page did not finish:\n{dom}"
+    );
     let verdict = api["reliability"]["verdict"].as_str().unwrap();
     assert!(dom.contains(&format!(r#"id="verdict" data-verdict="{verdict}""#)));
     assert_eq!(
@@ -104,19 +110,34 @@ fn the_page_scores_an_image_in_a_real_browser() {
         verdict.to_uppercase()
     );
     let head = api["reliability"]["head_top5"].as_array().unwrap().len();
-    let head_bars = text_section(&dom, r#"id="head-bars""#).matches(r#"class="bar""#).count();
-    let imagenet_bars = text_section(&dom, r#"id="imagenet-bars""#).matches(r#"class="bar""#).count();
+    let head_bars = text_section(&dom, r#"id="head-bars""#)
+        .matches(r#"class="bar""#)
+        .count();
+    let imagenet_bars = text_section(&dom, r#"id="imagenet-bars""#)
+        .matches(r#"class="bar""#)
+        .count();
     assert_eq!((head_bars, imagenet_bars), (head, 5));
     let top = api["reliability"]["head_top5"][0]["name"].as_str().unwrap();
     assert!(text_after(&dom, r#"id="pcorrect" class="muted">"#).contains(top));
-    let dims = api["reliability"]["meta"].as_object().unwrap().len().min(60);
-    assert_eq!(dom.matches(r#"class="dim""#).count(), dims, "meta-vector bars");
+    let dims = api["reliability"]["meta"]
+        .as_object()
+        .unwrap()
+        .len()
+        .min(60);
+    assert_eq!(
+        dom.matches(r#"class="dim""#).count(),
+        dims,
+        "meta-vector bars"
+    );
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve_page.png");
     let _ = std::fs::remove_file(&shot);
     chromium(
         &url,
-        &[&format!("--screenshot={}", shot.display()), "--window-size=1280,1400"],
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1400",
+        ],
         profile.path(),
     );
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
@@ -126,7 +147,9 @@ fn the_page_scores_an_image_in_a_real_browser() {
 
 /// The DOM from `start` to the end of its element's section (the next `</section>`).
 fn text_section<'a>(dom: &'a str, start: &str) -> &'a str {
-    let at = dom.find(start).unwrap_or_else(|| panic!("{start} not in the DOM"));
+    let at = dom
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not in the DOM"));
     let end = dom[at..].find("</section>").map_or(dom.len(), |e| at + e);
     &dom[at..end]
 }

@@ -57,7 +57,9 @@ fn image_bytes(i: usize) -> (String, Vec<u8>) {
 }
 
 fn error_kind(v: &Value) -> &str {
-    v["error"]["kind"].as_str().unwrap_or_else(|| panic!("no error kind in {v}"))
+    v["error"]["kind"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error kind in {v}"))
 }
 
 #[test]
@@ -157,14 +159,24 @@ fn predict_answers_exactly_what_predict_json_prints_raw_or_multipart() {
         let cli = s::predict_json(models(), path);
         let (status, raw) = s::post_raw(server(), &name, &bytes);
         assert_eq!(status, 200, "{raw}");
-        for key in ["queue_ms", "decode_ms", "model_ms", "total_ms", "batch_size"] {
-            assert!(raw["timing"][key].is_number(), "timing.{key} missing: {raw}");
+        for key in [
+            "queue_ms",
+            "decode_ms",
+            "model_ms",
+            "total_ms",
+            "batch_size",
+        ] {
+            assert!(
+                raw["timing"][key].is_number(),
+                "timing.{key} missing: {raw}"
+            );
         }
         // One image, one batch of one, as `predict` on one file: the same numbers, bit for bit.
         assert_same(&s::without_timing(raw.clone()), &cli, 0.0, "raw");
         assert!(cli["reliability"]["meta"].as_object().unwrap().len() > 40);
 
-        let (status, form) = s::post_multipart(server(), "/v1/predict", &[("image", &name, &bytes)]);
+        let (status, form) =
+            s::post_multipart(server(), "/v1/predict", &[("image", &name, &bytes)]);
         assert_eq!(status, 200, "{form}");
         assert_same(&s::without_timing(form), &cli, 0.0, "multipart");
     }
@@ -196,7 +208,12 @@ fn batch_answers_each_image_in_order_with_its_own_errors() {
     for (i, r) in [(0, &results[0]), (1, &results[2])] {
         let (name, bytes) = image_bytes(i);
         let (_, alone) = s::post_raw(server(), &name, &bytes);
-        assert_same(&s::without_timing(r.clone()), &s::without_timing(alone), 1e-3, "batch");
+        assert_same(
+            &s::without_timing(r.clone()),
+            &s::without_timing(alone),
+            1e-3,
+            "batch",
+        );
     }
     let (status, v) = s::post_multipart(server(), "/v1/predict/batch", &[]);
     assert_eq!((status, error_kind(&v)), (400, "no_image"));
@@ -210,7 +227,10 @@ fn bad_requests_get_json_errors_with_the_right_status() {
     assert_eq!((status, error_kind(&v)), (422, "not_an_image"));
     let (status, v) = s::post_raw(srv, "bomb.png", &bomb_png());
     assert_eq!((status, error_kind(&v)), (422, "image_too_large"), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("decompression bomb"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("decompression bomb"));
     let (_, png) = image_bytes(0);
     let (status, v) = s::post_raw(srv, "cut.png", &png[..png.len() / 2]);
     assert_eq!((status, error_kind(&v)), (422, "undecodable_image"), "{v}");
@@ -232,11 +252,21 @@ fn bad_requests_get_json_errors_with_the_right_status() {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-        assert!(answer.contains(r#"{"error":{"kind":"body_too_large","#), "{answer}");
+        assert!(
+            answer.contains(r#"{"error":{"kind":"body_too_large","#),
+            "{answer}"
+        );
     }
-    assert_eq!(raw(srv.addr, "POST", "/v1/predict", b"", Some(50 << 20)), Some(413));
+    assert_eq!(
+        raw(srv.addr, "POST", "/v1/predict", b"", Some(50 << 20)),
+        Some(413)
+    );
     // Two images where one is expected.
-    let (status, v) = s::post_multipart(srv, "/v1/predict", &[("image", "a", &png), ("image", "b", &png)]);
+    let (status, v) = s::post_multipart(
+        srv,
+        "/v1/predict",
+        &[("image", "a", &png), ("image", "b", &png)],
+    );
     assert_eq!((status, error_kind(&v)), (400, "one_image_expected"));
     // Wrong path, wrong method: JSON too, and 405 says what is allowed.
     let (status, v) = s::read(ureq::get(&srv.url("/v2/nothing")).call());
@@ -251,7 +281,10 @@ fn bad_requests_get_json_errors_with_the_right_status() {
     let (status, v) = s::read(ureq::request("DELETE", &srv.url("/healthz")).call());
     assert_eq!((status, error_kind(&v)), (405, "method_not_allowed"));
     // No CORS unless asked for.
-    let r = ureq::get(&srv.url("/healthz")).set("Origin", "http://evil.example").call().unwrap();
+    let r = ureq::get(&srv.url("/healthz"))
+        .set("Origin", "http://evil.example")
+        .call()
+        .unwrap();
     assert_eq!(r.header("access-control-allow-origin"), None);
 }
 
@@ -263,7 +296,13 @@ fn a_client_that_hangs_up_mid_upload_does_not_hurt_the_server() {
     std::thread::sleep(Duration::from_millis(200));
     let (name, bytes) = image_bytes(0);
     assert_eq!(s::post_raw(server(), &name, &bytes).0, 200);
-    assert_eq!(ureq::get(&server().url("/healthz")).call().unwrap().status(), 200);
+    assert_eq!(
+        ureq::get(&server().url("/healthz"))
+            .call()
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 /// A second server with short limits: a slow upload times out (408), a full queue sheds
@@ -286,7 +325,9 @@ fn slow_uploads_time_out_a_full_queue_answers_503_and_cors_is_opt_in() {
     // Headers promise 1000 bytes, 10 come, the client waits: 408 after the timeout.
     let started = Instant::now();
     let mut stream = TcpStream::connect(srv.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     write!(
         stream,
         "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789"
@@ -313,7 +354,11 @@ fn slow_uploads_time_out_a_full_queue_answers_503_and_cors_is_opt_in() {
                         Err(e) => panic!("{e}"),
                     };
                     let retry = r.header("retry-after").map(str::to_string);
-                    (r.status(), retry, serde_json::from_str(&r.into_string().unwrap()).unwrap())
+                    (
+                        r.status(),
+                        retry,
+                        serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+                    )
                 })
             })
             .collect();
@@ -330,7 +375,11 @@ fn slow_uploads_time_out_a_full_queue_answers_503_and_cors_is_opt_in() {
     let (status, v) = s::post_multipart(
         &srv,
         "/v1/predict/batch",
-        &[("image", "a", &bytes), ("image", "b", &bytes), ("image", "c", &bytes)],
+        &[
+            ("image", "a", &bytes),
+            ("image", "b", &bytes),
+            ("image", "c", &bytes),
+        ],
     );
     assert_eq!((status, error_kind(&v)), (413, "too_many_images"));
 
@@ -338,7 +387,10 @@ fn slow_uploads_time_out_a_full_queue_answers_503_and_cors_is_opt_in() {
         .set("Origin", "http://notebook.example")
         .call()
         .unwrap();
-    assert_eq!(r.header("access-control-allow-origin"), Some("http://notebook.example"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://notebook.example")
+    );
     srv.stop().unwrap();
 }
 
@@ -359,7 +411,10 @@ fn not_ready_until_loaded_then_graceful_shutdown_finishes_requests_in_flight() {
     .unwrap();
     let (status, v) = s::read(ureq::get(&srv.url("/readyz")).call());
     assert_eq!((status, error_kind(&v)), (503, "not_ready"));
-    assert_eq!(ureq::get(&srv.url("/healthz")).call().unwrap().status(), 200);
+    assert_eq!(
+        ureq::get(&srv.url("/healthz")).call().unwrap().status(),
+        200
+    );
     let (name, bytes) = image_bytes(0);
     let (status, v) = s::post_raw(&srv, &name, &bytes);
     assert_eq!((status, error_kind(&v)), (503, "not_ready"));
@@ -367,12 +422,21 @@ fn not_ready_until_loaded_then_graceful_shutdown_finishes_requests_in_flight() {
     s::wait_ready(&srv);
 
     // A batch in flight when the server is told to stop still gets its answer.
-    let parts: Vec<(String, Vec<u8>)> = (0..6).map(|i| image_bytes(i % models().images.len())).collect();
-    let form: Vec<(&str, &str, &[u8])> = parts.iter().map(|(n, b)| ("image", n.as_str(), b.as_slice())).collect();
+    let parts: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| image_bytes(i % models().images.len()))
+        .collect();
+    let form: Vec<(&str, &str, &[u8])> = parts
+        .iter()
+        .map(|(n, b)| ("image", n.as_str(), b.as_slice()))
+        .collect();
     let (content_type, body) = s::multipart(&form);
     let url = srv.url("/v1/predict/batch");
     let in_flight = std::thread::spawn(move || {
-        s::read(ureq::post(&url).set("Content-Type", &content_type).send_bytes(&body))
+        s::read(
+            ureq::post(&url)
+                .set("Content-Type", &content_type)
+                .send_bytes(&body),
+        )
     });
     std::thread::sleep(Duration::from_millis(150));
     let addr = srv.addr;
@@ -410,7 +474,14 @@ fn the_binary_serves_and_stops_on_sigterm() {
     use std::io::BufRead;
     let cache = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reason"))
-        .args(["serve", "--addr", "0.0.0.0:0", "--device", "cpu", "--artifacts"])
+        .args([
+            "serve",
+            "--addr",
+            "0.0.0.0:0",
+            "--device",
+            "cpu",
+            "--artifacts",
+        ])
         .arg(&models().artifacts)
         .arg("--weights")
         .arg(&models().weights)

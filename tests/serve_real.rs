@@ -13,7 +13,11 @@ use serde_json::Value;
 fn max_relative_difference(a: &Value, b: &Value, at: &str) -> f64 {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
-            assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "at {at}");
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "at {at}"
+            );
             x.iter()
                 .map(|(k, v)| max_relative_difference(v, &y[k], &format!("{at}.{k}")))
                 .fold(0.0, f64::max)
@@ -39,7 +43,8 @@ fn max_relative_difference(a: &Value, b: &Value, at: &str) -> f64 {
 
 #[test]
 fn real_answers_equal_predict_json_and_batches_score_like_singles() {
-    let Some(models) = s::real_models("real_answers_equal_predict_json_and_batches_score_like_singles")
+    let Some(models) =
+        s::real_models("real_answers_equal_predict_json_and_batches_score_like_singles")
     else {
         return;
     };
@@ -54,7 +59,11 @@ fn real_answers_equal_predict_json_and_batches_score_like_singles() {
         if i < 3 {
             // `predict` on the file: the same object, bit for bit.
             let cli = s::predict_json(&models, path);
-            assert_eq!(max_relative_difference(&answer, &cli, "predict"), 0.0, "{name}");
+            assert_eq!(
+                max_relative_difference(&answer, &cli, "predict"),
+                0.0,
+                "{name}"
+            );
         }
         alone.push((name, bytes, answer));
     }
@@ -69,10 +78,16 @@ fn real_answers_equal_predict_json_and_batches_score_like_singles() {
         assert!(batched["timing"]["batch_size"].as_u64().unwrap() >= 2);
         let batched = s::without_timing(batched.clone());
         // Verdicts and classes are equal; numbers to float rounding (a batch shares GEMMs).
-        assert_eq!(batched["reliability"]["verdict"], single["reliability"]["verdict"]);
+        assert_eq!(
+            batched["reliability"]["verdict"],
+            single["reliability"]["verdict"]
+        );
         worst = worst.max(max_relative_difference(&batched, single, "batch"));
     }
-    println!("batch of {} vs alone: max relative difference {worst:.2e}", alone.len());
+    println!(
+        "batch of {} vs alone: max relative difference {worst:.2e}",
+        alone.len()
+    );
     assert!(worst < 1e-3, "{worst}");
     server.stop().unwrap();
 }

@@ -124,13 +124,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let loader = args.server.loader();
     tokio::runtime::Runtime::new()?.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        crate::serve::serve(
-            listener,
-            config,
-            loader,
-            crate::serve::termination_signal(),
-        )
-        .await
+        crate::serve::serve(listener, config, loader, crate::serve::termination_signal()).await
     })?;
     eprintln!("stopped");
     Ok(())
@@ -168,7 +162,13 @@ pub fn run_bench(args: ServeBenchArgs) -> anyhow::Result<()> {
     let all = Dataset::open(&root).with_context(|| format!("opening {}", root.display()))?;
     let step = (all.samples.len() / args.images.max(1)).max(1);
     let picked = Dataset {
-        samples: all.samples.iter().step_by(step).take(args.images).cloned().collect(),
+        samples: all
+            .samples
+            .iter()
+            .step_by(step)
+            .take(args.images)
+            .cloned()
+            .collect(),
         ..all.clone()
     };
     let images: Vec<(String, Vec<u8>)> = picked

@@ -268,7 +268,10 @@ impl Scorer<'_> {
     /// one batch: the same backbone pass and rows as [`Scorer::score`], without files, cache
     /// or labels. An image is identified by its `id`, which seeds its MC dropout as a file's
     /// path does, so an upload named like a file scores exactly as that file.
-    pub fn score_images(&self, images: &[PreparedImage]) -> Result<Vec<(SampleRecord, ExtraScores)>> {
+    pub fn score_images(
+        &self,
+        images: &[PreparedImage],
+    ) -> Result<Vec<(SampleRecord, ExtraScores)>> {
         if images.is_empty() {
             return Ok(Vec::new());
         }

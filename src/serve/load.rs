@@ -95,7 +95,8 @@ pub fn run(addr: SocketAddr, images: &[(String, Vec<u8>)], options: &LoadOptions
                         if Instant::now() >= deadline {
                             break;
                         }
-                        let (name, bytes) = &images[next.fetch_add(1, Ordering::SeqCst) % images.len()];
+                        let (name, bytes) =
+                            &images[next.fetch_add(1, Ordering::SeqCst) % images.len()];
                         let sent = Instant::now();
                         let answer = agent
                             .post(&format!("http://{addr}/v1/predict"))
@@ -109,7 +110,9 @@ pub fn run(addr: SocketAddr, images: &[(String, Vec<u8>)], options: &LoadOptions
                                 latencies.push(sent.elapsed().as_secs_f64() * 1e3);
                             }
                             Ok(r) => *errors.entry(r.status()).or_default() += 1,
-                            Err(ureq::Error::Status(code, _)) => *errors.entry(code).or_default() += 1,
+                            Err(ureq::Error::Status(code, _)) => {
+                                *errors.entry(code).or_default() += 1
+                            }
                             Err(_) => *errors.entry(0).or_default() += 1,
                         }
                     }
@@ -158,8 +161,16 @@ fn hostile_request(addr: SocketAddr, i: usize, body_limit: usize) -> Option<Stri
             raw(addr, "POST", "/v1/predict", b"", Some(body_limit + 1)),
             413,
         ),
-        2 => expect("unknown path", raw(addr, "GET", "/wp-login.php", b"", None), 404),
-        3 => expect("wrong method", raw(addr, "DELETE", "/v1/predict", b"", None), 405),
+        2 => expect(
+            "unknown path",
+            raw(addr, "GET", "/wp-login.php", b"", None),
+            404,
+        ),
+        3 => expect(
+            "wrong method",
+            raw(addr, "DELETE", "/v1/predict", b"", None),
+            405,
+        ),
         4 => {
             // Headers promise 100 kB, 10 bytes come, then the client hangs up.
             abandon_upload(addr);
@@ -198,7 +209,9 @@ pub fn raw(
     content_length: Option<usize>,
 ) -> Option<u16> {
     let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",

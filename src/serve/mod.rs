@@ -220,10 +220,7 @@ async fn predict(
 
 /// `POST /v1/predict/batch`: several images in a multipart form; one entry per image, in
 /// order, each the predict object or its own `{"path", "error"}`.
-async fn predict_batch(
-    State(s): State<AppState>,
-    request: Request,
-) -> Result<Response, ApiError> {
+async fn predict_batch(State(s): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let started = Instant::now();
     s.ready()?;
     let images = read_images(request, None).await?;
@@ -273,7 +270,10 @@ fn json_text(body: String) -> Response {
 }
 
 /// The images of a request with their names: the files of a multipart form, or the raw body.
-async fn read_images(request: Request, name: Option<String>) -> Result<Vec<(String, Bytes)>, ApiError> {
+async fn read_images(
+    request: Request,
+    name: Option<String>,
+) -> Result<Vec<(String, Bytes)>, ApiError> {
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -284,9 +284,18 @@ async fn read_images(request: Request, name: Option<String>) -> Result<Vec<(Stri
         // rejection; `json_errors` turns it into the JSON error.
         let bytes = Bytes::from_request(request, &())
             .await
-            .map_err(|rejection| ApiError::new(rejection.status(), kind_of_body_error(rejection.status()), rejection.body_text()))?;
+            .map_err(|rejection| {
+                ApiError::new(
+                    rejection.status(),
+                    kind_of_body_error(rejection.status()),
+                    rejection.body_text(),
+                )
+            })?;
         if bytes.is_empty() {
-            return Err(ApiError::bad_request("no_image", "empty body: send the image's bytes, or a multipart form"));
+            return Err(ApiError::bad_request(
+                "no_image",
+                "empty body: send the image's bytes, or a multipart form",
+            ));
         }
         return Ok(vec![(clean_name(name.as_deref()), bytes)]);
     }

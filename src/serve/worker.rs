@@ -232,8 +232,8 @@ fn model_loop(
             Ok(rows) => {
                 for ((job, _, decode_time), (record, extra)) in batch.into_iter().zip(rows) {
                     let logits = extra.imagenet_logits.unwrap_or_default();
-                    let answer = prediction_json(&record, &logits, models).map(|prediction| {
-                        Answer {
+                    let answer =
+                        prediction_json(&record, &logits, models).map(|prediction| Answer {
                             prediction,
                             timing: Timing {
                                 queue_ms: ms(started
@@ -244,8 +244,7 @@ fn model_loop(
                                 batch_size: n,
                                 total_ms: 0.0,
                             },
-                        }
-                    });
+                        });
                     let _ = job.reply.send(answer);
                 }
             }
@@ -280,8 +279,12 @@ fn prediction_json(
         truncated: record.truncated,
         ..predict_one(&upload, 0, logits, None)
     };
-    serde_json::to_string(&ReliablePrediction::new(imagenet, record, &models.artifacts))
-        .map_err(|e| ApiError::internal(e.to_string()))
+    serde_json::to_string(&ReliablePrediction::new(
+        imagenet,
+        record,
+        &models.artifacts,
+    ))
+    .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -308,9 +311,7 @@ fn batch_loop(
             }
         }
         depth.fetch_sub(jobs.len(), Ordering::SeqCst);
-        metrics
-            .queue_depth
-            .set(depth.load(Ordering::SeqCst) as i64);
+        metrics.queue_depth.set(depth.load(Ordering::SeqCst) as i64);
         // A client that left (disconnect, timeout) is not worth a backbone pass.
         let (live, gone): (Vec<Job>, Vec<Job>) =
             jobs.into_iter().partition(|j| !j.reply.is_closed());

@@ -77,11 +77,14 @@ pub fn real_models(test: &str) -> Option<Models> {
     let data = super::data_root(test)?;
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reason_saved");
     if !artifacts.join("manifest.json").is_file() {
-        eprintln!("SKIPPED {test}: no trained artifacts at {}", artifacts.display());
+        eprintln!(
+            "SKIPPED {test}: no trained artifacts at {}",
+            artifacts.display()
+        );
         return None;
     }
     let mut images = Vec::new();
-    for class in ["n01440764", "n02979186", "n03394916", "n03888605"] {
+    for class in ["n01440764", "n02979186", "n03394916", "n03888257"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("imagenette/val").join(class))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -208,8 +211,7 @@ pub fn read(answer: Result<ureq::Response, ureq::Error>) -> (u16, serde_json::Va
     };
     let status = response.status();
     let text = response.into_string().unwrap();
-    let json = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     (status, json)
 }
 
