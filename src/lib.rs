@@ -6,7 +6,8 @@
 //! - [`model`]: backbones, the base head, devices, batched passes and their cache;
 //! - [`reliability`]: meta-features, PCA, k-NN, the MetaNet, training, scoring, artifacts;
 //! - [`report`]: metrics, the evaluation table, plots, exports;
-//! - the instruments on top: [`dashboard`] (the terminal UI) and [`cli`].
+//! - the instruments on top: [`dashboard`] (the terminal UI), [`serve`] (the HTTP API and its
+//!   page) and [`cli`].
 //!
 //! Each layer imports only the layers before it; the engine (the first four) never imports an
 //! instrument. `tests/architecture.rs` checks both rules.
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod model;
 pub mod reliability;
 pub mod report;
+pub mod serve;
 pub mod support;
 
 pub use error::{Error, Result};

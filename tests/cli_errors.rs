@@ -92,6 +92,14 @@ fn cases(tmp: &Path) -> Vec<(Vec<String>, Vec<String>)> {
             s(&[&missing, "reason train"]),
         ),
         (
+            s(&["serve", "--addr", "127.0.0.1:0", "--artifacts", &missing]),
+            s(&[&format!("{missing}/manifest.json"), "reason train"]),
+        ),
+        (
+            s(&["serve-bench", "--images", "4"]),
+            s(&["no Imagenette", "reason fetch imagenette"]),
+        ),
+        (
             s(&["fetch", "imagenette"]),
             s(&["could not reach", "network connection"]),
         ),

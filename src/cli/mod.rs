@@ -7,6 +7,7 @@ mod eval;
 mod fetch;
 mod predict;
 mod progress;
+mod serve;
 mod setup;
 mod train;
 
@@ -52,6 +53,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Evaluate P(correct) against every baseline on the evaluation split.
     Eval(eval::EvalArgs),
+    /// Serve P(correct) over HTTP: the JSON API and a web page.
+    Serve(serve::ServeArgs),
+    /// Load-test `serve` on loopback beside `predict`'s throughput (and soak it).
+    ServeBench(serve::ServeBenchArgs),
 }
 
 /// Options shared by every command that runs a backbone.
@@ -162,6 +167,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::ServeBench(args) => serve::run_bench(args),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::reliability::embedded;
 use crate::support::text::{printable, printable_path};
 
 use crate::data::imageio::decode_rgb;
+use crate::reliability::prediction::{verdict, ReliablePrediction};
 use crate::reliability::records::{SampleRecord, ScoringEvent};
 use crate::reliability::scoring::{Scorer, ScoringModels};
 
@@ -255,28 +256,6 @@ fn load_reliability(
     }
 }
 
-/// One image's prediction with its reliability, as printed by `reason predict --json` when
-/// artifacts are present.
-#[derive(serde::Serialize)]
-struct ReliablePrediction<'a> {
-    #[serde(flatten)]
-    imagenet: Prediction,
-    reliability: Reliability<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct Reliability<'a> {
-    /// Top-5 of the trained head over the artifacts' classes.
-    head_top5: Vec<serde_json::Value>,
-    pred: &'a str,
-    p_correct: f32,
-    verdict: &'static str,
-    threshold: f32,
-    diagnostics: &'a crate::reliability::records::Diagnostics,
-    /// The meta-vector by name, in layout order.
-    meta: serde_json::Map<String, serde_json::Value>,
-}
-
 fn predict_reliable(
     args: &PredictArgs,
     dataset: &Dataset,
@@ -327,10 +306,7 @@ fn predict_reliable(
             show(&dataset.root.join(&record.id));
         }
         let written = if args.json {
-            let line = ReliablePrediction {
-                imagenet,
-                reliability: reliability(record, artifacts, threshold),
-            };
+            let line = ReliablePrediction::new(imagenet, record, artifacts);
             serde_json::to_writer(&mut out, &line)
                 .map_err(std::io::Error::from)
                 .and_then(|_| writeln!(out))
@@ -405,38 +381,6 @@ fn device_label(backbone: &Backbone) -> String {
     }
 }
 
-fn reliability<'a>(record: &'a SampleRecord, a: &'a Artifacts, threshold: f32) -> Reliability<'a> {
-    let m = &a.manifest;
-    let head_top5 = crate::support::math::top_k(&record.probs, 5)
-        .into_iter()
-        .map(|c| serde_json::json!({ "class": m.classes[c], "name": m.class_names[c], "prob": record.probs[c] }))
-        .collect();
-    let meta = record
-        .meta
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            (
-                m.layout.name(i).unwrap_or("?").to_string(),
-                serde_json::json!(v),
-            )
-        })
-        .collect();
-    Reliability {
-        head_top5,
-        pred: &m.classes[record.pred as usize],
-        p_correct: record.p_correct,
-        verdict: if record.p_correct >= threshold {
-            "accept"
-        } else {
-            "reject"
-        },
-        threshold,
-        diagnostics: &record.diagnostics,
-        meta,
-    }
-}
-
 fn write_reliability(
     out: &mut impl Write,
     r: &SampleRecord,
@@ -451,11 +395,7 @@ fn write_reliability(
         m.class_names[r.pred as usize],
         r.probs[r.pred as usize] * 100.0,
         r.p_correct,
-        if r.p_correct >= threshold {
-            "accept"
-        } else {
-            "reject"
-        }
+        verdict(r.p_correct, threshold)
     )?;
     writeln!(
         out,

@@ -65,6 +65,35 @@ pub fn decode(path: &Path) -> Result<Decoded> {
     Ok(Decoded { image, truncated })
 }
 
+/// Decodes an image held in memory (an upload to `reason serve`) the way [`decode`] decodes a
+/// file: same limits, EXIF orientation and truncation check; the format comes from the bytes
+/// alone. `name` only labels errors.
+pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<Decoded> {
+    let path = Path::new(name);
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::Decode {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    if reader.format().is_none() {
+        return Err(Error::Decode {
+            path: path.to_path_buf(),
+            reason: NOT_AN_IMAGE.to_string(),
+        });
+    }
+    let truncated = reader.format() == Some(ImageFormat::Jpeg) && jpeg_truncated(bytes);
+    Ok(Decoded {
+        image: decode_reader(reader, path)?,
+        truncated,
+    })
+}
+
+/// The reason [`decode_bytes`] gives for bytes that are no image format it knows.
+pub const NOT_AN_IMAGE: &str = "not an image: no known image format starts with these bytes";
+/// How the reason of an image refused by the size limits starts (a decompression bomb).
+pub const REFUSED: &str = "refused:";
+
 /// Decodes `path` to 8-bit RGB, upright ([`decode`] for callers that need only the pixels).
 pub fn decode_rgb(path: &Path) -> Result<RgbImage> {
     decode(path).map(|d| d.image)
@@ -81,7 +110,7 @@ fn decode_reader<R: BufRead + Seek>(mut reader: ImageReader<R>, path: &Path) -> 
         path: path.to_path_buf(),
         reason: match e {
             ImageError::Limits(limit) => format!(
-                "refused: {limit} (at most {MAX_DIMENSION} pixels a side and {} MiB decoded; \
+                "{REFUSED} {limit} (at most {MAX_DIMENSION} pixels a side and {} MiB decoded; \
                  a decompression bomb or an oversized scan)",
                 MAX_ALLOC >> 20
             ),

@@ -187,8 +187,8 @@ impl ExtractSpec<'_> {
 }
 
 /// One forward + backward pass: embeddings and ‖∂ log p_ŷ / ∂x‖₂ per image, where ŷ is the
-/// backbone classifier's prediction (never the label).
-fn gradient_pass(backbone: &Backbone, input: &Tensor) -> Result<(Tensor, Vec<f32>)> {
+/// backbone classifier's prediction (never the label). `input` is on the backbone's device.
+pub fn gradient_pass(backbone: &Backbone, input: &Tensor) -> Result<(Tensor, Vec<f32>)> {
     let (out, g) = backbone.forward_with_input_gradient(input, |out| {
         let logits = &out.logits;
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;

@@ -9,6 +9,7 @@ pub mod features;
 pub mod knn;
 pub mod metanet;
 pub mod pca;
+pub mod prediction;
 pub mod records;
 pub mod scoring;
 pub mod train;

@@ -13,7 +13,7 @@ use crate::data::download::DownloadProgress;
 use crate::data::imageio::TRUNCATED_SKIP_REASON;
 use crate::error::Result;
 use crate::model::backbone::{weights, Backbone, BackboneKind};
-use crate::model::extract::ExtractSpec;
+use crate::model::extract::{gradient_pass, ExtractSpec, Extracted};
 use crate::reliability::artifacts::Artifacts;
 use crate::reliability::features::{self, RowInputs, MC_PASSES};
 use crate::reliability::knn;
@@ -32,6 +32,17 @@ pub struct ExtraScores {
     pub baselines: [f32; 13],
     /// Logits of the backbone's own ImageNet classifier (only when `Scorer::imagenet_logits`).
     pub imagenet_logits: Option<Vec<f32>>,
+}
+
+/// An image decoded and preprocessed outside a dataset (see [`Scorer::score_images`]).
+#[derive(Debug, Clone)]
+pub struct PreparedImage {
+    /// The name it is reported and seeded under (a file name for an upload).
+    pub id: String,
+    /// The backbone's preprocessed input, channels × height × width.
+    pub chw: Vec<f32>,
+    /// The bytes were a truncated JPEG (see `imageio::Decoded::truncated`).
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -216,16 +227,7 @@ impl Scorer<'_> {
                 });
             }
             scored.skipped.extend(skipped);
-            let imagenet = if self.imagenet_logits && !extracted.rows.is_empty() {
-                let e = candle_core::Tensor::from_slice(
-                    &extracted.embeddings,
-                    (extracted.rows.len(), extracted.dim),
-                    self.backbone.device(),
-                )?;
-                Some(self.backbone.classify(&e)?.to_vec2::<f32>()?)
-            } else {
-                None
-            };
+            let imagenet = self.imagenet_logits_of(&extracted)?;
             let rows: Vec<(SampleRecord, ExtraScores)> = kept
                 .par_iter()
                 .map(|&r| {
@@ -247,6 +249,65 @@ impl Scorer<'_> {
         }
         events(ScoringEvent::Finished);
         Ok(scored)
+    }
+
+    /// The backbone's ImageNet logits of each extracted row, when `imagenet_logits` is asked.
+    fn imagenet_logits_of(&self, extracted: &Extracted) -> Result<Option<Vec<Vec<f32>>>> {
+        if !self.imagenet_logits || extracted.rows.is_empty() {
+            return Ok(None);
+        }
+        let e = candle_core::Tensor::from_slice(
+            &extracted.embeddings,
+            (extracted.rows.len(), extracted.dim),
+            self.backbone.device(),
+        )?;
+        Ok(Some(self.backbone.classify(&e)?.to_vec2::<f32>()?))
+    }
+
+    /// Scores images that are already decoded and preprocessed (uploads to `reason serve`), as
+    /// one batch: the same backbone pass and rows as [`Scorer::score`], without files, cache
+    /// or labels. An image is identified by its `id`, which seeds its MC dropout as a file's
+    /// path does, so an upload named like a file scores exactly as that file.
+    pub fn score_images(
+        &self,
+        images: &[PreparedImage],
+    ) -> Result<Vec<(SampleRecord, ExtraScores)>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pre = self.backbone.kind.preprocess();
+        let chw: Vec<Vec<f32>> = images.iter().map(|i| i.chw.clone()).collect();
+        let input = pre.batch_tensor(&chw, self.backbone.device())?;
+        let (embedding, grad_norms) = gradient_pass(self.backbone, &input)?;
+        let extracted = Extracted {
+            rows: (0..images.len()).collect(),
+            dim: self.backbone.kind.embedding_dim(),
+            embeddings: embedding.flatten_all()?.to_vec1::<f32>()?,
+            grad_norms,
+            truncated: images.iter().map(|i| i.truncated).collect(),
+            ..Default::default()
+        };
+        let imagenet = self.imagenet_logits_of(&extracted)?;
+        Ok(images
+            .par_iter()
+            .enumerate()
+            .map(|(r, image)| {
+                let sample = Sample {
+                    id: image.id.clone(),
+                    path: PathBuf::new(),
+                    label: None,
+                };
+                let (mut record, mut extra) = self.score_row(
+                    &sample,
+                    extracted.embedding(r),
+                    extracted.grad_norms[r],
+                    &[],
+                );
+                record.truncated = image.truncated;
+                extra.imagenet_logits = imagenet.as_ref().map(|l| l[r].clone());
+                (record, extra)
+            })
+            .collect())
     }
 
     fn score_row(

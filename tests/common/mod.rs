@@ -25,4 +25,5 @@ pub fn lite0_weights_in(root: &std::path::Path) -> PathBuf {
     root.join("weights/tf_efficientnet_lite0.safetensors")
 }
 
+pub mod serve;
 pub mod synthetic;
