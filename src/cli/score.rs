@@ -65,7 +65,7 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
     /// Samples per chunk: the unit of work a device takes and of what an interrupted run keeps.
-    #[arg(long, value_name = "N", default_value_t = CHUNK, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+    #[arg(long, value_name = "N", default_value_t = CHUNK, value_parser = positive)]
     pub chunk: usize,
     /// The table to write (Parquet).
     #[arg(long, value_name = "FILE.parquet")]
@@ -73,6 +73,13 @@ pub struct ScoreArgs {
     /// Leave truncated files out, as skipped with the reason.
     #[arg(long)]
     pub skip_truncated: bool,
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{text}` is not a positive number")),
+    }
 }
 
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
@@ -277,11 +284,13 @@ impl Job<'_> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis())
         );
+        let (next, done, failed, shared, bars, chunks, run_tag) =
+            (&next, &done, &failed, &results, &bars, &chunks, &run_tag);
         let outcome: Vec<anyhow::Result<usize>> = std::thread::scope(|scope| {
             let workers: Vec<_> = devices
                 .iter()
                 .map(|device| {
-                    scope.spawn(|| {
+                    scope.spawn(move || {
                         let work = || -> anyhow::Result<usize> {
                             let mut taken = 0;
                             let backbone = self.models.load_backbone(&device.device)?;
@@ -300,7 +309,7 @@ impl Job<'_> {
                                     &part,
                                     &(self.chunk_table)(rows.clone(), skipped.clone()),
                                 )?;
-                                let mut all = results.lock().expect("results lock");
+                                let mut all = shared.lock().expect("results lock");
                                 all.0.extend(rows);
                                 all.1.extend(skipped);
                                 drop(all);

@@ -439,20 +439,17 @@ pub fn read(path: &Path) -> Result<ScoreTable, ScoresError> {
             "table version {version}, this build reads version {VERSION}"
         )));
     }
-    let parse = |key: &str| -> Result<serde_json::Value, ScoresError> {
-        serde_json::from_str(get(key)?).map_err(|e| not(format!("`{key}` is not JSON: {e}")))
-    };
-    let typed = |key: &str, v: serde_json::Value| {
-        serde_json::from_value(v).map_err(|e| not(format!("`{key}`: {e}")))
-    };
+    fn from_json<T: serde::de::DeserializeOwned>(text: &str, key: &str) -> Result<T, String> {
+        serde_json::from_str(text).map_err(|e| format!("`{key}` is not what this build reads: {e}"))
+    }
     let identity = Identity {
         artifacts_sha256: get(KEY_ARTIFACTS)?.to_string(),
         weights_sha256: get(KEY_WEIGHTS)?.to_string(),
         backbone: get(KEY_BACKBONE)?.to_string(),
-        layout: typed(KEY_LAYOUT, parse(KEY_LAYOUT)?)?,
+        layout: from_json(get(KEY_LAYOUT)?, KEY_LAYOUT).map_err(not)?,
     };
-    let header: RecordSet = typed(KEY_HEADER, parse(KEY_HEADER)?)?;
-    let run: RunInfo = typed(KEY_RUN, parse(KEY_RUN)?)?;
+    let header: RecordSet = from_json(get(KEY_HEADER)?, KEY_HEADER).map_err(not)?;
+    let run: RunInfo = from_json(get(KEY_RUN)?, KEY_RUN).map_err(not)?;
 
     // Column positions by name.
     let schema = meta.file_metadata().schema_descr();
@@ -545,7 +542,7 @@ fn column<T: DataType>(
     rows: usize,
 ) -> Result<(Vec<T::T>, Option<Vec<i16>>), ParquetError> {
     let mut reader = get_typed_column_reader::<T>(group.get_column_reader(i)?);
-    let optional = group.metadata().column(i).max_def_level() > 0;
+    let optional = group.metadata().column(i).column_descr().max_def_level() > 0;
     let mut values = Vec::with_capacity(rows);
     let mut defs = optional.then(|| Vec::with_capacity(rows));
     let mut read = 0;
