@@ -51,7 +51,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         synthetic::private_cache();
-        let world = World::new(10, VAL_PER_CLASS);
+        let world = World::new(14, VAL_PER_CLASS);
         // An unlabelled image at the root of val.
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
         synthetic::noise_image(None, &mut rng, 40)

@@ -111,7 +111,11 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         condition: args.corrupt.map_or("clean".into(), |c| c.to_string()),
         seed: args.seed,
         split,
-        dataset_root: dataset.root.display().to_string(),
+        // Absolute, so a viewer started elsewhere on this machine still finds the images.
+        dataset_root: std::fs::canonicalize(&dataset.root)
+            .unwrap_or_else(|_| dataset.root.clone())
+            .display()
+            .to_string(),
         shard,
         skipped: Vec::new(),
     };
