@@ -202,13 +202,15 @@ fn main() {
     );
     print!("{}", String::from_utf8_lossy(&child.stdout));
 
+    // The paired bootstrap dominates eval at this size; its resamples are a parameter.
+    let resamples = std::env::var("SCORES_BENCH_BOOTSTRAP").unwrap_or_else(|_| "20".into());
     let t = Instant::now();
     let eval = Command::new(env!("CARGO_BIN_EXE_reason"))
         .args(["eval", "--scores"])
         .arg(&path)
         .arg("--artifacts")
         .arg(artifacts_dir())
-        .args(["--bootstrap", "200", "--plots"])
+        .args(["--bootstrap", &resamples, "--plots"])
         .arg(dir.path().join("plots"))
         .output()
         .unwrap();

@@ -50,7 +50,9 @@ pub struct ScoreArgs {
         long,
         value_name = "DEVICE[,DEVICE...]",
         default_value = "auto",
-        value_delimiter = ','
+        value_delimiter = ',',
+        // The last --device counts, as for every other option.
+        action = clap::ArgAction::Set
     )]
     pub device: Vec<DeviceRequest>,
     /// KIND:SEVERITY (gaussian_noise, blur, jpeg, contrast, pixelate; 1-5) or mixed.
