@@ -6,6 +6,10 @@
 //! the file as it is.
 
 mod common;
+// The pseudo-terminal driver the dashboard tests share; this file uses part of it.
+#[allow(dead_code)]
+#[path = "dashboard_support/pty.rs"]
+mod pty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -113,11 +117,13 @@ fn score(world: &World, artifacts: &Path, cache: &Path, out: &Path, extra: &[&st
         world.weights.to_str().unwrap(),
         "--artifacts",
         artifacts.to_str().unwrap(),
-        "--device",
-        "cpu",
         "--out",
         out.to_str().unwrap(),
     ];
+    // One worker on the CPU unless the test says otherwise (--device may be given once).
+    if !extra.contains(&"--device") {
+        args.extend(["--device", "cpu"]);
+    }
     args.extend_from_slice(extra);
     reason(cache, &args)
 }
@@ -731,6 +737,43 @@ print(json.dumps(out))
             .iter()
             .map(|r| *r.record.meta.last().unwrap())
             .collect::<Vec<_>>()
+    );
+}
+
+/// `reason tui --scores` in a real pseudo-terminal, where no model could be loaded (no weights
+/// anywhere, an empty cache): it shows the table's rows, annotates one and saves the session.
+#[test]
+fn the_dashboard_opens_a_table_without_any_model() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = portable_pty::CommandBuilder::new(env!("CARGO_BIN_EXE_reason"));
+    cmd.args(["tui", "--scores", f.full.to_str().unwrap()]);
+    cmd.args(["--session", "t", "--image-protocol", "halfblocks"]);
+    cmd.cwd(dir.path());
+    cmd.env("REASON_DATA", dir.path());
+    cmd.env("REASON_CACHE", dir.path().join("cache"));
+    cmd.env("HF_HUB_OFFLINE", "1");
+    let mut tui = pty::Tui::start(cmd);
+    tui.wait_for("loose.png");
+    tui.keys("v");
+    tui.wait_for("model error");
+    tui.keys("q");
+    let (ok, output) = tui.finish();
+    pty::assert_restored(ok, &output);
+    let session: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("sessions/t.json")).unwrap())
+            .unwrap();
+    let annotated: Vec<&String> = session["annotations"].as_object().unwrap().keys().collect();
+    assert_eq!(annotated.len(), 1, "{session}");
+    let ids: Vec<String> = read(&f.full)
+        .rows
+        .into_iter()
+        .map(|r| r.record.id)
+        .collect();
+    assert!(ids.contains(annotated[0]), "{annotated:?}");
+    assert!(
+        !dir.path().join("cache").exists(),
+        "nothing was scored or cached"
     );
 }
 
