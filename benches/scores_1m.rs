@@ -120,7 +120,7 @@ fn open_and_interact(path: &Path) {
         let step = if i % 2 == 0 { 0.01 } else { -0.01 };
         update(&mut app, Action::ThresholdBy(step));
     }
-    println!("slider_move_ms {:.4}", ms(t.elapsed()) / moves as f64);
+    println!("slider_move_us {:.2}", ms(t.elapsed()) * 1e3 / moves as f64);
 
     let mut worst_filter: f64 = 0.0;
     for _ in 0..5 {
@@ -220,7 +220,7 @@ fn main() {
         String::from_utf8_lossy(&eval.stderr)
     );
     println!(
-        "eval_scores_bootstrap200_s {:.1}",
+        "eval_scores_s {:.1} (bootstrap {resamples})",
         t.elapsed().as_secs_f64()
     );
 }

@@ -789,3 +789,29 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A table of several row groups (which the reader decodes in parallel) reads back row for row.
+#[test]
+fn a_table_of_several_row_groups_reads_back_whole() {
+    let f = fixture();
+    let mut table = read(&f.full);
+    let n = 2 * reason::report::export::ROW_GROUP_ROWS + 5;
+    let rows = table.rows.clone();
+    table.rows = (0..n)
+        .map(|i| {
+            let mut row = rows[i % rows.len()].clone();
+            row.record.id = format!("{i:07}/{}", row.record.id);
+            row.record.p_correct = i as f32 / n as f32;
+            row
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.parquet");
+    scores::write(&path, &table).unwrap();
+    let back = read(&path);
+    assert_eq!(back.rows.len(), n);
+    assert!(
+        back == table,
+        "the rows read back differ from those written"
+    );
+}

@@ -35,6 +35,7 @@ use parquet::column::reader::get_typed_column_reader;
 use parquet::data_type::{BoolType, ByteArrayType, DataType, FloatType, Int64Type};
 use parquet::errors::ParquetError;
 use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
+use parquet::file::serialized_reader::ReadOptionsBuilder;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -502,11 +503,19 @@ pub fn read(path: &Path) -> Result<ScoreTable, ScoresError> {
         .enumerate()
         .map(|(i, c)| (c.as_str(), i as u16))
         .collect();
-    // Row groups decode in parallel; each is read column by column.
+    // Row groups decode in parallel, each through its own file handle: clones of one `File`
+    // share its read position, so threads seeking one handle would read each other's pages.
     let groups: Vec<Vec<ScoreRow>> = (0..meta.num_row_groups())
         .into_par_iter()
         .map(|g| {
-            let group = reader.get_row_group(g)?;
+            let file = File::open(path).map_err(|e| ParquetError::External(Box::new(e)))?;
+            let own = SerializedFileReader::new_with_options(
+                file,
+                ReadOptionsBuilder::new()
+                    .with_predicate(Box::new(move |_, i| i == g))
+                    .build(),
+            )?;
+            let group = own.get_row_group(0)?;
             read_group(&*group, &want, &class_index)
         })
         .collect::<Result<_, ParquetError>>()
