@@ -365,7 +365,7 @@ fn shard_processes_together_give_the_unsharded_table_row_for_row() {
         "every shard has samples: {sizes:?}"
     );
     let glob = parts.join("*.parquet").to_str().unwrap().to_string();
-    let files = scores::expand(&[glob.clone()]).unwrap();
+    let files = scores::expand(&[glob]).unwrap();
     assert_eq!(files.len(), n as usize);
     let (union, shards) = scores::read_union(&files).unwrap();
     assert!(scores::missing_shards(&shards).is_empty());

@@ -544,12 +544,15 @@ struct Wanted {
     mtime: usize,
 }
 
+/// The present values of a column chunk, and its definition levels when it is nullable.
+type Levelled<T> = (Vec<T>, Option<Vec<i16>>);
+
 /// The values of column `i` of a row group, and its definition levels when it is nullable.
 fn column<T: DataType>(
     group: &dyn RowGroupReader,
     i: usize,
     rows: usize,
-) -> Result<(Vec<T::T>, Option<Vec<i16>>), ParquetError> {
+) -> Result<Levelled<T::T>, ParquetError> {
     let mut reader = get_typed_column_reader::<T>(group.get_column_reader(i)?);
     let optional = group.metadata().column(i).column_descr().max_def_level() > 0;
     let mut values = Vec::with_capacity(rows);
