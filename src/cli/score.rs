@@ -51,7 +51,7 @@ pub struct ScoreArgs {
         value_name = "DEVICE[,DEVICE...]",
         default_value = "auto",
         value_delimiter = ',',
-        // The last --device counts, as for every other option.
+        // Given once, as every other option (a repeated --device is an error, not more workers).
         action = clap::ArgAction::Set
     )]
     pub device: Vec<DeviceRequest>,
