@@ -100,6 +100,22 @@ fn cases(tmp: &Path) -> Vec<(Vec<String>, Vec<String>)> {
             s(&["no Imagenette", "reason fetch imagenette"]),
         ),
         (
+            s(&["score", "--out", "t.parquet"]),
+            s(&["no Imagenette", "reason fetch imagenette"]),
+        ),
+        (
+            s(&[
+                "score",
+                "--folder",
+                &photos,
+                "--out",
+                "t.parquet",
+                "--artifacts",
+                &missing,
+            ]),
+            s(&[&format!("{missing}/manifest.json"), "reason train"]),
+        ),
+        (
             s(&["fetch", "imagenette"]),
             s(&["could not reach", "network connection"]),
         ),

@@ -74,6 +74,11 @@ pub struct DashboardArgs {
     pub skip_truncated: bool,
     #[command(flatten)]
     pub setup: SetupArgs,
+    /// Open scored tables (`reason score --out`) instead of scoring: a file or a glob of
+    /// shard parts (`'parts/*.parquet'`), read as one table. No model is loaded; previews
+    /// come from --data/--folder, else from the folder the table was scored in.
+    #[arg(long, value_name = "FILE|GLOB", num_args = 1..)]
+    pub scores: Vec<String>,
 }
 
 impl DashboardArgs {
@@ -122,6 +127,9 @@ impl DashboardArgs {
 }
 
 pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
+    if !args.scores.is_empty() {
+        return run_on_scores(args);
+    }
     let artifacts_dir = embedded::resolve(args.artifacts.as_deref())?;
     setup::ensure_dashboard_defaults(
         &args.setup,
@@ -195,6 +203,43 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
                 )));
             }))
         }
+    };
+    let config = args.config(&root, Some(shown))?;
+    dashboard::run(config, source)
+}
+
+/// The dashboard over scored tables: read (and checked to belong together) before the terminal
+/// is taken over, then shown like a cache hit.
+fn run_on_scores(args: DashboardArgs) -> anyhow::Result<()> {
+    let table = super::read_scores(&args.scores)?;
+    let root = args
+        .folder
+        .clone()
+        .or_else(|| args.data.as_ref().map(|_| args.dataset_path()))
+        .unwrap_or_else(|| PathBuf::from(&table.run.dataset_root));
+    let shown = ScoringDevice {
+        label: "scores".into(),
+        reason: format!(
+            "{} rows read from {}",
+            table.rows.len(),
+            args.scores.join(" ")
+        ),
+    };
+    let mut skipped = table.run.skipped.clone();
+    let mut records = table.into_record_set();
+    if args.skip_truncated {
+        skipped.extend(split_truncated(&mut records.records));
+    }
+    let source = if skipped.is_empty() {
+        RecordSource::Ready(records)
+    } else {
+        RecordSource::Compute(Box::new(move |tx: Sender<ScoringEvent>| {
+            for event in replay(records, skipped) {
+                if tx.send(event).is_err() {
+                    return;
+                }
+            }
+        }))
     };
     let config = args.config(&root, Some(shown))?;
     dashboard::run(config, source)

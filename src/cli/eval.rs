@@ -1,7 +1,7 @@
 //! `reason eval`: the MetaNet against every baseline on the evaluation split (clean or
 //! corrupted), with plots, per-sample JSON and a Parquet export.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -61,9 +61,17 @@ pub struct EvalArgs {
     /// instead of scoring the picture the decoder completed and counting it as truncated.
     #[arg(long)]
     pub skip_truncated: bool,
+    /// Evaluate scored tables (`reason score --out`: a file or a glob of shard parts) instead
+    /// of scoring; --artifacts must be the ones they were scored with (for the ablation and
+    /// the certificate), and no backbone is loaded.
+    #[arg(long, value_name = "FILE|GLOB", num_args = 1..)]
+    pub scores: Vec<String>,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if !args.scores.is_empty() {
+        return run_on_scores(&args);
+    }
     let artifacts_dir = embedded::resolve(args.artifacts.as_deref())?;
     let models = super::open_scoring_models(&artifacts_dir, args.weights.as_deref())?;
     let device = super::select_device(args.device)?;
@@ -148,16 +156,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         draw: draw_of,
         novel,
     };
-    let report = evaluate(
-        &rows,
-        artifacts,
-        &args.split,
-        &condition,
-        args.bootstrap,
-        args.seed,
-    )?;
-    print_report(&report, artifacts);
-
     let title = format!(
         "{} {}, {condition}",
         root.file_name()
@@ -165,11 +163,75 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         args.split
     );
+    report_and_write(&args, &rows, artifacts, &args.split, &condition, &title)
+}
+
+/// `eval --scores`: the same report on the rows of scored tables.
+fn run_on_scores(args: &EvalArgs) -> anyhow::Result<()> {
+    use crate::report::scores::artifacts_sha256;
+    let table = super::read_scores(&args.scores)?;
+    let dir = embedded::resolve(args.artifacts.as_deref())?;
+    let artifacts = Artifacts::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+    let sha = artifacts_sha256(&dir).with_context(|| format!("hashing {}", dir.display()))?;
+    if sha != table.identity.artifacts_sha256 {
+        anyhow::bail!(
+            "the scores were made with other artifacts (sha256 {}) than {} (sha256 {}): pass \
+             --artifacts with the folder they were scored with",
+            &table.identity.artifacts_sha256[..12.min(table.identity.artifacts_sha256.len())],
+            dir.display(),
+            &sha[..12]
+        );
+    }
+    let split = table.run.split.clone().unwrap_or_else(|| "folder".into());
+    if artifacts.manifest.protocol.split == split {
+        anyhow::bail!("refusing to evaluate on split `{split}`: the artifacts were trained on it");
+    }
+    let holdout = &artifacts.manifest.protocol.holdout_classes;
+    let novel = table
+        .rows
+        .iter()
+        .map(|r| r.other_label.as_ref().is_some_and(|l| holdout.contains(l)))
+        .collect();
+    let title = format!(
+        "{} {split}, {}",
+        Path::new(&table.run.dataset_root)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        table.run.condition
+    );
+    let condition = table.run.condition.clone();
+    let scored = Scored {
+        extra: table.rows.iter().map(|r| r.extra()).collect(),
+        skipped: table.run.skipped.clone(),
+        records: table.rows.into_iter().map(|r| r.record).collect(),
+        header: table.header,
+    };
+    let rows = EvalRows {
+        draw: vec![0; scored.records.len()],
+        scored: &scored,
+        novel,
+    };
+    report_and_write(args, &rows, &artifacts, &split, &condition, &title)
+}
+
+/// The report on `rows`, printed, then the plots, JSON and Parquet the arguments ask for.
+fn report_and_write(
+    args: &EvalArgs,
+    rows: &EvalRows,
+    artifacts: &Artifacts,
+    split: &str,
+    condition: &str,
+    title: &str,
+) -> anyhow::Result<()> {
+    let scored = rows.scored;
+    let report = evaluate(rows, artifacts, split, condition, args.bootstrap, args.seed)?;
+    print_report(&report, artifacts);
     let outcomes = rows.outcomes();
     let known: Vec<usize> = (0..outcomes.len())
         .filter(|&i| outcomes[i].is_some())
         .collect();
-    let columns = score_columns(&scored, &known);
+    let columns = score_columns(scored, &known);
     let correct: Vec<bool> = known.iter().map(|&i| outcomes[i] == Some(true)).collect();
     if !correct.is_empty() {
         let plot_scores: Vec<(&str, &[f32])> = columns
@@ -177,7 +239,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             .map(|(n, v, _)| (n.as_str(), v.as_slice()))
             .collect();
         let probability = columns[0].2.as_deref().unwrap_or_default();
-        let written = plots::write_all(&args.plots, &title, &plot_scores, &correct, probability)?;
+        let written = plots::write_all(&args.plots, title, &plot_scores, &correct, probability)?;
         println!(
             "plots: {}",
             written
@@ -188,13 +250,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(path) = &args.json {
-        let json = serde_json::json!({ "report": report, "samples": per_sample_json(&rows) });
+        let json = serde_json::json!({ "report": report, "samples": per_sample_json(rows) });
         std::fs::write(path, serde_json::to_vec_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("per-sample JSON: {}", path.display());
     }
     if let Some(path) = &args.export {
-        write_parquet(path, &per_sample_columns(&rows))?;
+        write_parquet(path, &per_sample_columns(rows))?;
         println!("per-sample Parquet: {}", path.display());
     }
     Ok(())

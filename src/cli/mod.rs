@@ -7,6 +7,7 @@ mod eval;
 mod fetch;
 mod predict;
 mod progress;
+mod score;
 mod serve;
 mod setup;
 mod train;
@@ -57,6 +58,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Load-test `serve` on loopback beside `predict`'s throughput (and soak it).
     ServeBench(serve::ServeBenchArgs),
+    /// Score a dataset (or a shard of it) into a Parquet table that tui/eval --scores read.
+    Score(score::ScoreArgs),
 }
 
 /// Options shared by every command that runs a backbone.
@@ -145,6 +148,27 @@ fn open_scoring_models(dir: &Path, weights: Option<&str>) -> anyhow::Result<Scor
     })
 }
 
+/// The scored tables that `patterns` name (files or globs), read as one; says how many parts
+/// and, for shards, which are missing.
+fn read_scores(patterns: &[String]) -> anyhow::Result<crate::report::scores::ScoreTable> {
+    use crate::report::scores;
+    let files = scores::expand(patterns)?;
+    let (table, shards) = scores::read_union(&files)?;
+    let missing = scores::missing_shards(&shards);
+    eprintln!(
+        "scores: {} rows from {} file{}{}",
+        table.rows.len(),
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!("; missing shards {missing:?}: the table is incomplete")
+        }
+    );
+    Ok(table)
+}
+
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -169,6 +193,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Serve(args) => serve::run(args),
         Command::ServeBench(args) => serve::run_bench(args),
+        Command::Score(args) => score::run(args),
     }
 }
 

@@ -117,6 +117,40 @@ impl ScoringModels {
     }
 }
 
+/// The record set header of `a`: classes, layout, threshold and the calibration rows, without
+/// records (what a viewer needs besides the rows, whether they are scored now or read back).
+pub fn record_header(a: &Artifacts) -> RecordSet {
+    let m = &a.manifest;
+    RecordSet {
+        classes: m.classes.clone(),
+        class_names: m.class_names.clone(),
+        layout: m.layout.clone(),
+        threshold: m.calibration.threshold,
+        records: Vec::new(),
+        calibration: Some(Box::new(calibration_rows(a))),
+    }
+}
+
+/// P(correct) and outcome of the clean calibration rows the threshold was certified on.
+fn calibration_rows(a: &Artifacts) -> CalibrationRows {
+    let tm = &a.train_meta;
+    let dim = a.manifest.layout.dim();
+    let rows: Vec<usize> = (0..tm.correct.len())
+        .filter(|&i| tm.role[i] == 2 && tm.view[i] == 0)
+        .collect();
+    let c = &a.manifest.calibration.certificate;
+    CalibrationRows {
+        p_correct: rows
+            .iter()
+            .map(|&i| a.metanet.p_correct(&tm.rows[i * dim..(i + 1) * dim]))
+            .collect(),
+        correct: rows.iter().map(|&i| tm.correct[i]).collect(),
+        target_risk: c.target_risk,
+        delta: c.delta,
+        statement: c.statement(),
+    }
+}
+
 pub struct Scorer<'a> {
     pub backbone: &'a Backbone,
     pub weights_sha256: &'a str,
@@ -135,36 +169,7 @@ pub struct Scorer<'a> {
 impl Scorer<'_> {
     /// The record set header: classes, layout and threshold, without records.
     pub fn header(&self) -> RecordSet {
-        let m = &self.artifacts.manifest;
-        RecordSet {
-            classes: m.classes.clone(),
-            class_names: m.class_names.clone(),
-            layout: m.layout.clone(),
-            threshold: m.calibration.threshold,
-            records: Vec::new(),
-            calibration: Some(Box::new(self.calibration_rows())),
-        }
-    }
-
-    /// P(correct) and outcome of the clean calibration rows the threshold was certified on.
-    fn calibration_rows(&self) -> CalibrationRows {
-        let a = self.artifacts;
-        let tm = &a.train_meta;
-        let dim = a.manifest.layout.dim();
-        let rows: Vec<usize> = (0..tm.correct.len())
-            .filter(|&i| tm.role[i] == 2 && tm.view[i] == 0)
-            .collect();
-        let c = &a.manifest.calibration.certificate;
-        CalibrationRows {
-            p_correct: rows
-                .iter()
-                .map(|&i| a.metanet.p_correct(&tm.rows[i * dim..(i + 1) * dim]))
-                .collect(),
-            correct: rows.iter().map(|&i| tm.correct[i]).collect(),
-            target_risk: c.target_risk,
-            delta: c.delta,
-            statement: c.statement(),
-        }
+        record_header(self.artifacts)
     }
 
     pub fn score(

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use parquet::basic::{Compression, LogicalType, Repetition, Type as PhysicalType};
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, FloatType, Int64Type};
 use parquet::errors::ParquetError;
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::schema::types::Type;
@@ -126,7 +127,17 @@ pub enum ExportError {
 
 /// Writes `columns` as one Parquet table at `path` (replacing any file there, atomically).
 pub fn write_parquet(path: &Path, columns: &[Column]) -> Result<(), ExportError> {
-    write_parquet_chunked(path, columns, ROW_GROUP_ROWS)
+    write_parquet_chunked(path, columns, &[], ROW_GROUP_ROWS)
+}
+
+/// [`write_parquet`] with `metadata` as the file's key-value metadata (what readers such as
+/// `pyarrow.parquet.read_metadata(...).metadata` show).
+pub fn write_parquet_with_metadata(
+    path: &Path,
+    columns: &[Column],
+    metadata: &[(String, String)],
+) -> Result<(), ExportError> {
+    write_parquet_chunked(path, columns, metadata, ROW_GROUP_ROWS)
 }
 
 fn validate(columns: &[Column]) -> Result<usize, ExportError> {
@@ -186,6 +197,7 @@ fn schema(columns: &[Column]) -> Result<Type, ParquetError> {
 fn write_parquet_chunked(
     path: &Path,
     columns: &[Column],
+    metadata: &[(String, String)],
     rows_per_group: usize,
 ) -> Result<(), ExportError> {
     let rows = validate(columns)?;
@@ -204,6 +216,12 @@ fn write_parquet_chunked(
             WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
                 .set_created_by(format!("reason {}", env!("CARGO_PKG_VERSION")))
+                .set_key_value_metadata((!metadata.is_empty()).then(|| {
+                    metadata
+                        .iter()
+                        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                        .collect()
+                }))
                 .build(),
         );
         let mut writer =
@@ -451,7 +469,7 @@ mod tests {
                 ColumnValues::OptBool((0..n).map(|i| (i % 3 != 0).then_some(i % 2 == 0)).collect()),
             ),
         ];
-        write_parquet_chunked(&path, &cols, 10).unwrap();
+        write_parquet_chunked(&path, &cols, &[], 10).unwrap();
         let (_, rows, groups) = read_back(&path);
         assert_eq!(groups, 3);
         assert_eq!(rows.len(), n as usize);

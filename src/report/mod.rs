@@ -4,3 +4,4 @@
 pub mod evaluate;
 pub mod export;
 pub mod plots;
+pub mod scores;
