@@ -949,10 +949,7 @@ fn fetch_imagenette_command_follows_reason_imagenette_url_and_reason_data() {
         fs::read(root.join("val/n01440764/b.JPEG")).unwrap(),
         VAL_IMAGE
     );
-    assert!(
-        stderr.contains(&data.path().display().to_string()),
-        "{stderr}"
-    );
+    assert!(stderr.contains("finds it there by default"), "{stderr}");
     assert_eq!(server.requests().len(), 1);
 
     // --dest wins over $REASON_DATA.
@@ -972,6 +969,11 @@ fn fetch_imagenette_command_follows_reason_imagenette_url_and_reason_data() {
     assert_eq!(
         stdout.trim(),
         dest.path().join("imagenette2-160").display().to_string()
+    );
+    // Somewhere else than the data folder: the message says how to make it the default.
+    assert!(
+        stderr.contains(&format!("REASON_DATA={}", dest.path().display())),
+        "{stderr}"
     );
 
     // A missing archive: a non-zero exit whose message names the URL, and nothing left behind.
