@@ -5,20 +5,12 @@
 //! cache, and with the network answered by a port that hangs up, so nothing on this machine or
 //! the internet is found.
 
+mod http_server;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// A port that accepts connections and closes them at once.
-fn hang_up_server() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for connection in listener.incoming() {
-            drop(connection);
-        }
-    });
-    format!("http://127.0.0.1:{port}")
-}
+use http_server::hang_up_server;
 
 /// (arguments, texts the message must hold: the missing thing, then the remedy).
 fn cases(tmp: &Path) -> Vec<(Vec<String>, Vec<String>)> {

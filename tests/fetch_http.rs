@@ -404,14 +404,7 @@ fn http_and_connection_errors_name_the_url() {
 
     // A server that hangs up on every connection. It keeps its port for the whole test, so the
     // outcome never depends on what else on the machine might take a freed port.
-    let hang_up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = hang_up.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for connection in hang_up.incoming() {
-            drop(connection);
-        }
-    });
-    let url = format!("http://127.0.0.1:{port}/m.tgz");
+    let url = format!("{}/m.tgz", http_server::hang_up_server());
     let err = download(&url, &tmp.path().join("m.tgz"), &quiet(), &no_progress).unwrap_err();
     assert!(matches!(err, FetchError::Network { .. }), "{err:?}");
     assert!(err.to_string().contains(&url), "{err}");

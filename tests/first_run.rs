@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use dashboard_support::pty::{assert_restored, wait_until, Tui};
 use flate2::{write::GzEncoder, Compression};
-use http_server::{Mode, TestServer};
+use http_server::{hang_up_server, Mode, TestServer};
 use portable_pty::CommandBuilder;
 use reason::reliability::records::RecordSet;
 
@@ -77,19 +77,6 @@ impl Fresh {
         }
         Tui::start(cmd)
     }
-}
-
-/// A port that accepts connections and closes them at once: the network is there but nothing
-/// answers. The listener stays open for the test, so no other program can take the port.
-fn hang_up_server() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for connection in listener.incoming() {
-            drop(connection);
-        }
-    });
-    format!("http://127.0.0.1:{port}")
 }
 
 /// An imagenette2-320 archive holding `val` images (the first `n` of the real tench class) and

@@ -174,18 +174,7 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
             } else {
                 Vec::new()
             };
-            if skipped.is_empty() {
-                RecordSource::Ready(records)
-            } else {
-                // Replayed as a finished scoring run, so the skips are listed like any other.
-                RecordSource::Compute(Box::new(move |tx: Sender<ScoringEvent>| {
-                    for event in replay(records, skipped) {
-                        if tx.send(event).is_err() {
-                            return;
-                        }
-                    }
-                }))
-            }
+            ready_or_replayed(records, skipped)
         }
         None => {
             let label = shown.label.clone();
@@ -206,6 +195,21 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
     };
     let config = args.config(&root, Some(shown))?;
     dashboard::run(config, source)
+}
+
+/// Records that are all here: given as they are, or, when files were skipped, replayed as a
+/// finished scoring run so the skips are listed like any other.
+fn ready_or_replayed(records: RecordSet, skipped: Vec<(String, String)>) -> RecordSource {
+    if skipped.is_empty() {
+        return RecordSource::Ready(records);
+    }
+    RecordSource::Compute(Box::new(move |tx: Sender<ScoringEvent>| {
+        for event in replay(records, skipped) {
+            if tx.send(event).is_err() {
+                return;
+            }
+        }
+    }))
 }
 
 /// The dashboard over scored tables: read (and checked to belong together) before the terminal
@@ -230,17 +234,7 @@ fn run_on_scores(args: DashboardArgs) -> anyhow::Result<()> {
     if args.skip_truncated {
         skipped.extend(split_truncated(&mut records.records));
     }
-    let source = if skipped.is_empty() {
-        RecordSource::Ready(records)
-    } else {
-        RecordSource::Compute(Box::new(move |tx: Sender<ScoringEvent>| {
-            for event in replay(records, skipped) {
-                if tx.send(event).is_err() {
-                    return;
-                }
-            }
-        }))
-    };
+    let source = ready_or_replayed(records, skipped);
     let config = args.config(&root, Some(shown))?;
     dashboard::run(config, source)
 }

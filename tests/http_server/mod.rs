@@ -180,3 +180,17 @@ fn answer(route: &Route, range: Option<&str>) -> Response<Cursor<Vec<u8>>> {
     )
     .with_chunked_threshold(usize::MAX)
 }
+
+/// A port that accepts connections and closes them at once: the network is there but nothing
+/// answers. The listener lives as long as the test process, so no other program can take the
+/// port. Returns `http://127.0.0.1:PORT`.
+pub fn hang_up_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            drop(connection);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
