@@ -153,6 +153,31 @@ fn extract_scores_real_images_with_the_committed_artifacts_and_skips_other_model
         seconds > 1e-3 && 2.0 * seconds <= wall,
         "{rate} images/s: {seconds} s a pass in a {wall} s run"
     );
+    // The breakdown: every stage took time, the backbone pass (forward and backward of a CNN)
+    // costs more than the PCA projection, and the stages add up to their sum.
+    let stages = &rows[0]["stages_ms_per_image"];
+    let stage = |name: &str| {
+        stages[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name}: {stages}"))
+    };
+    let names = [
+        "decode",
+        "backbone",
+        "head_and_mc_dropout",
+        "pca",
+        "knn",
+        "features_and_metanet",
+    ];
+    for name in names {
+        assert!(stage(name) > 0.0, "{name}: {stages}");
+    }
+    assert!(stage("backbone") > stage("pca"), "{stages}");
+    let total: f64 = names.iter().map(|n| stage(n)).sum();
+    assert!(
+        (total - stage("sum")).abs() < 1e-6 * total.max(1.0),
+        "{stages}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("skipping extract for resnet18@64"),

@@ -19,7 +19,7 @@ use crate::model::cpu::CpuInfo;
 use crate::model::device::{self, DeviceRequest};
 use crate::reliability::artifacts::Artifacts;
 use crate::reliability::embedded;
-use crate::reliability::scoring::Scorer;
+use crate::reliability::scoring::{Scorer, StageSeconds};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -73,6 +73,45 @@ struct Row<'a> {
     device: &'a str,
     /// Every row names the machine, so no figure travels without it.
     cpu: &'a CpuInfo,
+    /// `extract` rows: milliseconds per image in each stage, each stage timed on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stages_ms_per_image: Option<StagesMs>,
+}
+
+/// [`StageSeconds`] per image, in milliseconds.
+#[derive(Debug, Serialize)]
+struct StagesMs {
+    decode: f64,
+    backbone: f64,
+    head_and_mc_dropout: f64,
+    pca: f64,
+    knn: f64,
+    features_and_metanet: f64,
+    /// The stages one after another; the end-to-end row overlaps decoding with the backbone.
+    sum: f64,
+}
+
+impl StagesMs {
+    fn new(s: &StageSeconds) -> Self {
+        let per_image = |seconds: f64| 1e3 * seconds / s.images.max(1) as f64;
+        let stages = [
+            s.decode,
+            s.backbone,
+            s.head_and_mc_dropout,
+            s.pca,
+            s.knn,
+            s.features_and_metanet,
+        ];
+        Self {
+            decode: per_image(s.decode),
+            backbone: per_image(s.backbone),
+            head_and_mc_dropout: per_image(s.head_and_mc_dropout),
+            pca: per_image(s.pca),
+            knn: per_image(s.knn),
+            features_and_metanet: per_image(s.features_and_metanet),
+            sum: per_image(stages.iter().sum()),
+        }
+    }
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -102,10 +141,25 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
     let print = |row: Row| {
         if args.json {
             println!("{}", serde_json::to_string(&row).expect("plain struct"));
-        } else {
+            return;
+        }
+        println!(
+            "{:<24} {:>5} {:>6} {:<11} {:>10.2}",
+            row.model, row.size, row.batch, row.kind, row.images_per_s
+        );
+        if let Some(s) = &row.stages_ms_per_image {
             println!(
-                "{:<24} {:>5} {:>6} {:<11} {:>10.2}",
-                row.model, row.size, row.batch, row.kind, row.images_per_s
+                "  ms/image: decode {:.1}, backbone {:.1}, head+MC dropout {:.2}, PCA {:.2}, \
+                 k-NN {:.2}, features+MetaNet {:.2}; sum {:.1} (end to end {:.1}: decoding \
+                 overlaps the backbone)",
+                s.decode,
+                s.backbone,
+                s.head_and_mc_dropout,
+                s.pca,
+                s.knn,
+                s.features_and_metanet,
+                s.sum,
+                1e3 / row.images_per_s
             );
         }
     };
@@ -120,6 +174,7 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
             images_per_s,
             device: &device_label,
             cpu: &cpu,
+            stages_ms_per_image: None,
         });
     }
 
@@ -155,6 +210,9 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
                     let seconds = best_time(args.repeats.saturating_sub(1), || {
                         inputs.score(&backbone, batch)
                     })?;
+                    let stages = inputs
+                        .scorer(&backbone, batch)
+                        .stage_seconds(&inputs.images.dataset.samples)?;
                     print(Row {
                         model: name.to_string(),
                         size,
@@ -163,6 +221,7 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
                         images_per_s: inputs.images.dataset.samples.len() as f64 / seconds,
                         device: &device_label,
                         cpu: &cpu,
+                        stages_ms_per_image: Some(StagesMs::new(&stages)),
                     });
                     continue;
                 }
@@ -195,6 +254,7 @@ fn measure(args: BenchArgs) -> anyhow::Result<()> {
                     images_per_s: batch as f64 / seconds,
                     device: &device_label,
                     cpu: &cpu,
+                    stages_ms_per_image: None,
                 });
             }
         }
@@ -222,10 +282,8 @@ impl ExtractInputs {
         Ok(Self { artifacts, images })
     }
 
-    /// One full scoring pass, without the cache. The backbone has random weights: the
-    /// throughput does not depend on them, and the artifacts' shapes fit any weights.
-    fn score(&self, backbone: &Backbone, batch: usize) -> anyhow::Result<()> {
-        let scorer = Scorer {
+    fn scorer<'a>(&'a self, backbone: &'a Backbone, batch: usize) -> Scorer<'a> {
+        Scorer {
             backbone,
             weights_sha256: "bench",
             artifacts: &self.artifacts,
@@ -234,7 +292,13 @@ impl ExtractInputs {
             imagenet_logits: false,
             use_cache: false,
             skip_truncated: false,
-        };
+        }
+    }
+
+    /// One full scoring pass, without the cache. The backbone has random weights: the
+    /// throughput does not depend on them, and the artifacts' shapes fit any weights.
+    fn score(&self, backbone: &Backbone, batch: usize) -> anyhow::Result<()> {
+        let scorer = self.scorer(backbone, batch);
         let dataset = &self.images.dataset;
         let scored = scorer.score(dataset, None, &|_| {})?;
         anyhow::ensure!(

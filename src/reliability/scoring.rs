@@ -3,6 +3,7 @@
 //! embedding. Records are produced in chunks so a viewer can fill progressively.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use candle_core::Device;
 use rayon::prelude::*;
@@ -14,6 +15,7 @@ use crate::data::imageio::TRUNCATED_SKIP_REASON;
 use crate::error::Result;
 use crate::model::backbone::{weights, Backbone, BackboneKind};
 use crate::model::extract::{gradient_pass, ExtractSpec, Extracted};
+use crate::model::pipeline::for_each_batch;
 use crate::reliability::artifacts::Artifacts;
 use crate::reliability::features::{self, RowInputs, MC_PASSES};
 use crate::reliability::knn;
@@ -315,6 +317,42 @@ impl Scorer<'_> {
             .collect())
     }
 
+    /// Where the time of scoring `samples` goes, stage by stage, each stage run on its own
+    /// (decoding is not overlapped with the backbone here, unlike in [`Scorer::score`]), with
+    /// the same batches, passes and rows as `score`. For `reason bench --kinds extract`.
+    pub fn stage_seconds(&self, samples: &[Sample]) -> Result<StageSeconds> {
+        let mut times = StageSeconds::default();
+        let pre = self.backbone.kind.preprocess();
+        let started = Instant::now();
+        let mut batches = Vec::new();
+        for_each_batch(samples, &pre, self.batch_size, |batch| {
+            batches.push(batch);
+            Ok(())
+        })?;
+        times.decode = started.elapsed().as_secs_f64();
+        let mut rows = Vec::new();
+        for batch in &batches {
+            let Some(input) = &batch.input else { continue };
+            let started = Instant::now();
+            let input = input.to_device(self.backbone.device())?;
+            let (embedding, grad_norms) = gradient_pass(self.backbone, &input)?;
+            let embeddings = embedding.to_vec2::<f32>()?;
+            times.backbone += started.elapsed().as_secs_f64();
+            rows.extend(
+                batch
+                    .indices
+                    .iter()
+                    .copied()
+                    .zip(embeddings.into_iter().zip(grad_norms)),
+            );
+        }
+        for (i, (embedding, grad_norm)) in &rows {
+            self.score_row_timed(&samples[*i], embedding, *grad_norm, &[], Some(&mut times));
+        }
+        times.images = rows.len();
+        Ok(times)
+    }
+
     fn score_row(
         &self,
         sample: &Sample,
@@ -322,6 +360,19 @@ impl Scorer<'_> {
         grad_norm: f32,
         label_map: &[Option<u16>],
     ) -> (SampleRecord, ExtraScores) {
+        self.score_row_timed(sample, embedding, grad_norm, label_map, None)
+    }
+
+    /// [`Scorer::score_row`], adding each step's time to `times` when given.
+    fn score_row_timed(
+        &self,
+        sample: &Sample,
+        embedding: &[f32],
+        grad_norm: f32,
+        label_map: &[Option<u16>],
+        mut times: Option<&mut StageSeconds>,
+    ) -> (SampleRecord, ExtraScores) {
+        let mut lap = Lap::start(times.is_some());
         let a = self.artifacts;
         let logits = a.head.logits(embedding, None);
         let pred = argmax(&logits) as u16;
@@ -332,15 +383,20 @@ impl Scorer<'_> {
             MC_PASSES,
             features::sample_seed(self.seed, &sample.id),
         );
+        lap.add_to(times.as_deref_mut().map(|t| &mut t.head_and_mc_dropout));
         let pca = a.pca.transform(embedding);
         let point = knn::to_point(&pca);
+        lap.add_to(times.as_deref_mut().map(|t| &mut t.pca));
+        let knn = a.bank.query(&point, pred, None);
+        let class_knn = a.outcome_bank.query(&point, pred, None);
+        lap.add_to(times.as_deref_mut().map(|t| &mut t.knn));
         let inputs = RowInputs {
             logits: &logits,
             mc,
             grad_norm,
             pca: &pca,
-            knn: a.bank.query(&point, pred, None),
-            class_knn: a.outcome_bank.query(&point, pred, None),
+            knn,
+            class_knn,
             temperature: a.manifest.calibration.temperature,
         };
         let meta = features::meta_vector(&inputs);
@@ -361,6 +417,42 @@ impl Scorer<'_> {
             baselines: features::baseline_scores(&inputs, &a.baseline_params()),
             imagenet_logits: None,
         };
+        lap.add_to(times.map(|t| &mut t.features_and_metanet));
         (record, extra)
+    }
+}
+
+/// Seconds per stage of scoring, summed over the images (see [`Scorer::stage_seconds`]).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StageSeconds {
+    pub images: usize,
+    /// Decoding and preprocessing (parallel over the images of a batch).
+    pub decode: f64,
+    /// Forward and input-gradient pass of the backbone.
+    pub backbone: f64,
+    /// The artifacts' head and its MC-dropout passes.
+    pub head_and_mc_dropout: f64,
+    pub pca: f64,
+    /// Both k-NN banks.
+    pub knn: f64,
+    /// The meta-vector, P(correct), the calibrated logit and the baselines.
+    pub features_and_metanet: f64,
+}
+
+/// A stopwatch that costs nothing when off.
+struct Lap(Option<Instant>);
+
+impl Lap {
+    fn start(on: bool) -> Self {
+        Self(on.then(Instant::now))
+    }
+
+    /// Adds the time since the last lap to `total` and starts the next lap.
+    fn add_to(&mut self, total: Option<&mut f64>) {
+        if let (Some(started), Some(total)) = (self.0.as_mut(), total) {
+            let now = Instant::now();
+            *total += (now - *started).as_secs_f64();
+            *started = now;
+        }
     }
 }
