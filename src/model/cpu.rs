@@ -17,7 +17,7 @@ pub struct CpuInfo {
     pub detected: Vec<&'static str>,
     /// What the GEMMs (convolutions, linear layers) dispatch to at run time.
     pub gemm: &'static str,
-    /// What the compiler could assume for REASON's own loops (depthwise, elementwise).
+    /// What REASON's own loops (depthwise, im2col, elementwise) run with on this CPU.
     pub loops: &'static str,
 }
 
@@ -30,7 +30,7 @@ impl CpuInfo {
             threads,
             detected: detected(),
             gemm: gemm_dispatch(),
-            loops: compiled_baseline(),
+            loops: crate::model::backbone::kernel::widest_simd_name(),
         }
     }
 
@@ -119,21 +119,6 @@ fn gemm_dispatch() -> &'static str {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         "scalar"
-    }
-}
-
-/// The widest vector extension the build targets (`-C target-cpu` raises it).
-fn compiled_baseline() -> &'static str {
-    if cfg!(target_feature = "avx512f") {
-        "avx512f (compiled in)"
-    } else if cfg!(target_feature = "avx2") {
-        "avx2 (compiled in)"
-    } else if cfg!(target_arch = "x86_64") {
-        "sse2 (x86-64 baseline)"
-    } else if cfg!(target_arch = "aarch64") {
-        "neon (aarch64 baseline)"
-    } else {
-        "target baseline"
     }
 }
 

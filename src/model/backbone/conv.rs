@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::kernel::{self, dispatch, Activation, Float};
+use super::kernel::{self, dispatch, widest_simd, Activation, Float};
 
 /// Geometry and activation of a convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,19 +186,23 @@ impl Conv {
     /// Fills `col` (`taps × out_pixels`) from one image `x` (`C × H × W`).
     fn im2col<T: Float>(&self, g: &Geometry, x: &[T], col: &mut [T]) {
         let (plane, pixels) = (g.h * g.w, g.out_pixels());
-        for (r, row) in col.chunks_mut(pixels).enumerate() {
-            let (c, ky, kx) = self.tap(r);
-            self.fill_row(g, &x[c * plane..(c + 1) * plane], (ky, kx), row);
-        }
+        widest_simd(|| {
+            for (r, row) in col.chunks_mut(pixels).enumerate() {
+                let (c, ky, kx) = self.tap(r);
+                self.fill_row(g, &x[c * plane..(c + 1) * plane], (ky, kx), row);
+            }
+        })
     }
 
     /// Adds `col` (`taps × out_pixels`) back onto the image gradient `dx` (`C × H × W`).
     fn col2im<T: Float>(&self, g: &Geometry, col: &[T], dx: &mut [T]) {
         let (plane, pixels) = (g.h * g.w, g.out_pixels());
-        for (r, row) in col.chunks(pixels).enumerate() {
-            let (c, ky, kx) = self.tap(r);
-            self.add_row(g, row, (ky, kx), &mut dx[c * plane..(c + 1) * plane]);
-        }
+        widest_simd(|| {
+            for (r, row) in col.chunks(pixels).enumerate() {
+                let (c, ky, kx) = self.tap(r);
+                self.add_row(g, row, (ky, kx), &mut dx[c * plane..(c + 1) * plane]);
+            }
+        })
     }
 
     /// Small feature maps (ResNet's last stages, 64-pixel inputs) make per-image GEMMs too thin
@@ -216,10 +220,12 @@ impl Conv {
             .enumerate()
             .for_each(|(r, row)| {
                 let (c, ky, kx) = self.tap(r);
-                for (i, dst) in row.chunks_mut(pixels).enumerate() {
-                    let image = &x[i * g.in_plane()..(i + 1) * g.in_plane()];
-                    self.fill_row(&g, &image[c * plane..(c + 1) * plane], (ky, kx), dst);
-                }
+                widest_simd(|| {
+                    for (i, dst) in row.chunks_mut(pixels).enumerate() {
+                        let image = &x[i * g.in_plane()..(i + 1) * g.in_plane()];
+                        self.fill_row(&g, &image[c * plane..(c + 1) * plane], (ky, kx), dst);
+                    }
+                })
             });
         let mut product = vec![T::ZERO; g.c_out * columns];
         let w = Matrix::row_major(weight, g.c_out, taps);
@@ -270,11 +276,13 @@ impl Conv {
         dx.par_chunks_mut(g.in_plane())
             .enumerate()
             .for_each(|(i, dx)| {
-                for r in 0..taps {
-                    let (c, ky, kx) = self.tap(r);
-                    let src = &dcol[r * columns + i * pixels..][..pixels];
-                    self.add_row(&g, src, (ky, kx), &mut dx[c * plane..(c + 1) * plane]);
-                }
+                widest_simd(|| {
+                    for r in 0..taps {
+                        let (c, ky, kx) = self.tap(r);
+                        let src = &dcol[r * columns + i * pixels..][..pixels];
+                        self.add_row(&g, src, (ky, kx), &mut dx[c * plane..(c + 1) * plane]);
+                    }
+                })
             });
         dx
     }

@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::{self, dispatch, Float};
+use super::kernel::{self, dispatch, widest_simd, Float};
 
 /// Geometry of a depthwise convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,37 +81,39 @@ impl Depthwise {
         out.par_chunks_mut(d.oh * d.ow)
             .enumerate()
             .for_each(|(plane, out)| {
-                let channel = plane % d.c;
-                let src = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
-                let taps = &k[channel * kk..(channel + 1) * kk];
-                for oy in 0..d.oh {
-                    let row = &mut out[oy * d.ow..(oy + 1) * d.ow];
-                    for ky in 0..self.kernel {
-                        let Some(iy) = self.input_row(oy, ky, d.h) else {
-                            continue;
-                        };
-                        let src_row = &src[iy * d.w..(iy + 1) * d.w];
-                        for kx in 0..self.kernel {
-                            let weight = taps[ky * self.kernel + kx];
-                            let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
-                            if self.stride == 1 && x0 < x1 {
-                                // Contiguous on both sides: lets the compiler vectorise.
-                                // (An empty range would underflow `offset` on tiny maps.)
-                                let offset = x0 + kx - left;
-                                for (o, &v) in row[x0..x1]
-                                    .iter_mut()
-                                    .zip(&src_row[offset..offset + x1 - x0])
-                                {
-                                    *o += weight * v;
-                                }
-                            } else {
-                                for (ox, o) in row.iter_mut().enumerate().take(x1).skip(x0) {
-                                    *o += weight * src_row[ox * self.stride + kx - left];
+                widest_simd(|| {
+                    let channel = plane % d.c;
+                    let src = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
+                    let taps = &k[channel * kk..(channel + 1) * kk];
+                    for oy in 0..d.oh {
+                        let row = &mut out[oy * d.ow..(oy + 1) * d.ow];
+                        for ky in 0..self.kernel {
+                            let Some(iy) = self.input_row(oy, ky, d.h) else {
+                                continue;
+                            };
+                            let src_row = &src[iy * d.w..(iy + 1) * d.w];
+                            for kx in 0..self.kernel {
+                                let weight = taps[ky * self.kernel + kx];
+                                let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
+                                if self.stride == 1 && x0 < x1 {
+                                    // Contiguous on both sides: lets the compiler vectorise.
+                                    // (An empty range would underflow `offset` on tiny maps.)
+                                    let offset = x0 + kx - left;
+                                    for (o, &v) in row[x0..x1]
+                                        .iter_mut()
+                                        .zip(&src_row[offset..offset + x1 - x0])
+                                    {
+                                        *o += weight * v;
+                                    }
+                                } else {
+                                    for (ox, o) in row.iter_mut().enumerate().take(x1).skip(x0) {
+                                        *o += weight * src_row[ox * self.stride + kx - left];
+                                    }
                                 }
                             }
                         }
                     }
-                }
+                })
             });
         out
     }
@@ -123,37 +125,39 @@ impl Depthwise {
         out.par_chunks_mut(d.h * d.w)
             .enumerate()
             .for_each(|(plane, dx)| {
-                let channel = plane % d.c;
-                let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
-                let taps = &k[channel * kk..(channel + 1) * kk];
-                for oy in 0..d.oh {
-                    let grow = &gp[oy * d.ow..(oy + 1) * d.ow];
-                    for ky in 0..self.kernel {
-                        let Some(iy) = self.input_row(oy, ky, d.h) else {
-                            continue;
-                        };
-                        let dx_row = &mut dx[iy * d.w..(iy + 1) * d.w];
-                        for kx in 0..self.kernel {
-                            let weight = taps[ky * self.kernel + kx];
-                            let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
-                            if self.stride == 1 && x0 < x1 {
-                                // Contiguous on both sides: lets the compiler vectorise.
-                                // (An empty range would underflow `offset` on tiny maps.)
-                                let offset = x0 + kx - left;
-                                for (d, &gv) in dx_row[offset..offset + x1 - x0]
-                                    .iter_mut()
-                                    .zip(&grow[x0..x1])
-                                {
-                                    *d += weight * gv;
-                                }
-                            } else {
-                                for (ox, &gv) in grow.iter().enumerate().take(x1).skip(x0) {
-                                    dx_row[ox * self.stride + kx - left] += weight * gv;
+                widest_simd(|| {
+                    let channel = plane % d.c;
+                    let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
+                    let taps = &k[channel * kk..(channel + 1) * kk];
+                    for oy in 0..d.oh {
+                        let grow = &gp[oy * d.ow..(oy + 1) * d.ow];
+                        for ky in 0..self.kernel {
+                            let Some(iy) = self.input_row(oy, ky, d.h) else {
+                                continue;
+                            };
+                            let dx_row = &mut dx[iy * d.w..(iy + 1) * d.w];
+                            for kx in 0..self.kernel {
+                                let weight = taps[ky * self.kernel + kx];
+                                let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
+                                if self.stride == 1 && x0 < x1 {
+                                    // Contiguous on both sides: lets the compiler vectorise.
+                                    // (An empty range would underflow `offset` on tiny maps.)
+                                    let offset = x0 + kx - left;
+                                    for (d, &gv) in dx_row[offset..offset + x1 - x0]
+                                        .iter_mut()
+                                        .zip(&grow[x0..x1])
+                                    {
+                                        *d += weight * gv;
+                                    }
+                                } else {
+                                    for (ox, &gv) in grow.iter().enumerate().take(x1).skip(x0) {
+                                        dx_row[ox * self.stride + kx - left] += weight * gv;
+                                    }
                                 }
                             }
                         }
                     }
-                }
+                })
             });
         out
     }
@@ -165,27 +169,29 @@ impl Depthwise {
         out.par_chunks_mut(kk)
             .enumerate()
             .for_each(|(channel, dk)| {
-                for n in 0..d.n {
-                    let plane = n * d.c + channel;
-                    let xp = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
-                    let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
-                    for oy in 0..d.oh {
-                        for ky in 0..self.kernel {
-                            let Some(iy) = self.input_row(oy, ky, d.h) else {
-                                continue;
-                            };
-                            for kx in 0..self.kernel {
-                                let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
-                                let mut acc = T::default();
-                                for ox in x0..x1 {
-                                    acc += gp[oy * d.ow + ox]
-                                        * xp[iy * d.w + ox * self.stride + kx - left];
+                widest_simd(|| {
+                    for n in 0..d.n {
+                        let plane = n * d.c + channel;
+                        let xp = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
+                        let gp = &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow];
+                        for oy in 0..d.oh {
+                            for ky in 0..self.kernel {
+                                let Some(iy) = self.input_row(oy, ky, d.h) else {
+                                    continue;
+                                };
+                                for kx in 0..self.kernel {
+                                    let (x0, x1) = self.valid_cols(kx, d.w, d.ow);
+                                    let mut acc = T::default();
+                                    for ox in x0..x1 {
+                                        acc += gp[oy * d.ow + ox]
+                                            * xp[iy * d.w + ox * self.stride + kx - left];
+                                    }
+                                    dk[ky * self.kernel + kx] += acc;
                                 }
-                                dk[ky * self.kernel + kx] += acc;
                             }
                         }
                     }
-                }
+                })
             });
         out
     }

@@ -3,6 +3,7 @@
 //! kernels and candle's own (the reference they are tested and benchmarked against).
 
 use std::cell::Cell;
+use std::sync::LazyLock;
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};
 
@@ -35,46 +36,83 @@ impl Float for f64 {
     const SIX: Self = 6.0;
 }
 
+/// Runs `f` compiled for the widest vector extension this CPU has (AVX-512, else AVX2 with
+/// FMA, else the build's baseline), chosen at run time by `pulp` (the SIMD layer of the `gemm`
+/// crate). REASON's own loops (depthwise convolutions, im2col, activations, masks) are written
+/// to auto-vectorise; without this they were compiled for the x86-64 baseline, SSE2's 128-bit
+/// vectors, whatever the CPU. Every path does the same operations in the same order (Rust never
+/// fuses a multiply and an add on its own), so results do not depend on the CPU. Call it around
+/// a whole loop nest, not per element: the choice is one indirect call.
+#[inline(always)]
+pub fn widest_simd<R>(f: impl FnOnce() -> R) -> R {
+    static ARCH: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
+    ARCH.dispatch(f)
+}
+
+/// What [`widest_simd`] runs REASON's own loops with on this CPU.
+pub fn widest_simd_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match pulp::Arch::new() {
+            pulp::Arch::V4(_) => "avx512 (x86-64-v4, chosen at run time)",
+            pulp::Arch::V3(_) => "avx2+fma (x86-64-v3, chosen at run time)",
+            _ => "sse2 (x86-64 baseline)",
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "neon (aarch64 baseline)"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "target baseline"
+    }
+}
+
 impl Activation {
     /// `dst[i] = activation(src[i] + bias)`. The slice functions match on the activation once,
     /// outside the loop, so that each loop vectorises (per-element matches did not).
     pub fn apply_slice<T: Float>(self, src: &[T], bias: T, dst: &mut [T]) {
-        let pairs = dst.iter_mut().zip(src);
-        match self {
-            Self::Identity => pairs.for_each(|(d, &s)| *d = s + bias),
-            Self::Relu => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO)),
-            Self::Relu6 => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO).min(T::SIX)),
-        }
+        widest_simd(|| {
+            let pairs = dst.iter_mut().zip(src);
+            match self {
+                Self::Identity => pairs.for_each(|(d, &s)| *d = s + bias),
+                Self::Relu => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO)),
+                Self::Relu6 => pairs.for_each(|(d, &s)| *d = (s + bias).max(T::ZERO).min(T::SIX)),
+            }
+        })
     }
 
     /// `values[i] = activation(values[i])`.
     pub fn apply_in_place<T: Float>(self, values: &mut [T]) {
-        match self {
+        widest_simd(|| match self {
             Self::Identity => {}
             Self::Relu => values.iter_mut().for_each(|v| *v = v.max(T::ZERO)),
             Self::Relu6 => values
                 .iter_mut()
                 .for_each(|v| *v = v.max(T::ZERO).min(T::SIX)),
-        }
+        })
     }
 
     /// `dst[i] = grad[i]` where the activation lets the gradient pass, judged from its output
     /// `out[i]` (as PyTorch does).
     pub fn mask_slice<T: Float>(self, grad: &[T], out: &[T], dst: &mut [T]) {
-        let triples = dst.iter_mut().zip(grad).zip(out);
-        match self {
-            Self::Identity => dst.copy_from_slice(grad),
-            Self::Relu => triples.for_each(|((d, &g), &o)| {
-                *d = if o > T::ZERO { g } else { T::ZERO };
-            }),
-            Self::Relu6 => triples.for_each(|((d, &g), &o)| {
-                *d = if o > T::ZERO && o < T::SIX {
-                    g
-                } else {
-                    T::ZERO
-                };
-            }),
-        }
+        widest_simd(|| {
+            let triples = dst.iter_mut().zip(grad).zip(out);
+            match self {
+                Self::Identity => dst.copy_from_slice(grad),
+                Self::Relu => triples.for_each(|((d, &g), &o)| {
+                    *d = if o > T::ZERO { g } else { T::ZERO };
+                }),
+                Self::Relu6 => triples.for_each(|((d, &g), &o)| {
+                    *d = if o > T::ZERO && o < T::SIX {
+                        g
+                    } else {
+                        T::ZERO
+                    };
+                }),
+            }
+        })
     }
 }
 
