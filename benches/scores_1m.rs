@@ -113,6 +113,9 @@ fn synthesise(n: usize, artifacts: &Artifacts) -> ScoreTable {
 
 /// The dashboard side, in a fresh process: open, first frame, then interactions.
 fn open_and_interact(path: &Path) {
+    // As `reason`'s main does: freed pages stay mapped for 10 s (`mi_option_purge_delay`, 15).
+    // SAFETY: sets a plain integer option; mimalloc allows it at any time.
+    unsafe { libmimalloc_sys::mi_option_set_default(15, 10_000) };
     // Each step's wall and CPU time (the CPU time of all threads: rayon's workers too).
     let started = Instant::now();
     let cpu_start = cpu_ms();

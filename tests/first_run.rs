@@ -111,7 +111,11 @@ fn cached_records(cache: &Path) -> Option<RecordSet> {
         (name.starts_with("records-") && name.ends_with(".parquet")).then_some(path)
     })?;
     // A scored table, written atomically: once the name exists the file is complete.
-    Some(reason::report::scores::read(&entry).unwrap().into_record_set())
+    Some(
+        reason::report::scores::read(&entry)
+            .unwrap()
+            .into_record_set(),
+    )
 }
 
 fn text(bytes: &[u8]) -> String {

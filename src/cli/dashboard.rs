@@ -475,7 +475,10 @@ mod tests {
         );
         let truncated = table(true);
         assert_eq!(truncated.len(), 5, "{truncated:?}");
-        assert_eq!(truncated[..3], ["started 3", "records b", "skipped bad.jpg: not an image"]);
+        assert_eq!(
+            truncated[..3],
+            ["started 3", "records b", "skipped bad.jpg: not an image"]
+        );
         assert!(truncated[3].starts_with("skipped a: "), "{truncated:?}");
         assert!(truncated[3].contains("truncated"), "{truncated:?}");
     }

@@ -632,7 +632,12 @@ fn read_group(
     let bad = |why: String| ParquetError::General(why);
     let paths = map_strings(group, want.path, n, str::to_string)?;
     // A class name becomes its index; only a label the header does not know is kept as text.
-    let class = |name: &str| class_index.get(name).copied().ok_or_else(|| name.to_string());
+    let class = |name: &str| {
+        class_index
+            .get(name)
+            .copied()
+            .ok_or_else(|| name.to_string())
+    };
     let labels = map_strings(group, want.label, n, class)?;
     let preds = map_strings(group, want.pred, n, class)?;
     let p_correct = floats(group, want.p_correct, n)?;
