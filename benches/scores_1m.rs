@@ -22,6 +22,10 @@ use reason::reliability::artifacts::Artifacts;
 use reason::reliability::scoring::record_header;
 use reason::report::scores::{self, FileStamp, Identity, RunInfo, ScoreRow, ScoreTable, Shard};
 
+/// The allocator of the `reason` binary, so the bench allocates the way `reason tui` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const OPEN_ENV: &str = "SCORES_BENCH_OPEN";
 
 fn artifacts_dir() -> PathBuf {
@@ -36,6 +40,22 @@ fn peak_rss_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// CPU time of this process so far, all threads, user + system, in ms (10 ms resolution): the
+/// machine may be shared, so wall time alone says little.
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and
+    // 13th of them, in clock ticks (100 a second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) * 10.0,
+        _ => f64::NAN,
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -93,11 +113,28 @@ fn synthesise(n: usize, artifacts: &Artifacts) -> ScoreTable {
 
 /// The dashboard side, in a fresh process: open, first frame, then interactions.
 fn open_and_interact(path: &Path) {
+    // As `reason`'s main does: freed pages stay mapped for 10 s (`mi_option_purge_delay`, 15).
+    // SAFETY: sets a plain integer option; mimalloc allows it at any time.
+    unsafe { libmimalloc_sys::mi_option_set_default(15, 10_000) };
+    // Each step's wall and CPU time (the CPU time of all threads: rayon's workers too).
     let started = Instant::now();
-    let table = scores::read(path).unwrap();
-    let read = started.elapsed();
+    let cpu_start = cpu_ms();
+    let mut last = (Duration::ZERO, cpu_start);
+    let mut step = |name: &str| {
+        let (wall, cpu) = (started.elapsed(), cpu_ms());
+        println!(
+            "{name}_ms {:.0} (cpu {:.0})",
+            ms(wall - last.0),
+            cpu - last.1
+        );
+        last = (wall, cpu);
+    };
+    // As `reason tui --scores FILE` reads it.
+    let (table, _) = scores::read_union(&[path.to_path_buf()]).unwrap();
+    step("read_table");
     let set = table.into_record_set();
     let n = set.records.len();
+    step("records");
     let mut app = App::new(set, Session::default(), Theme::dark(), "bench");
     update(
         &mut app,
@@ -106,12 +143,16 @@ fn open_and_interact(path: &Path) {
             height: 40,
         },
     );
+    step("app_new");
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
     terminal.draw(|frame| draw(frame, &app)).unwrap();
-    let first_frame = started.elapsed();
+    step("draw");
     println!("rows {n}");
-    println!("read_table_ms {:.0}", ms(read));
-    println!("first_frame_ms {:.0}", ms(first_frame));
+    println!(
+        "first_frame_ms {:.0} (cpu {:.0})",
+        ms(started.elapsed()),
+        cpu_ms() - cpu_start
+    );
     println!("peak_rss_after_open_mib {:.0}", peak_rss_mib());
 
     let moves = 2000;
@@ -146,16 +187,32 @@ fn open_and_interact(path: &Path) {
 
     update(&mut app, Action::StartSearch);
     let mut worst_key: f64 = 0.0;
+    let mut keys = Vec::new();
+    let cpu = cpu_ms();
+    // The first key also builds the search index; `v` matches every row, `val_0004` a few.
     for c in "val_0004".chars() {
         let t = Instant::now();
         update(&mut app, Action::Input(c));
         terminal.draw(|frame| draw(frame, &app)).unwrap();
+        keys.push(format!("{:.1}", ms(t.elapsed())));
         worst_key = worst_key.max(ms(t.elapsed()));
     }
+    let search_cpu = cpu_ms() - cpu;
+    let shown = app.view.len();
+    // Backspace widens the search again.
+    let t = Instant::now();
+    update(&mut app, Action::InputBackspace);
+    terminal.draw(|frame| draw(frame, &app)).unwrap();
+    let backspace = ms(t.elapsed());
     let t = Instant::now();
     update(&mut app, Action::InputSubmit);
     terminal.draw(|frame| draw(frame, &app)).unwrap();
-    println!("search_keystroke_worst_ms {worst_key:.1}");
+    println!(
+        "search_keystroke_worst_ms {worst_key:.1} (each: {}; cpu {search_cpu:.0} for all 8; \
+         {shown} rows match)",
+        keys.join(", ")
+    );
+    println!("search_backspace_ms {backspace:.1}");
     println!("search_submit_ms {:.1}", ms(t.elapsed()));
     println!("peak_rss_mib {:.0}", peak_rss_mib());
 }

@@ -60,10 +60,14 @@ fn cached_records(cache: &Path) -> Option<RecordSet> {
     let entry = std::fs::read_dir(cache).ok()?.find_map(|e| {
         let path = e.ok()?.path();
         let name = path.file_name()?.to_str()?;
-        (name.starts_with("records-") && name.ends_with(".json")).then_some(path)
+        (name.starts_with("records-") && name.ends_with(".parquet")).then_some(path)
     })?;
-    // Written atomically: once the name exists the file is complete.
-    Some(serde_json::from_slice(&std::fs::read(entry).ok()?).unwrap())
+    // A scored table, written atomically: once the name exists the file is complete.
+    Some(
+        reason::report::scores::read(&entry)
+            .unwrap()
+            .into_record_set(),
+    )
 }
 
 #[test]
@@ -210,4 +214,96 @@ fn score_a_real_folder_then_filter_annotate_and_quit() {
     let annotation = &session.annotations[second];
     assert_eq!(annotation.verdict, Some(Verdict::ModelError));
     assert_eq!(annotation.tags, vec!["recheck"]);
+}
+
+/// `reason tui --folder photos` on the CPU with `cache` as the cache folder, run in `dir`.
+fn tui_in(dir: &Path, photos: &Path, data: &Path, cache: &Path) -> Tui {
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("reason_saved");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_reason"));
+    cmd.args(["tui", "--folder"]);
+    cmd.arg(photos);
+    cmd.arg("--artifacts");
+    cmd.arg(&artifacts);
+    cmd.args(["--device", "cpu", "--image-protocol", "halfblocks"]);
+    cmd.cwd(dir);
+    cmd.env("REASON_DATA", data);
+    cmd.env("REASON_CACHE", cache);
+    Tui::start(cmd).timeout(SCORING_TIMEOUT)
+}
+
+#[test]
+fn a_second_run_opens_from_the_records_cache_until_an_image_changes() {
+    let test = "a_second_run_opens_from_the_records_cache_until_an_image_changes";
+    let Some(data) = common::data_root(test) else {
+        return;
+    };
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("reason_saved");
+    if !artifacts.join("manifest.json").is_file() {
+        eprintln!(
+            "SKIPPED {test}: no trained artifacts at {}",
+            artifacts.display()
+        );
+        return;
+    }
+    let data = data.canonicalize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    let ids = copy_images(&data, &photos);
+    let cache = dir.path().join("cache");
+    let scored = format!("scored {} samples", ids.len());
+    let entries = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("records-"))
+            .collect();
+        names.sort();
+        names
+    };
+
+    // First run: scored, and stored as a scored table.
+    let mut tui = tui_in(dir.path(), &photos, &data, &cache);
+    tui.wait_for(&scored);
+    let first = wait_until(SCORING_TIMEOUT, "the records in the cache", || {
+        cached_records(&cache)
+    })
+    .unwrap_or_else(|what| panic!("{what}; output:\n{}", tui.text()));
+    tui.keys("q");
+    let (ok, output) = tui.finish();
+    assert_restored(ok, &output);
+    let stored = entries();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].ends_with(".parquet"), "{stored:?}");
+
+    // Second run: the same records at once, no scoring worker.
+    let mut tui = tui_in(dir.path(), &photos, &data, &cache);
+    tui.wait_for(&format!("{} samples", ids.len()));
+    tui.keys("q");
+    let (ok, output) = tui.finish();
+    assert_restored(ok, &output);
+    let text = String::from_utf8_lossy(&output);
+    assert!(
+        !text.contains("starting the scoring worker") && !text.contains(&scored),
+        "the second run scored again:\n{text}"
+    );
+    assert_eq!(entries(), stored, "a cache hit writes nothing");
+
+    // A touched image (same bytes, new modification time) is a miss: scored again, stored anew.
+    let touched = photos.join(&ids[0]);
+    let file = std::fs::File::options().write(true).open(&touched).unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(3600))
+        .unwrap();
+    drop(file);
+    let mut tui = tui_in(dir.path(), &photos, &data, &cache);
+    tui.wait_for(&scored);
+    wait_until(SCORING_TIMEOUT, "a second cache entry", || {
+        (entries().len() == 2).then_some(())
+    })
+    .unwrap_or_else(|what| panic!("{what}; output:\n{}", tui.text()));
+    tui.keys("q");
+    let (ok, output) = tui.finish();
+    assert_restored(ok, &output);
+    let mut ids_first: Vec<&str> = first.records.iter().map(|r| r.id.as_str()).collect();
+    ids_first.sort();
+    assert_eq!(ids_first, ids);
 }

@@ -108,10 +108,14 @@ fn cached_records(cache: &Path) -> Option<RecordSet> {
     let entry = std::fs::read_dir(cache).ok()?.find_map(|e| {
         let path = e.ok()?.path();
         let name = path.file_name()?.to_str()?;
-        (name.starts_with("records-") && name.ends_with(".json")).then_some(path)
+        (name.starts_with("records-") && name.ends_with(".parquet")).then_some(path)
     })?;
-    // Written atomically: once the name exists the file is complete.
-    Some(serde_json::from_slice(&std::fs::read(entry).ok()?).unwrap())
+    // A scored table, written atomically: once the name exists the file is complete.
+    Some(
+        reason::report::scores::read(&entry)
+            .unwrap()
+            .into_record_set(),
+    )
 }
 
 fn text(bytes: &[u8]) -> String {

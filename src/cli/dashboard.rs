@@ -3,10 +3,12 @@
 //! The device, artifacts and weights are checked before the terminal is taken over, so a
 //! missing GPU or a mismatch is a plain error message. Scoring runs on the worker thread the
 //! dashboard starts (the one thread that uses the device and the models); a dataset scored
-//! before opens at once from the cache. The title bar names the device and why it was chosen; a
+//! before opens at once from the records cache, a scored table (`report::records_cache`) like
+//! the ones `--scores` opens. The title bar names the device and why it was chosen; a
 //! CUDA failure while scoring is reported there and in the status line, with `--device cpu` as
 //! the way out.
 
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
@@ -15,11 +17,13 @@ use std::time::Duration;
 use anyhow::Context;
 use candle_core::DeviceLocation;
 
-use crate::reliability::{artifacts, embedded};
+use crate::reliability::embedded;
 
 use crate::data::dataset::Dataset;
-use crate::model::cache::{self, CacheKey};
+use crate::model::cache::CacheKey;
 use crate::model::device::{DeviceChoice, DeviceRequest};
+use crate::report::records_cache;
+use crate::report::scores::{self, FileStamp, Identity, RunInfo, ScoreRow, ScoreTable, Shard};
 
 use super::setup::{self, SetupArgs};
 use crate::dashboard::{self, ImageProtocol, RecordSource, ScoringDevice, TuiConfig};
@@ -29,10 +33,6 @@ use crate::reliability::scoring::ScoringModels;
 
 /// Folder that holds `<session>.json` files, relative to the working directory.
 pub const SESSIONS_DIR: &str = "sessions";
-
-/// Part of the records cache key: a new value leaves older cached record sets unread.
-/// 2: records say whether their file was truncated.
-const RECORDS_FORMAT: &str = "2";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DashboardArgs {
@@ -152,35 +152,36 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
     let models = super::open_scoring_models(&artifacts_dir, args.weights.as_deref())?;
 
     let root = dataset.root.clone();
+    let identity = Identity {
+        artifacts_sha256: scores::artifacts_sha256(&artifacts_dir)
+            .with_context(|| format!("hashing {}", artifacts_dir.display()))?,
+        weights_sha256: models.weights_sha256.clone(),
+        backbone: models.kind.name().to_string(),
+        layout: models.artifacts.manifest.layout.clone(),
+    };
+    // Everything the records depend on: an edited image, other artifacts or weights, or
+    // another table version name another entry.
     let key = CacheKey::new("records")
-        .part("format", RECORDS_FORMAT)
-        .part(
-            "manifest",
-            std::fs::read(artifacts::manifest_path(&artifacts_dir)).unwrap_or_default(),
-        )
-        .part("weights", &models.weights_sha256)
+        .part("format", scores::VERSION.to_string())
+        .part("artifacts", &identity.artifacts_sha256)
+        .part("weights", &identity.weights_sha256)
         .samples(&dataset.samples.iter().collect::<Vec<_>>());
     let skip_truncated = args.skip_truncated;
-    let source = match cache::load_json::<RecordSet>(&key) {
-        Some(mut records) => {
+    let source = match records_cache::load(&key, &identity) {
+        Some(table) => {
             // Nothing runs on the device: release it (a GPU context holds memory) and say so.
             drop(device);
             shown
                 .reason
                 .push_str("; unused: the scores came from the cache");
-            // The cache holds every scored record; --skip-truncated is applied on the way in.
-            let skipped = if skip_truncated {
-                split_truncated(&mut records.records)
-            } else {
-                Vec::new()
-            };
-            ready_or_replayed(records, skipped)
+            table_source(table, skip_truncated)
         }
         None => {
             let label = shown.label.clone();
+            let cached = Cached { key, identity };
             RecordSource::Compute(Box::new(move |tx: Sender<ScoringEvent>| {
                 let scored = catch_unwind(AssertUnwindSafe(|| {
-                    score_into(&tx, &device, &dataset, &models, &key, skip_truncated)
+                    score_into(&tx, &device, &dataset, &models, &cached, skip_truncated)
                 }));
                 let failure = match scored {
                     Ok(Ok(())) => return,
@@ -195,6 +196,17 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
     };
     let config = args.config(&root, Some(shown))?;
     dashboard::run(config, source)
+}
+
+/// A scored table's records, its skipped files listed as skips (and, with `skip_truncated`,
+/// its truncated ones: the table holds every scored record, the choice is made on the way in).
+fn table_source(table: ScoreTable, skip_truncated: bool) -> RecordSource {
+    let mut skipped = table.run.skipped.clone();
+    let mut records = table.into_record_set();
+    if skip_truncated {
+        skipped.extend(split_truncated(&mut records.records));
+    }
+    ready_or_replayed(records, skipped)
 }
 
 /// Records that are all here: given as they are, or, when files were skipped, replayed as a
@@ -229,12 +241,7 @@ fn run_on_scores(args: DashboardArgs) -> anyhow::Result<()> {
             args.scores.join(" ")
         ),
     };
-    let mut skipped = table.run.skipped.clone();
-    let mut records = table.into_record_set();
-    if args.skip_truncated {
-        skipped.extend(split_truncated(&mut records.records));
-    }
-    let source = ready_or_replayed(records, skipped);
+    let source = table_source(table, args.skip_truncated);
     let config = args.config(&root, Some(shown))?;
     dashboard::run(config, source)
 }
@@ -265,6 +272,13 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+/// Where the worker stores what it scored: the records cache entry and the identity it is
+/// written with.
+struct Cached {
+    key: CacheKey,
+    identity: Identity,
+}
+
 /// The worker: loads the backbone, scores every image and streams the records (without those
 /// of truncated files, sent as skipped, when `skip_truncated`); the cache gets them all.
 fn score_into(
@@ -272,7 +286,7 @@ fn score_into(
     device: &DeviceChoice,
     dataset: &Dataset,
     models: &ScoringModels,
-    key: &CacheKey,
+    cached: &Cached,
     skip_truncated: bool,
 ) -> anyhow::Result<()> {
     let _ = tx.send(ScoringEvent::Progress {
@@ -280,6 +294,15 @@ fn score_into(
         done: 0,
         total: 1,
     });
+    // The files as they are scored (the key was made from them a moment ago).
+    let stamps: HashMap<&str, (FileStamp, Option<&str>)> = dataset
+        .samples
+        .iter()
+        .map(|s| {
+            let label = s.label.map(|l| dataset.classes[l].as_str());
+            (s.id.as_str(), (FileStamp::of(&s.path), label))
+        })
+        .collect();
     let backbone = models.load_backbone(&device.device)?;
     let scorer = models.scorer(&backbone);
     let scored = scorer.score(dataset, None, &|event| {
@@ -287,9 +310,33 @@ fn score_into(
             let _ = tx.send(event);
         }
     })?;
-    let mut records = scored.header;
-    records.records = scored.records;
-    cache::store_json(key, &records)?;
+    let rows = scored
+        .records
+        .into_iter()
+        .zip(scored.extra)
+        .map(|(record, extra)| {
+            let (stamp, label) = stamps.get(record.id.as_str()).copied().unwrap_or_default();
+            ScoreRow::new(record, extra, label, stamp)
+        })
+        .collect();
+    let table = ScoreTable {
+        identity: cached.identity.clone(),
+        header: scored.header,
+        run: RunInfo {
+            condition: "clean".into(),
+            seed: scorer.seed,
+            // A folder (of an imagenette2 root, its val split: `Dataset::open` chose it).
+            split: None,
+            dataset_root: std::fs::canonicalize(&dataset.root)
+                .unwrap_or_else(|_| dataset.root.clone())
+                .display()
+                .to_string(),
+            shard: Shard::ALL,
+            skipped: scored.skipped,
+        },
+        rows,
+    };
+    records_cache::store(&cached.key, &table)?;
     Ok(())
 }
 
@@ -348,6 +395,14 @@ mod tests {
         }
     }
 
+    fn extra() -> crate::reliability::scoring::ExtraScores {
+        crate::reliability::scoring::ExtraScores {
+            metanet_logit: 0.0,
+            baselines: [0.0; 13],
+            imagenet_logits: None,
+        }
+    }
+
     fn ids(event: &ScoringEvent) -> String {
         match event {
             ScoringEvent::Started { total, .. } => format!("started {total}"),
@@ -371,6 +426,61 @@ mod tests {
         assert_eq!(kept, ["records a,b"]);
         let skipped: Vec<String> = shown_events(batch(), true).iter().map(ids).collect();
         assert_eq!(skipped, ["records a", "skipped b"]);
+    }
+
+    #[test]
+    fn a_table_lists_its_skipped_files_and_with_skip_truncated_its_truncated_ones() {
+        let table = |skip_truncated| {
+            let table = ScoreTable {
+                identity: Identity {
+                    artifacts_sha256: "a".into(),
+                    weights_sha256: "w".into(),
+                    backbone: "b".into(),
+                    layout: Default::default(),
+                },
+                header: RecordSet::default(),
+                run: RunInfo {
+                    condition: "clean".into(),
+                    seed: 0,
+                    split: None,
+                    dataset_root: "/photos".into(),
+                    shard: Shard::ALL,
+                    skipped: vec![("bad.jpg".into(), "not an image".into())],
+                },
+                rows: [record("a", true), record("b", false)]
+                    .into_iter()
+                    .map(|r| ScoreRow::new(r, extra(), None, FileStamp::default()))
+                    .collect(),
+            };
+            let RecordSource::Compute(run) = table_source(table, skip_truncated) else {
+                panic!("a table with skipped files opens as a replayed run");
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            run(tx);
+            rx.iter()
+                .map(|event| match event {
+                    ScoringEvent::Skipped { id, reason } => format!("skipped {id}: {reason}"),
+                    other => ids(&other),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            table(false),
+            [
+                "started 3",
+                "records a,b",
+                "skipped bad.jpg: not an image",
+                "finished"
+            ]
+        );
+        let truncated = table(true);
+        assert_eq!(truncated.len(), 5, "{truncated:?}");
+        assert_eq!(
+            truncated[..3],
+            ["started 3", "records b", "skipped bad.jpg: not an image"]
+        );
+        assert!(truncated[3].starts_with("skipped a: "), "{truncated:?}");
+        assert!(truncated[3].contains("truncated"), "{truncated:?}");
     }
 
     #[test]

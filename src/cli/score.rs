@@ -382,17 +382,8 @@ impl Job<'_> {
             .zip(extra)
             .map(|(record, extra)| {
                 let (sample, stamp) = by_id[record.id.as_str()];
-                let other_label = match record.label {
-                    Some(_) => None,
-                    None => sample.label.map(|l| self.dataset.classes[l].clone()),
-                };
-                ScoreRow {
-                    metanet_logit: extra.metanet_logit,
-                    baselines: extra.baselines,
-                    other_label,
-                    stamp: *stamp,
-                    record,
-                }
+                let label = sample.label.map(|l| self.dataset.classes[l].as_str());
+                ScoreRow::new(record, extra, label, *stamp)
             })
             .collect();
         Ok((rows, skipped))

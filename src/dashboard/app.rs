@@ -13,6 +13,7 @@ use crate::reliability::records::{RecordSet, SampleRecord};
 use super::derived::{Derived, RowFacts};
 use super::layout::{Screen, SidePanel};
 use super::preview::{PreviewCache, PreviewKey, NEIGHBOURS};
+use super::search::SearchIndex;
 use super::theme::Theme;
 
 /// What keys currently do.
@@ -109,6 +110,8 @@ pub struct App {
     pub(super) order: Vec<u32>,
     /// `derived.rows` in the same order, so threshold filters read memory sequentially.
     pub(super) order_rows: Vec<RowFacts>,
+    /// The lowercased paths the search scans; `None` until a search after a data change.
+    pub(super) search_index: Option<SearchIndex>,
     /// Record indices shown: `order` narrowed by filter and search.
     pub view: Vec<u32>,
     /// Position of the cursor in `view`.
@@ -178,6 +181,7 @@ impl App {
             search: String::new(),
             order: Vec::new(),
             order_rows: Vec::new(),
+            search_index: None,
             view: Vec::new(),
             selected: 0,
             list_offset: 0,

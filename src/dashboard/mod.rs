@@ -15,6 +15,7 @@ pub mod filter;
 pub mod keys;
 pub mod layout;
 pub mod preview;
+pub mod search;
 pub mod session;
 pub mod terminal;
 pub mod theme;

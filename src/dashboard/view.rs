@@ -6,12 +6,15 @@ use crate::support::order::score_key;
 
 use super::app::{App, SaveUrgency};
 use super::derived::Derived;
+use super::search::SearchIndex;
 use super::session::{Sort, SortKey};
 
 impl App {
     /// After records changed: metrics, threshold table, order and view.
     pub(crate) fn refresh_data(&mut self) {
         self.derived = Derived::compute(&self.data.records);
+        // Rebuilt by the next search that needs it: the first frame does not wait for it.
+        self.search_index = None;
         self.stats = self.derived.table.at(self.threshold);
         self.refresh_order();
     }
@@ -41,7 +44,11 @@ impl App {
             },
         );
         if !self.search.is_empty() {
-            view.retain(|&i| contains_ignore_case(&records[i as usize].id, &self.search));
+            let index = self
+                .search_index
+                .get_or_insert_with(|| SearchIndex::new(records.iter().map(|r| r.id.as_str())));
+            let hits = index.matches(&self.search);
+            view.retain(|&i| hits[i as usize]);
         }
         self.view = view;
         self.place_cursor();
@@ -122,28 +129,4 @@ fn sort_order(records: &[SampleRecord], sort: Sort) -> Vec<u32> {
         .collect();
     keyed.par_sort_unstable();
     keyed.into_iter().map(|(_, i)| i).collect()
-}
-
-/// ASCII-case-insensitive substring test, without allocating.
-pub fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    if n.is_empty() {
-        return true;
-    }
-    h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn case_insensitive_search() {
-        assert!(contains_ignore_case(
-            "n01440764/ILSVRC_val.JPEG",
-            "val.jpeg"
-        ));
-        assert!(!contains_ignore_case("abc", "abcd"));
-        assert!(contains_ignore_case("abc", ""));
-    }
 }

@@ -192,6 +192,27 @@ pub struct ScoreRow {
 }
 
 impl ScoreRow {
+    /// A scored sample as a row. `dataset_label` is its class folder in the dataset (kept as
+    /// `other_label` when the artifacts do not know it); `stamp` is its file when scored.
+    pub fn new(
+        record: SampleRecord,
+        extra: ExtraScores,
+        dataset_label: Option<&str>,
+        stamp: FileStamp,
+    ) -> ScoreRow {
+        let other_label = match record.label {
+            Some(_) => None,
+            None => dataset_label.map(str::to_string),
+        };
+        ScoreRow {
+            metanet_logit: extra.metanet_logit,
+            baselines: extra.baselines,
+            other_label,
+            stamp,
+            record,
+        }
+    }
+
     pub fn extra(&self) -> ExtraScores {
         ExtraScores {
             metanet_logit: self.metanet_logit,
@@ -573,18 +594,21 @@ fn column<T: DataType>(
     Ok((values, defs))
 }
 
-fn strings(
+/// Each row's value of string column `i` as `f` turns it into a `T` (`None` for a null), with
+/// no `String` made unless `f` makes one.
+fn map_strings<T>(
     group: &dyn RowGroupReader,
     i: usize,
     rows: usize,
-) -> Result<Vec<Option<String>>, ParquetError> {
+    mut f: impl FnMut(&str) -> T,
+) -> Result<Vec<Option<T>>, ParquetError> {
     let (values, defs) = column::<ByteArrayType>(group, i, rows)?;
-    let mut values = values.into_iter();
-    let mut next = || -> Result<Option<String>, ParquetError> {
+    let mut values = values.iter();
+    let mut next = || -> Result<Option<T>, ParquetError> {
         let v = values
             .next()
             .ok_or_else(|| ParquetError::General("missing string value".into()))?;
-        Ok(Some(v.as_utf8()?.to_string()))
+        Ok(Some(f(v.as_utf8()?)))
     };
     match defs {
         None => (0..rows).map(|_| next()).collect(),
@@ -606,51 +630,84 @@ fn read_group(
 ) -> Result<Vec<ScoreRow>, ParquetError> {
     let n = group.metadata().num_rows() as usize;
     let bad = |why: String| ParquetError::General(why);
-    let paths = strings(group, want.path, n)?;
-    let labels = strings(group, want.label, n)?;
-    let preds = strings(group, want.pred, n)?;
+    let paths = map_strings(group, want.path, n, str::to_string)?;
+    // A class name becomes its index; only a label the header does not know is kept as text.
+    let class = |name: &str| {
+        class_index
+            .get(name)
+            .copied()
+            .ok_or_else(|| name.to_string())
+    };
+    let labels = map_strings(group, want.label, n, class)?;
+    let preds = map_strings(group, want.pred, n, class)?;
     let p_correct = floats(group, want.p_correct, n)?;
     let logit = floats(group, want.metanet_logit, n)?;
     let truncated = column::<BoolType>(group, want.truncated, n)?.0;
-    let many = |cols: &[usize]| -> Result<Vec<Vec<f32>>, ParquetError> {
-        cols.iter().map(|&i| floats(group, i, n)).collect()
-    };
-    let probs = many(&want.probs)?;
-    let diagnostics = many(&want.diagnostics)?;
-    let baselines = many(&want.baselines)?;
-    let meta = many(&want.meta)?;
     let size = column::<Int64Type>(group, want.size, n)?.0;
     let mtime = column::<Int64Type>(group, want.mtime, n)?.0;
     let mut rows = Vec::with_capacity(n);
     for (r, ((path, label), pred)) in paths.into_iter().zip(labels).zip(preds).enumerate() {
-        let pred = pred.unwrap_or_default();
-        let pred = *class_index.get(pred.as_str()).ok_or_else(|| {
+        let pred = pred.unwrap_or_else(|| Err(String::new())).map_err(|pred| {
             bad(format!(
                 "prediction `{pred}` is none of the header's classes"
             ))
         })?;
-        let known = label.as_deref().and_then(|l| class_index.get(l).copied());
+        let (known, other_label) = match label {
+            Some(Ok(class)) => (Some(class), None),
+            Some(Err(other)) => (None, Some(other)),
+            None => (None, None),
+        };
+        // The vectors and arrays are filled from their columns below.
         rows.push(ScoreRow {
             record: SampleRecord {
                 id: path.unwrap_or_default(),
                 label: known,
                 pred,
-                probs: probs.iter().map(|c| c[r]).collect(),
+                probs: vec![0.0; want.probs.len()],
                 p_correct: p_correct[r],
-                diagnostics: diagnostics_from(std::array::from_fn(|d| diagnostics[d][r])),
-                meta: meta.iter().map(|c| c[r]).collect(),
+                diagnostics: Diagnostics::default(),
+                meta: vec![0.0; want.meta.len()],
                 truncated: truncated[r],
             },
             metanet_logit: logit[r],
-            baselines: std::array::from_fn(|b| baselines[b][r]),
-            other_label: if known.is_some() { None } else { label },
+            baselines: [0.0; 13],
+            other_label,
             stamp: FileStamp {
                 size: size[r],
                 mtime_ns: mtime[r],
             },
         });
     }
+    // One family of columns at a time, so only its columns are held at once.
+    let many = |cols: &[usize]| -> Result<Vec<Vec<f32>>, ParquetError> {
+        cols.iter().map(|&i| floats(group, i, n)).collect()
+    };
+    scatter(&many(&want.probs)?, &mut rows, |r| &mut r.record.probs);
+    scatter(&many(&want.meta)?, &mut rows, |r| &mut r.record.meta);
+    scatter(&many(&want.baselines)?, &mut rows, |r| &mut r.baselines);
+    let mut diagnostics = vec![[0.0; DIAGNOSTICS.len()]; n];
+    scatter(&many(&want.diagnostics)?, &mut diagnostics, |d| d);
+    for (row, d) in rows.iter_mut().zip(diagnostics) {
+        row.record.diagnostics = diagnostics_from(d);
+    }
     Ok(rows)
+}
+
+/// Rows per tile of [`scatter`]: the tile's rows (a few hundred KiB) stay in cache.
+const TILE: usize = 1024;
+
+/// Copies `cols[j][r]` into `field(rows[r])[j]`, a tile of rows at a time: each column is read
+/// in order while the tile's rows stay in cache. Gathering each row from its ~80 columns, row
+/// after row, read from ~80 places at once and was 40 % of the time to read a table.
+fn scatter<R>(cols: &[Vec<f32>], rows: &mut [R], field: impl Fn(&mut R) -> &mut [f32]) {
+    for (t, tile) in rows.chunks_mut(TILE).enumerate() {
+        let start = t * TILE;
+        for (j, col) in cols.iter().enumerate() {
+            for (row, &value) in tile.iter_mut().zip(&col[start..]) {
+                field(row)[j] = value;
+            }
+        }
+    }
 }
 
 /// The files `patterns` name: a path, or a glob whose last component holds `*` or `?`
@@ -742,12 +799,16 @@ pub fn read_union(paths: &[PathBuf]) -> Result<(ScoreTable, Vec<Shard>), ScoresE
     }
     let shards: Vec<Shard> = tables.iter().map(|(_, t)| t.run.shard).collect();
     let (first_path, mut union) = tables.remove(0);
-    let mut owner: HashMap<String, usize> = HashMap::new();
+    // Which part each sample came from, to name both parts of an overlap; one table needs no
+    // such map (a million ids would cost a tenth of a second to open it).
+    let mut owner: HashMap<&str, usize> = HashMap::new();
     let mut names = vec![first_path.clone()];
-    for row in &union.rows {
-        owner.insert(row.record.id.clone(), 0);
+    if !tables.is_empty() {
+        for row in &union.rows {
+            owner.insert(row.record.id.as_str(), 0);
+        }
     }
-    for (path, table) in tables {
+    for (path, table) in &tables {
         let disagree = |what: &'static str, theirs: String, ours: String| ScoresError::Disagree {
             path: path.clone(),
             first: first_path.clone(),
@@ -805,20 +866,26 @@ pub fn read_union(paths: &[PathBuf]) -> Result<(ScoreTable, Vec<Shard>), ScoresE
         }
         let part = names.len();
         for row in &table.rows {
-            if let Some(&other) = owner.get(&row.record.id) {
+            if let Some(&other) = owner.get(row.record.id.as_str()) {
                 return Err(ScoresError::Overlap {
                     id: row.record.id.clone(),
                     a: names[other].clone(),
                     b: path.clone(),
                 });
             }
-            owner.insert(row.record.id.clone(), part);
+            owner.insert(row.record.id.as_str(), part);
         }
         names.push(path.clone());
+    }
+    drop(owner);
+    for (_, table) in tables {
         union.rows.extend(table.rows);
         union.run.skipped.extend(table.run.skipped);
     }
-    union.rows.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+    // A single table is already in path order: checking is cheaper than sorting a million rows.
+    if !union.rows.is_sorted_by(|a, b| a.record.id <= b.record.id) {
+        union.rows.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+    }
     union.run.skipped.sort();
     if names.len() > 1 {
         union.run.shard = Shard::ALL;
