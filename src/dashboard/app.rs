@@ -132,6 +132,8 @@ pub struct App {
     pub revision: u64,
     pub quit: bool,
     pub export_requested: bool,
+    /// The saliency overlay and the neighbours (`inspect.rs`).
+    pub inspect: super::inspect::Inspect,
 }
 
 impl App {
@@ -194,6 +196,7 @@ impl App {
             revision: 0,
             quit: false,
             export_requested: false,
+            inspect: Default::default(),
         }
     }
 

@@ -127,7 +127,17 @@ pub const NORMAL_KEYS: &[Binding] = &[
     key(
         &[KeyCode::Tab],
         || Action::NextPanel,
-        "next side panel (below 120×36)",
+        "next side panel (below 120×36; neighbours at any size)",
+    ),
+    key(
+        &[Char('x')],
+        || Action::CycleOverlay,
+        "saliency overlay: predicted class, labelled class, off",
+    ),
+    key(
+        &[Char('N')],
+        || Action::ToggleNeighbours,
+        "nearest training images (or back)",
     ),
     key(&[Char('?')], || Action::ToggleHelp, "this help"),
     key(&[Char('q')], || Action::Quit, "save and quit (Ctrl-C too)"),
@@ -266,7 +276,7 @@ mod tests {
                 }
             }
         }
-        assert!(normal_key(Char('x')).is_none());
+        assert!(normal_key(Char('z')).is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! interval), plots, and the per-sample exports it can be recomputed from.
 
 pub mod evaluate;
+pub mod explain;
 pub mod export;
 pub mod plots;
 pub mod scores;
