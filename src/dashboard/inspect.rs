@@ -272,6 +272,21 @@ impl Models {
         loaded.as_ref().map_err(Clone::clone)
     }
 
+    fn neighbours(&mut self, record: &SampleRecord) -> Result<Vec<Neighbour>, String> {
+        self.artifacts()?;
+        let artifacts = match (&self.explainer, &self.artifacts) {
+            (Some(Ok(e)), _) => &e.models.artifacts,
+            (_, Some(Ok(a))) => a,
+            _ => return Err("the artifacts did not load".into()),
+        };
+        Ok(nearest_of_record(
+            artifacts,
+            self.bank_root.as_deref(),
+            record,
+            NEIGHBOURS,
+        ))
+    }
+
     fn explainer(&mut self, status: &dyn Fn(String)) -> Result<&Explainer, String> {
         if self.explainer.is_none() {
             self.artifacts()?;
@@ -320,15 +335,7 @@ pub fn run_worker(
         let request = requests.try_iter().last().unwrap_or(first);
         // Neighbours first: they are fast, the saliency takes a backbone pass.
         if let Some(record) = request.neighbours {
-            let neighbours = catch_unwind(AssertUnwindSafe(|| {
-                let a = models.artifacts()?;
-                Ok(nearest_of_record(
-                    a,
-                    models.bank_root.as_deref(),
-                    &record,
-                    NEIGHBOURS,
-                ))
-            }))
+            let neighbours = catch_unwind(AssertUnwindSafe(|| models.neighbours(&record)))
             .unwrap_or_else(|_| Err("the neighbour search crashed".into()));
             if !results(InspectResult::Neighbours {
                 id: record.id,
