@@ -511,7 +511,7 @@ fn saliency_overlay_on_the_preview() {
         load_overlay(&mut app, dir.path());
         app.notice = None;
         let screen = render(&app, width, height);
-        assert!(screen.contains("· pred · 0.8 s"), "{screen}");
+        assert!(screen.contains("(pred) 0.8s"), "{screen}");
         insta::assert_snapshot!(format!("overlay_{width}x{height}"), screen);
     }
     // Without a model to ask (tests, or no worker), the panel says so instead of waiting.
@@ -528,6 +528,10 @@ fn nearest_training_images_panel() {
         let mut app = inspected(width, height, dir.path());
         app.inspect.available = true;
         update(&mut app, Action::ToggleNeighbours);
+        // The full screen's preview is shorter beside the strip: encoded again for its size.
+        if app.preview_key().is_some() {
+            load_preview(&mut app, dir.path(), false);
+        }
         let waiting = render(&app, width, height);
         assert!(waiting.contains("finding the neighbours"), "{waiting}");
         load_neighbours(&mut app, dir.path());

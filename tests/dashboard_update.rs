@@ -659,6 +659,8 @@ fn side_panel_cycles() {
     update(&mut app, Action::NextPanel);
     assert_eq!(app.side_panel, SidePanel::Charts);
     update(&mut app, Action::NextPanel);
+    assert_eq!(app.side_panel, SidePanel::Neighbours);
+    update(&mut app, Action::NextPanel);
     assert_eq!(app.side_panel, SidePanel::Inspect);
 }
 

@@ -395,12 +395,11 @@ fn overlay_for(
     Ok((protocol, started.elapsed()))
 }
 
-/// Rows under the overlay for its legend (a colour bar and what it shows).
-pub const LEGEND_ROWS: u16 = 2;
-
-/// The overlay's picture area and its legend's, inside the preview's image area.
+/// The overlay's picture area and its legend's (the colour bar and what it shows; the
+/// caption alone in a short panel), inside the preview's image area.
 pub fn overlay_areas(image_area: Rect) -> (Rect, Rect) {
-    let legend = LEGEND_ROWS.min(image_area.height.saturating_sub(2));
+    let rows = if image_area.height >= 10 { 2 } else { 1 };
+    let legend = rows.min(image_area.height.saturating_sub(2));
     let picture = Rect {
         height: image_area.height - legend,
         ..image_area

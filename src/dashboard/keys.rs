@@ -129,15 +129,13 @@ pub const NORMAL_KEYS: &[Binding] = &[
         || Action::NextPanel,
         "next side panel (below 120×36; neighbours at any size)",
     ),
-    key(
+    // Two keys on one help line, so the help still fits 80×24.
+    pair(
         &[Char('x')],
         || Action::CycleOverlay,
-        "saliency overlay: predicted class, labelled class, off",
-    ),
-    key(
         &[Char('N')],
         || Action::ToggleNeighbours,
-        "nearest training images (or back)",
+        "saliency overlay (pred, label, off) / nearest training images",
     ),
     key(&[Char('?')], || Action::ToggleHelp, "this help"),
     key(&[Char('q')], || Action::Quit, "save and quit (Ctrl-C too)"),

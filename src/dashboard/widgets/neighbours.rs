@@ -19,7 +19,7 @@ use crate::support::text::printable;
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     frame.render_widget(
-        panel(" Nearest training images · ✗ not the predicted class ", theme),
+        panel(" Nearest training · ✗ ≠ predicted ", theme),
         area,
     );
     let inside = inner(area);

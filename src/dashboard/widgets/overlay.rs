@@ -1,5 +1,5 @@
 //! The preview with its saliency overlay (`x`): the blended picture the inspection worker
-//! encoded, and a legend (the colour ramp, the class, how long it took). Until the overlay
+//! encoded, and a legend (the colour ramp of |∂ log p / ∂x|, the class, how long it took). Until the overlay
 //! arrives the plain picture stays, with what is being computed under it.
 
 use ratatui::layout::Rect;
@@ -29,7 +29,7 @@ pub fn render(frame: &mut Frame, inside: Rect, app: &App, key: &SaliencyKey) {
             let size = image.size();
             let at = centered(picture, size.width, size.height);
             frame.render_widget(Image::new(image), at);
-            format!("∂log p({class})/∂x · {role} · {:.1} s", took.as_secs_f64())
+            format!("{class} ({role}) {:.1}s", took.as_secs_f64())
         }
         Some(Err(error)) => {
             frame.render_widget(
