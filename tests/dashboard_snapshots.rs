@@ -494,7 +494,12 @@ fn load_neighbours(app: &mut App, root: &Path) {
         }),
     );
     for key in app.wanted_thumbnails() {
-        let image = encode(&Picker::halfblocks(), Path::new(&key.id), key.width, key.height);
+        let image = encode(
+            &Picker::halfblocks(),
+            Path::new(&key.id),
+            key.width,
+            key.height,
+        );
         update(app, Action::PreviewReady(PreviewResult { key, image }));
     }
 }

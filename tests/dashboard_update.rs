@@ -822,7 +822,10 @@ fn every_key_does_what_its_help_says() {
     );
     assert!(app.wanted_inspection().neighbours.is_some());
     press(&mut app, KeyCode::Char('N'));
-    assert_eq!(app.side_panel, reason::dashboard::layout::SidePanel::Inspect);
+    assert_eq!(
+        app.side_panel,
+        reason::dashboard::layout::SidePanel::Inspect
+    );
     assert!(app.wanted_inspection().neighbours.is_none());
 
     // Tab cycles the side panel; ? opens and closes the help; q quits.

@@ -132,7 +132,7 @@ fn time_to_show_an_overlay_for_one_image() {
     else {
         return;
     };
-    let path = first_val_image(&data, "n03888605");
+    let path = first_val_image(&data, "n03888257");
     let picker = ratatui_image::picker::Picker::halfblocks();
     let pre = backbone.kind.preprocess();
     // One warm-up (first-touch of the weights' pages), then the measured runs.
@@ -159,8 +159,7 @@ fn time_to_show_an_overlay_for_one_image() {
 
 #[test]
 fn the_committed_bank_paths_are_the_training_split_in_bank_order() {
-    let Some(data) = common::data_root("the_committed_bank_paths_are_the_training_split")
-    else {
+    let Some(data) = common::data_root("the_committed_bank_paths_are_the_training_split") else {
         return;
     };
     let artifacts = Artifacts::load(&committed_artifacts()).unwrap();
@@ -206,7 +205,7 @@ fn explain_writes_a_decodable_png_per_image() {
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     // A val image (labelled by its folder) and a picture in a plain local folder.
-    let val = first_val_image(&data, "n03888605");
+    let val = first_val_image(&data, "n03888257");
     let plain = tmp.path().join("photos/holiday.jpg");
     std::fs::create_dir_all(plain.parent().unwrap()).unwrap();
     std::fs::copy(first_val_image(&data, "n03445777"), &plain).unwrap();
@@ -222,10 +221,7 @@ fn explain_writes_a_decodable_png_per_image() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     for name in [
-        format!(
-            "{}.explain.png",
-            val.file_name().unwrap().to_string_lossy()
-        ),
+        format!("{}.explain.png", val.file_name().unwrap().to_string_lossy()),
         "holiday.jpg.explain.png".to_string(),
     ] {
         let png = image::open(work.join("figs").join(&name))
@@ -234,6 +230,10 @@ fn explain_writes_a_decodable_png_per_image() {
         assert!(png.width() >= 1000 && png.height() >= 500, "{name}");
         // The first neighbour tile holds a training picture (not the grey "missing" box).
         let tile = png.get_pixel(20 + 68, png.height() - 52 - 68).0;
-        assert_ne!(tile, [235, 235, 235], "{name}: the neighbours were not found");
+        assert_ne!(
+            tile,
+            [235, 235, 235],
+            "{name}: the neighbours were not found"
+        );
     }
 }

@@ -245,7 +245,10 @@ fn artifacts_round_trip_exactly_and_refuse_what_does_not_belong() {
     let root = paths.resolve_root().expect("the training folder is here");
     for (path, &label) in paths.paths.iter().zip(c.bank.labels()) {
         assert!(root.join(path).is_file(), "{path}");
-        assert!(path.starts_with(&c.manifest.classes[label as usize]), "{path}");
+        assert!(
+            path.starts_with(&c.manifest.classes[label as usize]),
+            "{path}"
+        );
     }
     assert_eq!(c.train_meta.rows, a.train_meta.rows);
     assert_eq!(c.train_meta.correct, a.train_meta.correct);

@@ -201,9 +201,7 @@ impl Inspect {
     /// What the screen wants that is not cached yet.
     pub fn missing(&self, wanted: InspectRequest) -> InspectRequest {
         InspectRequest {
-            saliency: wanted
-                .saliency
-                .filter(|k| self.saliency.get(k).is_none()),
+            saliency: wanted.saliency.filter(|k| self.saliency.get(k).is_none()),
             neighbours: wanted
                 .neighbours
                 .filter(|r| self.neighbours.get(&r.id).is_none()),
@@ -336,7 +334,7 @@ pub fn run_worker(
         // Neighbours first: they are fast, the saliency takes a backbone pass.
         if let Some(record) = request.neighbours {
             let neighbours = catch_unwind(AssertUnwindSafe(|| models.neighbours(&record)))
-            .unwrap_or_else(|_| Err("the neighbour search crashed".into()));
+                .unwrap_or_else(|_| Err("the neighbour search crashed".into()));
             if !results(InspectResult::Neighbours {
                 id: record.id,
                 neighbours,
@@ -349,7 +347,14 @@ pub fn run_worker(
                 let _ = results(InspectResult::Status(text));
             };
             let image = catch_unwind(AssertUnwindSafe(|| {
-                overlay_for(&mut models, &mut maps, &picker, &dataset_root, &key, &status)
+                overlay_for(
+                    &mut models,
+                    &mut maps,
+                    &picker,
+                    &dataset_root,
+                    &key,
+                    &status,
+                )
             }))
             .unwrap_or_else(|_| Err("the saliency computation crashed".into()));
             if !results(InspectResult::Saliency { key, image }) {
@@ -469,10 +474,7 @@ impl App {
         let neighbours_shown = self.screen().is_some_and(|s| !s.neighbours.is_empty());
         InspectRequest {
             saliency: self.saliency_key(),
-            neighbours: self
-                .selected_record()
-                .filter(|_| neighbours_shown)
-                .cloned(),
+            neighbours: self.selected_record().filter(|_| neighbours_shown).cloned(),
         }
     }
 
@@ -527,8 +529,12 @@ mod tests {
         assert_eq!(side[1].y, side[0].y);
         assert!(side[2].y > side[0].y && side[0].height >= 3);
         // Every tile (and its captions) stays inside.
-        assert!(strip.iter().all(|t| t.bottom() + CAPTION_ROWS <= 38 && t.right() <= 119));
-        assert!(side.iter().all(|t| t.bottom() + CAPTION_ROWS <= 18 && t.right() <= 79));
+        assert!(strip
+            .iter()
+            .all(|t| t.bottom() + CAPTION_ROWS <= 38 && t.right() <= 119));
+        assert!(side
+            .iter()
+            .all(|t| t.bottom() + CAPTION_ROWS <= 18 && t.right() <= 79));
         assert!(tiles(Rect::new(0, 0, 30, 1), 3).is_empty());
     }
 
@@ -602,8 +608,14 @@ mod tests {
         );
         let seen = seen.into_inner().unwrap();
         assert_eq!(seen.len(), 2, "{seen:?}");
-        assert!(seen[0].contains("Neighbours") && seen[0].contains("Err"), "{seen:?}");
+        assert!(
+            seen[0].contains("Neighbours") && seen[0].contains("Err"),
+            "{seen:?}"
+        );
         // The picture is missing before any model is needed.
-        assert!(seen[1].contains("Saliency") && seen[1].contains("Err"), "{seen:?}");
+        assert!(
+            seen[1].contains("Saliency") && seen[1].contains("Err"),
+            "{seen:?}"
+        );
     }
 }

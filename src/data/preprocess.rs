@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(pre(8).crop_in_source(8, 8), [0.0, 0.0, 8.0, 8.0]);
         let [x, y, w, h] = pre(8).crop_in_source(10, 40);
         assert_eq!((x, w), (0.0, 10.0));
-        assert!((y - 15.0).abs() < 1e-4 && (h - 10.0).abs() < 1e-4, "{y} {h}");
+        assert!(
+            (y - 15.0).abs() < 1e-4 && (h - 10.0).abs() < 1e-4,
+            "{y} {h}"
+        );
     }
 
     #[test]

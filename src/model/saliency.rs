@@ -186,7 +186,11 @@ pub fn colour(v: f32) -> [u8; 3] {
         [249.0, 142.0, 9.0],
         [252.0, 255.0, 164.0],
     ];
-    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let t = v * (STOPS.len() - 1) as f32;
     let i = (t.floor() as usize).min(STOPS.len() - 2);
     let f = t - i as f32;
@@ -251,7 +255,10 @@ mod tests {
         grad[5 * n + 5] = 20.0;
         let s = from_gradient(&grad, n as u32, 3);
         let (px, py) = s.peak();
-        assert!((40..50).contains(&px) && (44..52).contains(&py), "{px} {py}");
+        assert!(
+            (40..50).contains(&px) && (44..52).contains(&py),
+            "{px} {py}"
+        );
         assert!(s.values.iter().all(|v| (0.0..=1.0).contains(v)));
         assert_eq!(s.values.iter().cloned().fold(0.0, f32::max), 1.0);
         // Far from both, nothing.

@@ -37,8 +37,8 @@ use crate::reliability::baselines::{self, RelU};
 use crate::reliability::certify;
 use crate::reliability::features::{self, RowInputs, MC_PASSES};
 use crate::reliability::knn::{self, KnnBank, OutcomeBank};
-use crate::reliability::neighbours::BankPaths;
 use crate::reliability::metanet::{MetaNet, MetaNetConfig};
+use crate::reliability::neighbours::BankPaths;
 use crate::reliability::pca::Pca;
 use crate::support::math::{argmax, softmax64};
 

@@ -18,10 +18,7 @@ use crate::support::text::printable;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    frame.render_widget(
-        panel(" Nearest training · ✗ ≠ predicted ", theme),
-        area,
-    );
+    frame.render_widget(panel(" Nearest training · ✗ ≠ predicted ", theme), area);
     let inside = inner(area);
     if inside.width == 0 || inside.height == 0 {
         return;
@@ -47,7 +44,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         }
         None if !app.inspect.available => {
             frame.render_widget(
-                text("neighbours unavailable: no model in this view".into(), theme.muted),
+                text(
+                    "neighbours unavailable: no model in this view".into(),
+                    theme.muted,
+                ),
                 inside,
             );
             return;

@@ -44,7 +44,10 @@ pub fn render(frame: &mut Frame, inside: Rect, app: &App, key: &SaliencyKey) {
             // The plain picture meanwhile, when it is there.
             if let Some(Ok(image)) = app.preview_key().and_then(|k| app.previews.get(&k)) {
                 let size = image.size();
-                frame.render_widget(Image::new(image), centered(picture, size.width, size.height));
+                frame.render_widget(
+                    Image::new(image),
+                    centered(picture, size.width, size.height),
+                );
             }
             if !app.inspect.available {
                 "saliency unavailable: no model in this view".to_string()
