@@ -73,6 +73,8 @@ fn run() -> anyhow::Result<()> {
             image_query_timeout,
             title: records.display().to_string(),
             device: None,
+            // The demo has no model: the overlay and neighbours panels say so.
+            inspect: None,
         },
         source,
     )

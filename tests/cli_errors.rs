@@ -107,6 +107,11 @@ fn cases(tmp: &Path) -> Vec<(Vec<String>, Vec<String>)> {
             ]),
             s(&[&format!("{missing}/manifest.json"), "reason train"]),
         ),
+        // An image that is not there: said before any model loads.
+        (
+            s(&["explain", &format!("{missing}.jpg")]),
+            s(&[&format!("{missing}.jpg"), "reason explain IMAGE"]),
+        ),
         (
             s(&["fetch", "imagenette"]),
             s(&["could not reach", "network connection"]),

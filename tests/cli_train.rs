@@ -93,6 +93,7 @@ fn the_same_seed_and_subset_give_the_same_artifacts_from_a_cold_or_warm_cache() 
         names,
         [
             "knn_bank.safetensors",
+            "knn_bank_paths.json",
             "manifest.json",
             "model.safetensors",
             "train_meta.safetensors"

@@ -11,6 +11,7 @@ use ratatui::buffer::Buffer;
 use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 use reason::dashboard::app::Mode;
+use reason::dashboard::inspect::InspectResult;
 use reason::dashboard::layout::{MIN_HEIGHT, MIN_WIDTH};
 use reason::dashboard::preview::{encode, PreviewResult};
 use reason::dashboard::session::Session;
@@ -420,5 +421,129 @@ fn every_theme_draws() {
             }
             assert_ne!(ba, bb, "{a} and {b} draw the same cells");
         }
+    }
+}
+
+/// The saliency overlay of the selected sample as the inspection worker sends it: a map that
+/// is hot in the picture's top-left corner, blended and encoded as half-blocks.
+fn load_overlay(app: &mut App, root: &Path) {
+    use image::DynamicImage;
+    use ratatui::layout::Size;
+    use ratatui_image::Resize;
+    use reason::data::preprocess::Preprocess;
+    use reason::model::saliency::{self, Saliency};
+    let key = app.saliency_key().expect("the overlay is on");
+    let picture = image::open(root.join(&key.id)).unwrap().to_rgb8();
+    let map = Saliency {
+        size: 16,
+        class: key.class,
+        values: (0..256)
+            .map(|i| if i % 16 < 6 && i / 16 < 6 { 1.0 } else { 0.1 })
+            .collect(),
+    };
+    let pre = Preprocess {
+        size: 16,
+        crop_pct: 1.0,
+        mean: [0.5; 3],
+        std: [0.5; 3],
+    };
+    let blended = saliency::overlay(&picture, &map, &pre);
+    let image = Picker::halfblocks()
+        .new_protocol(
+            DynamicImage::ImageRgb8(blended),
+            Size::new(key.width, key.height),
+            Resize::Scale(None),
+        )
+        .map(|p| (p, std::time::Duration::from_millis(840)))
+        .map_err(|e| e.to_string());
+    update(
+        app,
+        Action::InspectReady(InspectResult::Saliency { key, image }),
+    );
+}
+
+/// Six neighbours of the selected sample: four pictures here (one of another class than the
+/// prediction), one training image missing on this machine, one more of another class.
+fn load_neighbours(app: &mut App, root: &Path) {
+    use reason::reliability::neighbours::{Neighbour, NeighbourImage};
+    let record = app.selected_record().unwrap().clone();
+    let other = (record.pred + 1) % 10;
+    let neighbours: Vec<Neighbour> = (0..6)
+        .map(|i| {
+            let label = if i == 2 || i == 5 { other } else { record.pred };
+            let image = if i == 4 {
+                NeighbourImage::Missing("n03888605/n03888605_gone.JPEG".into())
+            } else {
+                let file = root.join(format!("train/{i}.png"));
+                write_image(&file);
+                NeighbourImage::Found(file)
+            };
+            Neighbour {
+                index: i,
+                label,
+                distance: 3.1 + 0.37 * i as f32,
+                image,
+            }
+        })
+        .collect();
+    update(
+        app,
+        Action::InspectReady(InspectResult::Neighbours {
+            id: record.id,
+            neighbours: Ok(neighbours),
+        }),
+    );
+    for key in app.wanted_thumbnails() {
+        let image = encode(
+            &Picker::halfblocks(),
+            Path::new(&key.id),
+            key.width,
+            key.height,
+        );
+        update(app, Action::PreviewReady(PreviewResult { key, image }));
+    }
+}
+
+#[test]
+fn saliency_overlay_on_the_preview() {
+    for (width, height) in [(120, 40), (80, 24)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = inspected(width, height, dir.path());
+        app.inspect.available = true;
+        update(&mut app, Action::CycleOverlay);
+        let waiting = render(&app, width, height);
+        assert!(waiting.contains("computing the saliency of"), "{waiting}");
+        load_overlay(&mut app, dir.path());
+        app.notice = None;
+        let screen = render(&app, width, height);
+        assert!(screen.contains("(pred) 0.8s"), "{screen}");
+        insta::assert_snapshot!(format!("overlay_{width}x{height}"), screen);
+    }
+    // Without a model to ask (tests, or no worker), the panel says so instead of waiting.
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = inspected(80, 24, dir.path());
+    update(&mut app, Action::CycleOverlay);
+    assert!(render(&app, 80, 24).contains("saliency unavailable"));
+}
+
+#[test]
+fn nearest_training_images_panel() {
+    for (width, height) in [(120, 40), (80, 24)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = inspected(width, height, dir.path());
+        app.inspect.available = true;
+        update(&mut app, Action::ToggleNeighbours);
+        // The full screen's preview is shorter beside the strip: encoded again for its size.
+        if app.preview_key().is_some() {
+            load_preview(&mut app, dir.path(), false);
+        }
+        let waiting = render(&app, width, height);
+        assert!(waiting.contains("finding the neighbours"), "{waiting}");
+        load_neighbours(&mut app, dir.path());
+        let screen = render(&app, width, height);
+        assert!(screen.contains("missing"), "{screen}");
+        assert!(screen.contains("✗ "), "{screen}");
+        assert!(screen.contains("d 3.10"), "{screen}");
+        insta::assert_snapshot!(format!("neighbours_{width}x{height}"), screen);
     }
 }

@@ -659,6 +659,8 @@ fn side_panel_cycles() {
     update(&mut app, Action::NextPanel);
     assert_eq!(app.side_panel, SidePanel::Charts);
     update(&mut app, Action::NextPanel);
+    assert_eq!(app.side_panel, SidePanel::Neighbours);
+    update(&mut app, Action::NextPanel);
     assert_eq!(app.side_panel, SidePanel::Inspect);
 }
 
@@ -794,6 +796,37 @@ fn every_key_does_what_its_help_says() {
     assert_eq!(app.mode, Mode::Normal);
     press(&mut app, KeyCode::Char('e'));
     assert!(app.export_requested);
+
+    // x cycles the saliency overlay: predicted class, labelled class, off; N shows the
+    // nearest training images and goes back.
+    use reason::dashboard::inspect::Overlay;
+    let labelled = app.selected_record().unwrap().label.is_some();
+    assert!(labelled, "the synthetic records are labelled");
+    press(&mut app, KeyCode::Char('x'));
+    assert_eq!(app.inspect.overlay, Overlay::Predicted);
+    let key = app.saliency_key().expect("the overlay is wanted");
+    assert_eq!(key.class, app.selected_record().unwrap().pred);
+    press(&mut app, KeyCode::Char('x'));
+    assert_eq!(app.inspect.overlay, Overlay::Labelled);
+    assert_eq!(
+        Some(app.saliency_key().unwrap().class),
+        app.selected_record().unwrap().label
+    );
+    press(&mut app, KeyCode::Char('x'));
+    assert_eq!(app.inspect.overlay, Overlay::Off);
+    assert!(app.saliency_key().is_none());
+    press(&mut app, KeyCode::Char('N'));
+    assert_eq!(
+        app.side_panel,
+        reason::dashboard::layout::SidePanel::Neighbours
+    );
+    assert!(app.wanted_inspection().neighbours.is_some());
+    press(&mut app, KeyCode::Char('N'));
+    assert_eq!(
+        app.side_panel,
+        reason::dashboard::layout::SidePanel::Inspect
+    );
+    assert!(app.wanted_inspection().neighbours.is_none());
 
     // Tab cycles the side panel; ? opens and closes the help; q quits.
     let panel = app.side_panel;

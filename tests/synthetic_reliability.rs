@@ -238,6 +238,18 @@ fn artifacts_round_trip_exactly_and_refuse_what_does_not_belong() {
     assert_eq!(c.outcome_bank.predicted(), a.outcome_bank.predicted());
     assert_eq!(c.outcome_bank.correct(), a.outcome_bank.correct());
     assert_eq!(c.outcome_bank.group(), a.outcome_bank.group());
+    // The bank rows' images: one per row, each a training file of the row's class folder.
+    assert_eq!(c.bank_paths, a.bank_paths);
+    let paths = c.bank_paths.as_ref().expect("train writes the bank paths");
+    assert_eq!(paths.paths.len(), c.bank.points().len());
+    let root = paths.resolve_root().expect("the training folder is here");
+    for (path, &label) in paths.paths.iter().zip(c.bank.labels()) {
+        assert!(root.join(path).is_file(), "{path}");
+        assert!(
+            path.starts_with(&c.manifest.classes[label as usize]),
+            "{path}"
+        );
+    }
     assert_eq!(c.train_meta.rows, a.train_meta.rows);
     assert_eq!(c.train_meta.correct, a.train_meta.correct);
     assert_eq!(c.train_meta.role, a.train_meta.role);
@@ -250,6 +262,7 @@ fn artifacts_round_trip_exactly_and_refuse_what_does_not_belong() {
         "manifest.json",
         "model.safetensors",
         "knn_bank.safetensors",
+        "knn_bank_paths.json",
         "train_meta.safetensors",
     ] {
         assert_eq!(

@@ -26,6 +26,7 @@ use crate::report::records_cache;
 use crate::report::scores::{self, FileStamp, Identity, RunInfo, ScoreRow, ScoreTable, Shard};
 
 use super::setup::{self, SetupArgs};
+use crate::dashboard::inspect::InspectSource;
 use crate::dashboard::{self, ImageProtocol, RecordSource, ScoringDevice, TuiConfig};
 use crate::data::paths;
 use crate::reliability::records::{split_truncated, RecordSet, ScoringEvent};
@@ -122,6 +123,7 @@ impl DashboardArgs {
             image_protocol: self.image_protocol,
             image_query_timeout: Duration::from_millis(self.image_query_timeout),
             device,
+            inspect: None,
         })
     }
 }
@@ -150,6 +152,13 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
         )
     })?;
     let models = super::open_scoring_models(&artifacts_dir, args.weights.as_deref())?;
+    // The overlay runs on the CPU: one image at a time, where Lite0 is faster than on CUDA.
+    let inspect = InspectSource {
+        artifacts_dir: artifacts_dir.clone(),
+        weights: Some(models.weights_path.clone()),
+        device: candle_core::Device::Cpu,
+        unavailable: None,
+    };
 
     let root = dataset.root.clone();
     let identity = Identity {
@@ -194,7 +203,8 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
             }))
         }
     };
-    let config = args.config(&root, Some(shown))?;
+    let mut config = args.config(&root, Some(shown))?;
+    config.inspect = Some(inspect);
     dashboard::run(config, source)
 }
 
@@ -241,9 +251,45 @@ fn run_on_scores(args: DashboardArgs) -> anyhow::Result<()> {
             args.scores.join(" ")
         ),
     };
+    let artifacts_sha256 = table.identity.artifacts_sha256.clone();
     let source = table_source(table, args.skip_truncated);
-    let config = args.config(&root, Some(shown))?;
+    let mut config = args.config(&root, Some(shown))?;
+    config.inspect = Some(scores_inspect_source(&args, &artifacts_sha256));
     dashboard::run(config, source)
+}
+
+/// The models that explain a scored table: its own artifacts (`--artifacts`, else the default
+/// ones when they are the ones that scored it), and the weights when they are on this machine
+/// (never downloaded from here).
+fn scores_inspect_source(args: &DashboardArgs, table_sha256: &str) -> InspectSource {
+    let dir = embedded::resolve(args.artifacts.as_deref());
+    let unavailable = match &dir {
+        Err(e) => Some(format!("no artifacts to explain with: {e}")),
+        Ok(dir) => match crate::report::scores::artifacts_sha256(dir) {
+            Ok(sha) if sha == table_sha256 => None,
+            Ok(_) => Some(format!(
+                "the table was scored with other artifacts than {}: pass --artifacts DIR with                  the ones that scored it",
+                dir.display()
+            )),
+            Err(e) => Some(format!("cannot read {}: {e}", dir.display())),
+        },
+    };
+    let weights = match &args.weights {
+        Some(w) => Some(PathBuf::from(w)).filter(|p| p.is_file()),
+        None => dir
+            .as_ref()
+            .ok()
+            .and_then(|d| artifacts::read_manifest(d).ok())
+            .and_then(|m| crate::model::backbone::BackboneKind::from_name(&m.backbone.name).ok())
+            .and_then(crate::model::backbone::weights::find_default)
+            .map(|w| w.path),
+    };
+    InspectSource {
+        artifacts_dir: dir.unwrap_or_default(),
+        weights,
+        device: candle_core::Device::Cpu,
+        unavailable,
+    }
 }
 
 /// `cpu` or `cuda:N`.

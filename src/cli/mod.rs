@@ -4,6 +4,7 @@ mod bench;
 pub mod dashboard;
 pub mod errors;
 mod eval;
+mod explain;
 mod fetch;
 mod predict;
 mod progress;
@@ -60,6 +61,8 @@ pub enum Command {
     ServeBench(serve::ServeBenchArgs),
     /// Score a dataset (or a shard of it) into a Parquet table that tui/eval --scores read.
     Score(score::ScoreArgs),
+    /// Write a PNG per image: saliency overlays, top-5, P(correct) and the nearest training images.
+    Explain(explain::ExplainArgs),
 }
 
 /// Options shared by every command that runs a backbone.
@@ -194,6 +197,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::ServeBench(args) => serve::run_bench(args),
         Command::Score(args) => score::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::reliability::records::ScoringEvent;
 
+use super::inspect::InspectResult;
 use super::preview::PreviewResult;
 
 /// Small and big threshold steps (`h/l`, `H/L`).
@@ -56,6 +57,12 @@ pub enum Action {
     Scoring(ScoringEvent),
     /// An encoded (or failed) preview from the preview worker.
     PreviewReady(PreviewResult),
+    /// Preview overlay: off → saliency of the predicted class → of the labelled class.
+    CycleOverlay,
+    /// Show the nearest training images (or go back to the preview and details).
+    ToggleNeighbours,
+    /// An overlay, a neighbour list or a status from the inspection worker.
+    InspectReady(InspectResult),
     /// Show a message in the status bar.
     Notify {
         text: String,

@@ -135,6 +135,8 @@ pub struct App {
     pub revision: u64,
     pub quit: bool,
     pub export_requested: bool,
+    /// The saliency overlay and the neighbours (`inspect.rs`).
+    pub inspect: super::inspect::Inspect,
 }
 
 impl App {
@@ -198,6 +200,7 @@ impl App {
             revision: 0,
             quit: false,
             export_requested: false,
+            inspect: Default::default(),
         }
     }
 

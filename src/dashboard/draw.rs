@@ -7,7 +7,8 @@ use ratatui::Frame;
 use super::app::{App, Mode};
 use super::layout::Screen;
 use super::widgets::{
-    details, help, histogram, input, list, meta, preview, risk, status, threshold, title, too_small,
+    details, help, histogram, input, list, meta, neighbours, preview, risk, status, threshold,
+    title, too_small,
 };
 
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -31,6 +32,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     if !screen.meta.is_empty() {
         meta::render(frame, screen.meta, app);
+    }
+    if !screen.neighbours.is_empty() {
+        neighbours::render(frame, screen.neighbours, app);
     }
     if !screen.risk.is_empty() {
         risk::render(frame, screen.risk, app);

@@ -18,6 +18,7 @@ use ratatui_image::picker::cap_parser::QueryStdioOptions;
 use ratatui_image::picker::{Picker, ProtocolType};
 
 use super::app::{App, SaveUrgency};
+use super::inspect::{self, InspectRequester, InspectResult};
 use super::preview::{self, PreviewRequester, PreviewResult};
 use super::terminal::TerminalGuard;
 use super::{draw, keys, update, Action, ImageProtocol, RecordSource, Theme, TuiConfig};
@@ -38,6 +39,7 @@ enum Message {
     InputFailed(io::Error),
     Scoring(ScoringEvent),
     Preview(PreviewResult),
+    Inspect(InspectResult),
 }
 
 pub fn run(config: TuiConfig, source: RecordSource) -> anyhow::Result<()> {
@@ -60,12 +62,21 @@ pub fn run(config: TuiConfig, source: RecordSource) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop.clone())?;
     let previews = spawn_previews(picker.clone(), &config, tx.clone())?;
+    let inspector = spawn_inspector(picker.clone(), &config, tx.clone())?;
+    app.inspect.available = config.inspect.is_some();
     if let Some(compute) = compute {
         spawn_scoring(compute, tx.clone())?;
     }
     drop(tx);
 
-    let looped = event_loop(&mut guard, &mut app, &rx, previews, &picker, &config);
+    let looped = event_loop(
+        &mut guard,
+        &mut app,
+        &rx,
+        (previews, inspector),
+        &picker,
+        &config,
+    );
     stop.store(true, Ordering::SeqCst);
     let saved = app.session_snapshot().save(&config.session_path);
     drop(guard);
@@ -79,7 +90,7 @@ fn event_loop(
     guard: &mut TerminalGuard,
     app: &mut App,
     rx: &Receiver<Message>,
-    mut previews: PreviewRequester,
+    (mut previews, mut inspector): (PreviewRequester, InspectRequester),
     picker: &Picker,
     config: &TuiConfig,
 ) -> anyhow::Result<()> {
@@ -96,6 +107,9 @@ fn event_loop(
     let mut saver = Autosave::default();
     loop {
         request_previews(app, &mut previews);
+        if !app.mode.has_popup() {
+            inspector.request(app.inspect.missing(app.wanted_inspection()));
+        }
         draw_frame(guard, app)?;
 
         let first = match rx.recv_timeout(TICK) {
@@ -200,6 +214,7 @@ fn merge(messages: impl Iterator<Item = Message>) -> anyhow::Result<Vec<Pending>
                 out.push(Pending::Action(Action::Scoring(event)));
             }
             Message::Preview(result) => out.push(Pending::Action(Action::PreviewReady(result))),
+            Message::Inspect(result) => out.push(Pending::Action(Action::InspectReady(result))),
         }
     }
     Ok(out)
@@ -211,7 +226,8 @@ fn request_previews(app: &mut App, previews: &mut PreviewRequester) {
     if app.mode.has_popup() {
         return;
     }
-    let wanted = app.wanted_previews();
+    let mut wanted = app.wanted_previews();
+    wanted.extend(app.wanted_thumbnails());
     for key in &wanted {
         app.previews.touch(key);
     }
@@ -339,6 +355,27 @@ fn spawn_previews(
             })
         })?;
     Ok(PreviewRequester::new(requests))
+}
+
+/// The inspection worker (saliency overlays, neighbours), when there are models to load.
+fn spawn_inspector(
+    picker: Picker,
+    config: &TuiConfig,
+    tx: Sender<Message>,
+) -> io::Result<InspectRequester> {
+    let Some(source) = config.inspect.clone() else {
+        return Ok(InspectRequester::new(None));
+    };
+    let (requests, worker_requests) = mpsc::channel();
+    let root = config.dataset_root.clone();
+    thread::Builder::new()
+        .name("reason-inspect".into())
+        .spawn(move || {
+            inspect::run_worker(source, picker, root, worker_requests, |result| {
+                tx.send(Message::Inspect(result)).is_ok()
+            })
+        })?;
+    Ok(InspectRequester::new(Some(requests)))
 }
 
 /// Runs the scoring closure on its own thread; a panic or an early end becomes a `Failed`

@@ -127,7 +127,15 @@ pub const NORMAL_KEYS: &[Binding] = &[
     key(
         &[KeyCode::Tab],
         || Action::NextPanel,
-        "next side panel (below 120×36)",
+        "next side panel (below 120×36; neighbours at any size)",
+    ),
+    // Two keys on one help line, so the help still fits 80×24.
+    pair(
+        &[Char('x')],
+        || Action::CycleOverlay,
+        &[Char('N')],
+        || Action::ToggleNeighbours,
+        "saliency overlay (pred, label, off) / nearest training images",
     ),
     key(&[Char('?')], || Action::ToggleHelp, "this help"),
     key(&[Char('q')], || Action::Quit, "save and quit (Ctrl-C too)"),
@@ -266,7 +274,7 @@ mod tests {
                 }
             }
         }
-        assert!(normal_key(Char('x')).is_none());
+        assert!(normal_key(Char('z')).is_none());
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub enum SidePanel {
     Meta,
     /// Risk–coverage chart and P(correct) histogram.
     Charts,
+    /// The nearest training images of the selected sample (at every size: in place of the
+    /// meta-vector row on a full screen).
+    Neighbours,
 }
 
 impl SidePanel {
@@ -20,7 +23,8 @@ impl SidePanel {
         match self {
             SidePanel::Inspect => SidePanel::Meta,
             SidePanel::Meta => SidePanel::Charts,
-            SidePanel::Charts => SidePanel::Inspect,
+            SidePanel::Charts => SidePanel::Neighbours,
+            SidePanel::Neighbours => SidePanel::Inspect,
         }
     }
 }
@@ -48,6 +52,7 @@ pub struct Screen {
     pub histogram: Rect,
     pub threshold: Rect,
     pub status: Rect,
+    pub neighbours: Rect,
     /// Below the full size: one side panel at a time (Tab switches).
     pub compact: bool,
 }
@@ -59,7 +64,11 @@ impl Screen {
             return None;
         }
         if area.width >= FULL_WIDTH && area.height >= FULL_HEIGHT {
-            Some(Self::full(area))
+            let mut screen = Self::full(area);
+            if panel == SidePanel::Neighbours {
+                screen.with_neighbours_row();
+            }
+            Some(screen)
         } else {
             Some(Self::compact(area, panel))
         }
@@ -97,7 +106,24 @@ impl Screen {
             threshold,
             status,
             compact: false,
+            neighbours: Rect::default(),
         }
+    }
+
+    /// The neighbours strip in place of the meta-vector row, taller, taken from the main row.
+    fn with_neighbours_row(&mut self) {
+        const HEIGHT: u16 = 10;
+        let grow = HEIGHT.saturating_sub(self.meta.height);
+        let main_height = self.list.height.saturating_sub(grow);
+        for panel in [&mut self.list, &mut self.preview, &mut self.details] {
+            panel.height = main_height;
+        }
+        self.neighbours = Rect {
+            y: self.meta.y - grow,
+            height: self.meta.height + grow,
+            ..self.meta
+        };
+        self.meta = Rect::default();
     }
 
     fn compact(area: Rect, panel: SidePanel) -> Screen {
@@ -132,6 +158,7 @@ impl Screen {
                 screen.details = details;
             }
             SidePanel::Meta => screen.meta = side,
+            SidePanel::Neighbours => screen.neighbours = side,
             SidePanel::Charts => {
                 let [risk, histogram] =
                     Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
@@ -245,6 +272,21 @@ mod tests {
         assert!(b.meta.width > 0 && b.preview.width == 0);
         let c = Screen::compute(area, SidePanel::Charts).unwrap();
         assert!(c.risk.height > 0 && c.histogram.height > 0);
+        let d = Screen::compute(area, SidePanel::Neighbours).unwrap();
+        assert!(d.neighbours.width > 0 && d.preview.width == 0 && d.meta.width == 0);
+        assert_eq!(SidePanel::Charts.next(), SidePanel::Neighbours);
+    }
+
+    #[test]
+    fn the_full_screen_trades_the_meta_row_for_a_taller_neighbours_strip() {
+        let area = Rect::new(0, 0, 120, 40);
+        let plain = Screen::compute(area, SidePanel::Inspect).unwrap();
+        let s = Screen::compute(area, SidePanel::Neighbours).unwrap();
+        assert_eq!(s.meta, Rect::default());
+        assert_eq!(s.neighbours.height, 10);
+        assert_eq!(s.neighbours.bottom(), plain.meta.bottom());
+        assert_eq!(s.list.bottom(), s.neighbours.y);
+        assert!(s.preview.height > 10 && s.threshold == plain.threshold);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod derived;
 pub mod draw;
 mod event_loop;
 pub mod filter;
+pub mod inspect;
 pub mod keys;
 pub mod layout;
 pub mod preview;
@@ -73,6 +74,9 @@ pub struct TuiConfig {
     pub title: String,
     /// The device the scoring runs on and why, shown in the title bar (none: no device used).
     pub device: Option<ScoringDevice>,
+    /// The models the saliency overlay and the neighbours panel load on first use (none: the
+    /// panels say they are unavailable).
+    pub inspect: Option<inspect::InspectSource>,
 }
 
 /// Where the scoring runs (`cpu`, `cuda:0`) and why it was chosen, for the title bar.

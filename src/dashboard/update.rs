@@ -9,6 +9,8 @@ use crate::reliability::records::ScoringEvent;
 
 use super::action::Action;
 use super::app::{clean_threshold, App, LoadState, Mode, Progress, SaveUrgency};
+use super::inspect::Overlay;
+use super::layout::SidePanel;
 
 pub fn update(app: &mut App, action: Action) {
     // A message stays until the user does something.
@@ -119,6 +121,16 @@ pub fn update(app: &mut App, action: Action) {
         Action::Quit => app.quit = true,
         Action::Scoring(event) => apply_scoring(app, event),
         Action::PreviewReady(result) => app.previews.insert(result.key, result.image),
+        Action::CycleOverlay => cycle_overlay(app),
+        Action::ToggleNeighbours => {
+            app.side_panel = if app.side_panel == SidePanel::Neighbours {
+                SidePanel::Inspect
+            } else {
+                SidePanel::Neighbours
+            };
+            app.scroll_to_cursor();
+        }
+        Action::InspectReady(result) => app.inspect.apply(result),
         Action::Notify { text, is_error } => {
             if is_error {
                 app.warn(text);
@@ -135,8 +147,35 @@ fn is_user_action(action: &Action) -> bool {
         Action::Resize { .. }
             | Action::Scoring(_)
             | Action::PreviewReady(_)
+            | Action::InspectReady(_)
             | Action::Notify { .. }
     )
+}
+
+/// Off → predicted class → labelled class → off; the labelled step is skipped (with a word)
+/// when the selected sample has no label.
+fn cycle_overlay(app: &mut App) {
+    let mut next = app.inspect.overlay.next();
+    let labelled = app.selected_record().and_then(|r| r.label).is_some();
+    if next == Overlay::Labelled && !labelled {
+        next = Overlay::Off;
+        app.notify("saliency overlay off (this sample has no label to explain)");
+    }
+    app.inspect.overlay = next;
+    let shown = app.selected_record().and_then(|r| next.class(r));
+    if let Some(class) = shown {
+        let role = if next == Overlay::Predicted {
+            "predicted"
+        } else {
+            "labelled"
+        };
+        app.notify(format!(
+            "saliency overlay: {} ({role} class)",
+            app.class_name(class)
+        ));
+    } else if next == Overlay::Off && app.notice.is_none() {
+        app.notify("saliency overlay off");
+    }
 }
 
 fn move_cursor(app: &mut App, delta: isize) {

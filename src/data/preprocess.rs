@@ -41,6 +41,23 @@ impl Preprocess {
         imageops::crop_imm(&resized, x, y, self.size, self.size).to_image()
     }
 
+    /// The square the network sees, in the source image's pixel coordinates:
+    /// `(x, y, width, height)` of the region [`Preprocess::resize_and_crop`] keeps (a saliency
+    /// map at the input resolution covers exactly this region of the original picture).
+    pub fn crop_in_source(&self, width: u32, height: u32) -> [f32; 4] {
+        let target_short = ((self.size as f32 / self.crop_pct).round() as u32).max(self.size);
+        let (new_w, new_h) = if width <= height {
+            (target_short, scale(height, target_short, width))
+        } else {
+            (scale(width, target_short, height), target_short)
+        };
+        let sx = width as f32 / new_w as f32;
+        let sy = height as f32 / new_h as f32;
+        let x = ((new_w - self.size) / 2) as f32;
+        let y = ((new_h - self.size) / 2) as f32;
+        [x * sx, y * sy, self.size as f32 * sx, self.size as f32 * sy]
+    }
+
     /// Normalised CHW floats of an image already `size x size`.
     pub fn normalise(&self, img: &RgbImage) -> Vec<f32> {
         let plane = (self.size * self.size) as usize;
@@ -109,6 +126,19 @@ mod tests {
         assert_eq!(pre(8).resize_and_crop(&tall).dimensions(), (8, 8));
         let tiny = RgbImage::new(1, 1);
         assert_eq!(pre(8).resize_and_crop(&tiny).dimensions(), (8, 8));
+    }
+
+    #[test]
+    fn the_crop_in_source_coordinates_is_the_kept_centre_square() {
+        // 40x10 resized to 32x8, centre 8x8 kept: x from 12 to 20 of 32, i.e. 15..25 of 40.
+        assert_eq!(pre(8).crop_in_source(40, 10), [15.0, 0.0, 10.0, 10.0]);
+        assert_eq!(pre(8).crop_in_source(8, 8), [0.0, 0.0, 8.0, 8.0]);
+        let [x, y, w, h] = pre(8).crop_in_source(10, 40);
+        assert_eq!((x, w), (0.0, 10.0));
+        assert!(
+            (y - 15.0).abs() < 1e-4 && (h - 10.0).abs() < 1e-4,
+            "{y} {h}"
+        );
     }
 
     #[test]

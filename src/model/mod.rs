@@ -9,3 +9,4 @@ pub mod device;
 pub mod extract;
 pub mod head;
 pub mod pipeline;
+pub mod saliency;

@@ -15,6 +15,7 @@ use crate::reliability::baselines::RelU;
 use crate::reliability::certify::Certificate;
 use crate::reliability::knn::{self, KnnBank, OutcomeBank};
 use crate::reliability::metanet::{MetaNet, MetaNetConfig, MetaNetTrainingReport};
+use crate::reliability::neighbours::BankPaths;
 use crate::reliability::pca::Pca;
 use crate::reliability::records::FeatureLayout;
 use crate::reliability::train::{InferenceHead, SelectionRow};
@@ -143,6 +144,9 @@ pub struct Artifacts {
     /// REL-U's matrix (a baseline).
     pub relu: RelU,
     pub train_meta: TrainMeta,
+    /// The image of each k-NN bank row (`knn_bank_paths.json`); `None` for artifacts written
+    /// before the paths were kept.
+    pub bank_paths: Option<BankPaths>,
 }
 
 impl Artifacts {
@@ -257,6 +261,9 @@ impl Artifacts {
             ("view".to_string(), Tensor::from_slice(&m.view, rows, &d)?),
         ]);
         save_tensors(&dir.join(TRAIN_META_FILE), &meta)?;
+        if let Some(paths) = &self.bank_paths {
+            paths.save(dir)?;
+        }
 
         let json =
             serde_json::to_vec_pretty(&self.manifest).map_err(|e| Error::Weights(e.to_string()))?;
@@ -366,6 +373,7 @@ impl Artifacts {
             outcome_bank,
             relu,
             train_meta,
+            bank_paths: BankPaths::load(dir)?,
         };
         artifacts.check_consistency(dir)?;
         Ok(artifacts)
@@ -427,6 +435,17 @@ impl Artifacts {
                     && self.train_meta.source.len() == self.train_meta.correct.len()
                     && self.train_meta.view.len() == self.train_meta.correct.len(),
                 "training meta-vectors do not match the layout".to_string(),
+            ),
+            (
+                self.bank_paths
+                    .as_ref()
+                    .is_none_or(|p| p.paths.len() == self.bank.points().len()),
+                format!(
+                    "{} names {} images, the k-NN bank has {} rows",
+                    crate::reliability::neighbours::BANK_PATHS_FILE,
+                    self.bank_paths.as_ref().map_or(0, |p| p.paths.len()),
+                    self.bank.points().len()
+                ),
             ),
         ];
         match checks.into_iter().find(|(ok, _)| !ok) {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::artifacts::{manifest_path, BANK_FILE, MANIFEST, MODEL_FILE, TRAIN_META_FILE};
+use super::neighbours::BANK_PATHS_FILE;
 use crate::error::{Error, Result};
 use crate::model::cache::cache_dir;
 use crate::support::files::write_bytes_atomically;
@@ -25,9 +26,11 @@ macro_rules! saved {
 }
 
 /// The embedded files by name (the names `Artifacts::load` reads).
-const FILES: [(&str, &[u8]); 4] = [
+const FILES: [(&str, &[u8]); 5] = [
     (MODEL_FILE, saved!("model.safetensors")),
     (BANK_FILE, saved!("knn_bank.safetensors")),
+    // The image of each bank row, for the dashboard's neighbours and `reason explain`.
+    (BANK_PATHS_FILE, saved!("knn_bank_paths.json")),
     (TRAIN_META_FILE, saved!("train_meta.safetensors")),
     // Last: a folder whose manifest exists had its other files written before.
     (MANIFEST, saved!("manifest.json")),

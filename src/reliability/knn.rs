@@ -61,6 +61,18 @@ impl KnnBank {
         &self.labels
     }
 
+    /// The `k` nearest bank samples of `point`: (bank index, Euclidean distance), nearest first.
+    pub fn nearest(&self, point: &[f32; DIM], k: usize) -> Vec<(usize, f32)> {
+        let Some(k) = NonZero::new(k.min(self.points.len())) else {
+            return Vec::new();
+        };
+        self.tree
+            .nearest_n::<SquaredEuclidean>(point, k)
+            .into_iter()
+            .map(|n| (n.item as usize, n.distance.max(0.0).sqrt()))
+            .collect()
+    }
+
     /// Statistics of `point` predicted as `predicted`; `exclude` is the point's own bank index
     /// when it belongs to the bank.
     pub fn query(&self, point: &[f32; DIM], predicted: u16, exclude: Option<usize>) -> KnnStats {

@@ -38,6 +38,7 @@ use crate::reliability::certify;
 use crate::reliability::features::{self, RowInputs, MC_PASSES};
 use crate::reliability::knn::{self, KnnBank, OutcomeBank};
 use crate::reliability::metanet::{MetaNet, MetaNetConfig};
+use crate::reliability::neighbours::BankPaths;
 use crate::reliability::pca::Pca;
 use crate::support::math::{argmax, softmax64};
 
@@ -731,6 +732,12 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
             source: rows.source,
             view: rows.view,
         },
+        // The bank rows are the clean sources, in order.
+        bank_paths: Some(BankPaths::new(
+            &ds.root,
+            &opts.split,
+            sources.iter().map(|s| s.id.as_str()),
+        )),
     })
 }
 

@@ -3,6 +3,7 @@
 //! (`reason score`'s file, also the dashboard's records cache).
 
 pub mod evaluate;
+pub mod explain;
 pub mod export;
 pub mod plots;
 pub mod records_cache;

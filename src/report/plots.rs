@@ -51,7 +51,7 @@ pub const HIST_BINS: usize = 20;
 /// The registered family name. Font sizes are even on purpose: plotters' ab_glyph backend
 /// places each glyph at `(size / 2 + top) as i32`, which truncates towards zero, so odd sizes
 /// put short glyphs (the decimal point) one pixel off the baseline.
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 /// Line colours (matplotlib's tab10, then darker extras), cycled.
 const PALETTE: [RGBColor; 12] = [
@@ -166,7 +166,8 @@ fn check_probability(probability: &[f32], correct: &[bool]) -> Result<(), PlotEr
     check_len("P(correct)", probability.len(), correct.len())
 }
 
-fn ensure_font() -> Result<(), PlotError> {
+/// Registers the built-in font once (every drawing with text needs it).
+pub(crate) fn ensure_font() -> Result<(), PlotError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
@@ -179,7 +180,7 @@ fn ensure_font() -> Result<(), PlotError> {
     }
 }
 
-fn draw_err<E: std::fmt::Display>(plot: &str) -> impl Fn(E) -> PlotError + '_ {
+pub(crate) fn draw_err<E: std::fmt::Display>(plot: &str) -> impl Fn(E) -> PlotError + '_ {
     move |e| PlotError::Draw {
         plot: plot.to_string(),
         reason: e.to_string(),

@@ -41,7 +41,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             ])
         })
         .collect();
-    lines.push(Line::default());
+    // The blank line before the legend only when the popup has room for it.
+    let keys_and_legend = lines.len() + 2;
+    if keys_and_legend + 3 <= area.height as usize {
+        lines.push(Line::default());
+    }
     let legend = [
         " ● accepted  ○ rejected at the threshold  ⚠ truncated file",
         " M model error · L label error · A ambiguous · F fine · ✎ tags/note",

@@ -6,6 +6,8 @@ pub mod histogram;
 pub mod input;
 pub mod list;
 pub mod meta;
+pub mod neighbours;
+pub mod overlay;
 pub mod preview;
 pub mod risk;
 pub mod status;

@@ -34,6 +34,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(message("no sample selected".into(), theme.muted), inside);
         return;
     };
+    if let Some(overlay) = app.saliency_key() {
+        super::overlay::render(frame, inside, app, &overlay);
+        return;
+    }
     match app.previews.get(&key) {
         Some(Ok(image)) => {
             let size = image.size();
