@@ -34,12 +34,17 @@ pub enum Mode {
         id: String,
         input: String,
     },
+    /// The confusion matrix over the list (`c`); `App::confusion_cursor` is its cell cursor.
+    Confusion,
 }
 
 impl Mode {
     /// A popup covers part of the screen (images are hidden under it).
     pub fn has_popup(&self) -> bool {
-        matches!(self, Mode::Help | Mode::Tags { .. } | Mode::Note { .. })
+        matches!(
+            self,
+            Mode::Help | Mode::Tags { .. } | Mode::Note { .. } | Mode::Confusion
+        )
     }
 }
 
@@ -132,6 +137,16 @@ pub struct App {
     pub revision: u64,
     pub quit: bool,
     pub export_requested: bool,
+    pub confusion_cursor: ConfusionCursor,
+}
+
+/// The confusion matrix's cursor: a cell of the grid, or a line of the most-confused pairs
+/// (when there are too many classes for a grid).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConfusionCursor {
+    pub label: u16,
+    pub pred: u16,
+    pub pair: usize,
 }
 
 impl App {
@@ -194,6 +209,7 @@ impl App {
             revision: 0,
             quit: false,
             export_requested: false,
+            confusion_cursor: ConfusionCursor::default(),
         }
     }
 

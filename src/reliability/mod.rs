@@ -7,6 +7,7 @@ pub mod certify;
 pub mod embedded;
 pub mod features;
 pub mod knn;
+pub mod label_issues;
 pub mod metanet;
 pub mod pca;
 pub mod prediction;

@@ -11,6 +11,7 @@ use super::{panel, scalar, truncate_left, truncate_right};
 use crate::dashboard::app::App;
 use crate::dashboard::layout::inner;
 use crate::dashboard::session::Verdict;
+use crate::reliability::label_issues::issue_score;
 use crate::reliability::records::SampleRecord;
 use crate::support::text::printable;
 
@@ -161,6 +162,23 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
     // The annotation, then the full path, as room allows.
     let annotation = app.annotation(&r.id);
     let mut extra = Vec::new();
+    let suspect = app
+        .view
+        .get(app.selected)
+        .and_then(|&i| app.derived.rows.get(i as usize))
+        .is_some_and(|row| row.suspect);
+    if let (true, Some(score)) = (suspect, issue_score(&r.probs, r.label)) {
+        extra.push(Line::from(Span::styled(
+            truncate_right(
+                &format!(
+                    "⚑ suspected label error: 1−p(label) {score:.3}, suggested {}",
+                    app.class_name(r.pred)
+                ),
+                width,
+            ),
+            Style::new().fg(theme.wrong),
+        )));
+    }
     match annotation {
         Some(a) => {
             let highlight = Style::new().fg(theme.highlight);

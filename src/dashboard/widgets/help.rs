@@ -41,7 +41,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             ])
         })
         .collect();
-    lines.push(Line::default());
+    // The blank line before the legend goes first when the screen is short (80×24).
+    if lines.len() + 5 <= area.height as usize {
+        lines.push(Line::default());
+    }
     let legend = [
         " ● accepted  ○ rejected at the threshold  ⚠ truncated file",
         " M model error · L label error · A ambiguous · F fine · ✎ tags/note",
