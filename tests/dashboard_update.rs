@@ -262,6 +262,15 @@ fn sorts_order_the_view_and_keep_the_cursor_on_its_sample() {
     assert_eq!(selected_id(&app), id);
 
     update(&mut app, Action::NextSort);
+    assert_eq!(app.sort.key, SortKey::LabelIssue);
+    let issue = |a: &App, p: usize| {
+        let r = a.record(p).unwrap();
+        1.0 - r.probs[r.label.unwrap() as usize]
+    };
+    assert!((1..app.view.len()).all(|p| issue(&app, p - 1) >= issue(&app, p)));
+    assert_eq!(selected_id(&app), id);
+
+    update(&mut app, Action::NextSort);
     assert_eq!(app.sort.key, SortKey::Path);
     assert_eq!(view_ids(&app), brute_force(&app, |_| true));
     assert_eq!(selected_id(&app), id);
@@ -826,7 +835,10 @@ fn every_key_does_what_its_help_says() {
         let clamp = |v: i32| v.clamp(0, app.data.classes.len() as i32 - 1) as u16;
         assert_eq!(
             (app.confusion_cursor.label, app.confusion_cursor.pred),
-            (clamp(before.label as i32 + dl), clamp(before.pred as i32 + dp)),
+            (
+                clamp(before.label as i32 + dl),
+                clamp(before.pred as i32 + dp)
+            ),
             "{code:?}"
         );
     }
@@ -925,7 +937,12 @@ fn the_confusion_matrix_counts_every_labelled_sample_once() {
     update(&mut app, Action::SetThreshold(0.55));
     let c = &app.derived.confusion;
     let n = app.data.classes.len() as u16;
-    let labelled = app.data.records.iter().filter(|r| r.label.is_some()).count();
+    let labelled = app
+        .data
+        .records
+        .iter()
+        .filter(|r| r.label.is_some())
+        .count();
     assert!(labelled < app.data.records.len());
     let mut sum = 0;
     for l in 0..n {
@@ -950,9 +967,13 @@ fn the_confusion_matrix_counts_every_labelled_sample_once() {
     let diagonal: usize = (0..n).map(|i| c.count(i, i)).sum();
     assert_eq!(off + diagonal, labelled);
     assert!(c.confused.windows(2).all(|w| w[0].2 >= w[1].2));
-    assert!(c.confused.iter().all(|&(l, p, k)| l != p && c.count(l, p) == k));
+    assert!(c
+        .confused
+        .iter()
+        .all(|&(l, p, k)| l != p && c.count(l, p) == k));
 
-    // Enter on a cell shows exactly that cell's samples.
+    // Enter on a cell (the most confused one) shows exactly that cell's samples.
+    let (l, p, _) = c.confused[0];
     update(&mut app, Action::ToggleConfusion);
     apply(
         &mut app,
@@ -961,17 +982,25 @@ fn the_confusion_matrix_counts_every_labelled_sample_once() {
                 rows: -99,
                 cols: -99,
             },
-            Action::ConfusionMove { rows: 2, cols: 1 },
+            Action::ConfusionMove {
+                rows: l as isize,
+                cols: p as isize,
+            },
             Action::ConfusionSelect,
         ],
     );
     assert_eq!(app.mode, Mode::Normal);
-    let expected = brute_force(&app, |r| r.label == Some(2) && r.pred == 1);
+    let expected = brute_force(&app, |r| r.label == Some(l) && r.pred == p);
     assert!(!expected.is_empty());
     let mut shown = view_ids(&app);
     shown.sort();
     assert_eq!(shown, expected);
-    assert!(app.filter_label().contains("cassette player"), "{}", app.filter_label());
+    let label_name = app.class_name(l);
+    assert!(
+        app.filter_label().contains(&label_name),
+        "{}",
+        app.filter_label()
+    );
 
     // Unlabelled data has no matrix: c says so and stays in the list.
     let mut app = app_unlabelled();

@@ -139,7 +139,13 @@ fn injected_flips_rank_above_chance_and_bad_label_tables_are_refused() {
         let bad = world.root().join("bad.csv");
         std::fs::write(&bad, table).unwrap();
         let arg = format!("{}:{column}", bad.display());
-        let o = train(world.root(), &world.weights, out.path(), cache.path(), &["--labels", &arg]);
+        let o = train(
+            world.root(),
+            &world.weights,
+            out.path(),
+            cache.path(),
+            &["--labels", &arg],
+        );
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success());
         assert!(stderr.contains(expected), "{expected}: {stderr}");
@@ -174,7 +180,10 @@ fn injected_flips_rank_above_chance_and_bad_label_tables_are_refused() {
         stderr.contains(&format!("{} of 120 images labelled otherwise", flips.len())),
         "{stderr}"
     );
-    assert!(stderr.contains("1 rows of other splits ignored"), "{stderr}");
+    assert!(
+        stderr.contains("1 rows of other splits ignored"),
+        "{stderr}"
+    );
 
     let issues = read_issues(out.path());
     assert_eq!(issues.len(), 120);
@@ -197,10 +206,9 @@ fn injected_flips_rank_above_chance_and_bad_label_tables_are_refused() {
     eprintln!("synthetic: precision@{k} {precision:.3} (chance {chance:.3})");
     assert!(precision >= 3.0 * chance, "precision@{k} {precision}");
     // The out-of-fold records the dashboard opens for the training split: the same labels.
-    let set: reason::reliability::records::RecordSet = serde_json::from_slice(
-        &std::fs::read(out.path().join("train_records.json")).unwrap(),
-    )
-    .unwrap();
+    let set: reason::reliability::records::RecordSet =
+        serde_json::from_slice(&std::fs::read(out.path().join("train_records.json")).unwrap())
+            .unwrap();
     assert_eq!(set.records.len(), 120);
     let manifest = std::fs::read_to_string(out.path().join("manifest.json")).unwrap();
     assert!(manifest.contains("column `noisy`"), "{manifest}");
@@ -249,8 +257,7 @@ fn imagenette_noisy_labels_5_flips_head_the_ranking() {
     let precision = precision_at(&issues, &flips, k);
     let chance = k as f64 / issues.len() as f64;
     let suspected: Vec<&Issue> = issues.iter().filter(|i| i.suspected).collect();
-    let suspected_precision = suspected.iter().filter(|i| flips.contains(&i.path)).count()
-        as f64
+    let suspected_precision = suspected.iter().filter(|i| flips.contains(&i.path)).count() as f64
         / suspected.len().max(1) as f64;
     eprintln!(
         "noisy_labels_5, 500 images: precision@{k} {precision:.3} (chance {chance:.3}); \

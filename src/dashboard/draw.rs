@@ -7,8 +7,8 @@ use ratatui::Frame;
 use super::app::{App, Mode};
 use super::layout::Screen;
 use super::widgets::{
-    confusion, details, help, histogram, input, list, meta, preview, risk, status, threshold, title,
-    too_small,
+    confusion, details, help, histogram, input, list, meta, preview, risk, status, threshold,
+    title, too_small,
 };
 
 pub fn draw(frame: &mut Frame, app: &App) {

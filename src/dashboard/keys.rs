@@ -132,7 +132,7 @@ pub const NORMAL_KEYS: &[Binding] = &[
     key(
         &[Char('c')],
         || Action::ToggleConfusion,
-        "confusion matrix (arrows move, Enter filters, Esc leaves)",
+        "confusion matrix (Enter filters a cell)",
     ),
     key(&[Char('?')], || Action::ToggleHelp, "this help"),
     key(&[Char('q')], || Action::Quit, "save and quit (Ctrl-C too)"),

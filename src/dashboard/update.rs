@@ -298,7 +298,9 @@ fn toggle_confusion(app: &mut App) {
 fn move_confusion_cursor(app: &mut App, rows: isize, cols: isize) {
     let confusion = &app.derived.confusion;
     let step = |at: usize, by: isize, len: usize| -> usize {
-        (at as isize).saturating_add(by).clamp(0, len.max(1) as isize - 1) as usize
+        (at as isize)
+            .saturating_add(by)
+            .clamp(0, len.max(1) as isize - 1) as usize
     };
     let cursor = &mut app.confusion_cursor;
     if confusion.is_grid() {

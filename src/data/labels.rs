@@ -46,7 +46,12 @@ pub struct Relabelled {
 }
 
 /// Replaces the labels of `ds`, the split `split` of `root`, by the CSV column.
-pub fn apply(ds: &mut Dataset, root: &Path, split: &str, source: &LabelsSource) -> Result<Relabelled> {
+pub fn apply(
+    ds: &mut Dataset,
+    root: &Path,
+    split: &str,
+    source: &LabelsSource,
+) -> Result<Relabelled> {
     let refuse = |reason: String| Error::Dataset {
         path: source.csv.clone(),
         reason,
@@ -56,10 +61,12 @@ pub fn apply(ds: &mut Dataset, root: &Path, split: &str, source: &LabelsSource) 
         source: e,
     })?;
     let mut rows = parse_csv(&text).map_err(&refuse)?.into_iter();
-    let header = rows.next().ok_or_else(|| refuse("the file is empty".into()))?;
+    let header = rows
+        .next()
+        .ok_or_else(|| refuse("the file is empty".into()))?;
     let find = |name: &str| header.iter().position(|h| h.trim() == name);
-    let path_col =
-        find("path").ok_or_else(|| refuse(format!("no `path` column (columns: {})", header.join(", "))))?;
+    let path_col = find("path")
+        .ok_or_else(|| refuse(format!("no `path` column (columns: {})", header.join(", "))))?;
     let label_col = find(&source.column).ok_or_else(|| {
         refuse(format!(
             "no column `{}` (columns: {})",
@@ -85,7 +92,10 @@ pub fn apply(ds: &mut Dataset, root: &Path, split: &str, source: &LabelsSource) 
             continue;
         }
         let (Some(path), Some(label)) = (row.get(path_col), row.get(label_col)) else {
-            return Err(refuse(format!("line {line} has {} fields, fewer than the header", row.len())));
+            return Err(refuse(format!(
+                "line {line} has {} fields, fewer than the header",
+                row.len()
+            )));
         };
         let Some(id) = path.strip_prefix(&prefix) else {
             // Another split of the same root (Imagenette's `val/` rows): not ours to label.
@@ -197,7 +207,12 @@ mod tests {
 
     fn world() -> (tempfile::TempDir, Dataset) {
         let dir = tempfile::tempdir().unwrap();
-        for p in ["train/a/1.png", "train/a/2.png", "train/b/3.png", "val/a/9.png"] {
+        for p in [
+            "train/a/1.png",
+            "train/a/2.png",
+            "train/b/3.png",
+            "val/a/9.png",
+        ] {
             touch(&dir.path().join(p));
         }
         let ds = Dataset::open_split(dir.path(), "train").unwrap();
@@ -220,7 +235,13 @@ mod tests {
                    train/b/3.png,a,False\nval/a/9.png,b,True\n";
         let src = source(dir.path(), csv, "noisy");
         let r = apply(&mut ds, dir.path(), "train", &src).unwrap();
-        assert_eq!(r, Relabelled { changed: 2, other_splits: 1 });
+        assert_eq!(
+            r,
+            Relabelled {
+                changed: 2,
+                other_splits: 1
+            }
+        );
         let labels: Vec<_> = ds.samples.iter().map(|s| s.label).collect();
         assert_eq!(labels, [Some(0), Some(1), Some(0)]);
     }
@@ -230,20 +251,43 @@ mod tests {
         let (dir, ds) = world();
         let all = "path,l\ntrain/a/1.png,a\ntrain/a/2.png,a\ntrain/b/3.png,b\n";
         let err = |csv: &str, column: &str| {
-            apply(&mut ds.clone(), dir.path(), "train", &source(dir.path(), csv, column))
-                .unwrap_err()
-                .to_string()
+            apply(
+                &mut ds.clone(),
+                dir.path(),
+                "train",
+                &source(dir.path(), csv, column),
+            )
+            .unwrap_err()
+            .to_string()
         };
         let e = err(all, "nope");
-        assert!(e.contains("no column `nope`") && e.contains("path, l"), "{e}");
-        let e = err("path,l\ntrain/a/1.png,a\ntrain/a/2.png,zebra\ntrain/b/3.png,b\n", "l");
-        assert!(e.contains("line 3") && e.contains("`zebra`") && e.contains("a, b"), "{e}");
-        let e = err(&format!("{all}train/a/gone.png,a\nelsewhere/x.png,a\n"), "l");
-        assert!(e.contains("2 row(s) match no image") && e.contains("train/a/gone.png"), "{e}");
+        assert!(
+            e.contains("no column `nope`") && e.contains("path, l"),
+            "{e}"
+        );
+        let e = err(
+            "path,l\ntrain/a/1.png,a\ntrain/a/2.png,zebra\ntrain/b/3.png,b\n",
+            "l",
+        );
+        assert!(
+            e.contains("line 3") && e.contains("`zebra`") && e.contains("a, b"),
+            "{e}"
+        );
+        let e = err(
+            &format!("{all}train/a/gone.png,a\nelsewhere/x.png,a\n"),
+            "l",
+        );
+        assert!(
+            e.contains("2 row(s) match no image") && e.contains("train/a/gone.png"),
+            "{e}"
+        );
         let e = err("path,l\ntrain/a/1.png,a\n", "l");
         assert!(e.contains("2 image(s)") && e.contains("have no row"), "{e}");
         assert!("file.csv".parse::<LabelsSource>().is_err());
         let s: LabelsSource = "C:\\x\\n.csv:noisy_labels_5".parse().unwrap();
-        assert_eq!((s.csv, s.column.as_str()), (PathBuf::from("C:\\x\\n.csv"), "noisy_labels_5"));
+        assert_eq!(
+            (s.csv, s.column.as_str()),
+            (PathBuf::from("C:\\x\\n.csv"), "noisy_labels_5")
+        );
     }
 }

@@ -155,7 +155,8 @@ pub fn precision_at_k(ranked_is_flip: &[bool], k: usize) -> Option<f64> {
 }
 
 /// The CSV header of [`FILE_NAME`].
-pub const CSV_HEADER: &str = "rank,path,given_label,suggested_label,p_given,p_suggested,score,suspected";
+pub const CSV_HEADER: &str =
+    "rank,path,given_label,suggested_label,p_given,p_suggested,score,suspected";
 
 /// Writes the ranking as CSV (atomically), classes by identifier.
 pub fn write_csv(path: &Path, issues: &[LabelIssue], classes: &[String]) -> Result<()> {

@@ -106,10 +106,15 @@ fn grid_lines(app: &App, body: Rect) -> Option<Vec<Line<'static>>> {
         (cursor.pred as usize).min(n - 1),
     );
     let mut lines = Vec::with_capacity(n + 4);
-    let mut header = vec![Span::styled(format!("{:<label_width$}", "label \\ pred"), muted)];
+    let mut header = vec![Span::styled(
+        format!("{:<label_width$}", "label \\ pred"),
+        muted,
+    )];
     for j in 0..n {
         let style = if j == cp {
-            Style::new().fg(theme.highlight).add_modifier(Modifier::BOLD)
+            Style::new()
+                .fg(theme.highlight)
+                .add_modifier(Modifier::BOLD)
         } else {
             muted
         };
@@ -118,7 +123,9 @@ fn grid_lines(app: &App, body: Rect) -> Option<Vec<Line<'static>>> {
     lines.push(Line::from(header));
     for (i, name) in names.iter().enumerate() {
         let row_style = if i == cl {
-            Style::new().fg(theme.highlight).add_modifier(Modifier::BOLD)
+            Style::new()
+                .fg(theme.highlight)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::new().fg(theme.text)
         };
@@ -202,7 +209,10 @@ fn pair_lines(app: &App, body: Rect) -> Vec<Line<'static>> {
         } else {
             Style::new().fg(theme.text)
         };
-        lines.push(Line::from(Span::styled(truncate_right(&text, width), style)));
+        lines.push(Line::from(Span::styled(
+            truncate_right(&text, width),
+            style,
+        )));
     }
     let (l, p, _) = c.confused[at];
     lines.truncate(body.height as usize - 1);

@@ -11,7 +11,6 @@ use super::{panel, scalar, truncate_left, truncate_right};
 use crate::dashboard::app::App;
 use crate::dashboard::layout::inner;
 use crate::dashboard::session::Verdict;
-use crate::reliability::label_issues::issue_score;
 use crate::reliability::records::SampleRecord;
 use crate::support::text::printable;
 
@@ -167,13 +166,11 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
         .get(app.selected)
         .and_then(|&i| app.derived.rows.get(i as usize))
         .is_some_and(|row| row.suspect);
-    if let (true, Some(score)) = (suspect, issue_score(&r.probs, r.label)) {
+    // The score orders the label-issue sort; here the suggestion matters more.
+    if suspect {
         extra.push(Line::from(Span::styled(
             truncate_right(
-                &format!(
-                    "⚑ suspected label error: 1−p(label) {score:.3}, suggested {}",
-                    app.class_name(r.pred)
-                ),
+                &format!("⚑ suspected label error → {}", app.class_name(r.pred)),
                 width,
             ),
             Style::new().fg(theme.wrong),
