@@ -547,3 +547,56 @@ fn nearest_training_images_panel() {
         insta::assert_snapshot!(format!("neighbours_{width}x{height}"), screen);
     }
 }
+
+/// The confusion matrix over the inspected data, its cursor moved off the diagonal.
+fn confusion(width: u16, height: u16, root: &Path) -> App {
+    let mut app = inspected(width, height, root);
+    apply(
+        &mut app,
+        [
+            Action::ToggleConfusion,
+            Action::ConfusionMove {
+                rows: -99,
+                cols: -99,
+            },
+            Action::ConfusionMove { rows: 3, cols: 5 },
+        ],
+    );
+    assert_eq!(app.mode, Mode::Confusion);
+    app
+}
+
+#[test]
+fn confusion_matrix_80x24_and_120x40() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = confusion(80, 24, dir.path());
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("chain saw → French horn"), "{screen}");
+    insta::assert_snapshot!("confusion_80x24", screen);
+    let app = confusion(120, 40, dir.path());
+    let screen = render(&app, 120, 40);
+    // Wide enough for percentages in every cell.
+    assert!(screen.contains('%'), "{screen}");
+    insta::assert_snapshot!("confusion_120x40", screen);
+    // Every size from the minimum down to nothing draws without a panic.
+    for (w, h) in [(79, 23), (40, 10), (3, 2), (0, 0)] {
+        render(&app, w, h);
+    }
+}
+
+#[test]
+fn suspected_label_errors_sorted_by_label_issue_120x40() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = inspected(120, 40, dir.path());
+    while app.filter != reason::dashboard::session::Filter::SuspectedLabelError {
+        update(&mut app, Action::NextFilter);
+    }
+    while app.sort.key != reason::dashboard::session::SortKey::LabelIssue {
+        update(&mut app, Action::NextSort);
+    }
+    apply(&mut app, [Action::First]);
+    app.notice = None;
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("suspected label error"), "{screen}");
+    insta::assert_snapshot!("suspected_label_errors_120x40", screen);
+}

@@ -147,10 +147,14 @@ fn every_filter_shows_exactly_its_samples() {
     update(&mut app, Action::NextFilter);
     assert_eq!(app.filter, Filter::Annotated);
     assert!(app.view.is_empty());
-    // No tags yet: the tag filter is skipped, back to All.
+    // No tags yet: the tag filter is skipped, on to the suspected label errors, then All.
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::SuspectedLabelError);
     update(&mut app, Action::NextFilter);
     assert_eq!(app.filter, Filter::All);
-    // Backwards from All: annotated (tag skipped).
+    // Backwards from All: suspected label errors, annotated (tag skipped).
+    update(&mut app, Action::PrevFilter);
+    assert_eq!(app.filter, Filter::SuspectedLabelError);
     update(&mut app, Action::PrevFilter);
     assert_eq!(app.filter, Filter::Annotated);
 }
@@ -258,6 +262,15 @@ fn sorts_order_the_view_and_keep_the_cursor_on_its_sample() {
     assert_eq!(selected_id(&app), id);
 
     update(&mut app, Action::NextSort);
+    assert_eq!(app.sort.key, SortKey::LabelIssue);
+    let issue = |a: &App, p: usize| {
+        let r = a.record(p).unwrap();
+        1.0 - r.probs[r.label.unwrap() as usize]
+    };
+    assert!((1..app.view.len()).all(|p| issue(&app, p - 1) >= issue(&app, p)));
+    assert_eq!(selected_id(&app), id);
+
+    update(&mut app, Action::NextSort);
     assert_eq!(app.sort.key, SortKey::Path);
     assert_eq!(view_ids(&app), brute_force(&app, |_| true));
     assert_eq!(selected_id(&app), id);
@@ -281,7 +294,7 @@ fn filter_changes_keep_the_cursor_when_the_sample_stays() {
     assert_eq!(app.filter, Filter::Wrong);
     assert_eq!(selected_id(&app), id);
     // Through filters that hide it and back to all: the cursor returns to the same sample.
-    apply(&mut app, (0..6).map(|_| Action::NextFilter));
+    apply(&mut app, (0..7).map(|_| Action::NextFilter));
     assert_eq!(app.filter, Filter::All);
     assert_eq!(selected_id(&app), id);
 }
@@ -827,6 +840,63 @@ fn every_key_does_what_its_help_says() {
         reason::dashboard::layout::SidePanel::Inspect
     );
     assert!(app.wanted_inspection().neighbours.is_none());
+    // The confusion matrix: c opens it on the selected sample's cell, arrows and hjkl move the
+    // cell cursor, Enter filters the list to the cell, Esc and c leave.
+    let r = app.selected_record().unwrap().clone();
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.mode, Mode::Confusion);
+    let cursor = app.confusion_cursor;
+    assert_eq!((Some(cursor.label), cursor.pred), (r.label, r.pred));
+    for (code, (dl, dp)) in [
+        (KeyCode::Char('g'), (0, 0)),
+        (KeyCode::Up, (-1, 0)),
+        (KeyCode::Down, (1, 0)),
+        (KeyCode::Char('k'), (-1, 0)),
+        (KeyCode::Char('j'), (1, 0)),
+        (KeyCode::Left, (0, -1)),
+        (KeyCode::Right, (0, 1)),
+        (KeyCode::Char('h'), (0, -1)),
+        (KeyCode::Char('l'), (0, 1)),
+    ] {
+        let before = app.confusion_cursor;
+        let event = KeyEvent::new(code, KeyModifiers::NONE);
+        match keys::action_for_key(&app, &event) {
+            Some(action) => update(&mut app, action),
+            None => assert_eq!(code, KeyCode::Char('g'), "{code:?} does nothing"),
+        }
+        let clamp = |v: i32| v.clamp(0, app.data.classes.len() as i32 - 1) as u16;
+        assert_eq!(
+            (app.confusion_cursor.label, app.confusion_cursor.pred),
+            (
+                clamp(before.label as i32 + dl),
+                clamp(before.pred as i32 + dp)
+            ),
+            "{code:?}"
+        );
+    }
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, KeyCode::Char('c'));
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, KeyCode::Char('c'));
+    let cell = app.confusion_cursor;
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    let class = |i: u16| app.data.classes[i as usize].clone();
+    assert_eq!(
+        app.filter,
+        Filter::Cell {
+            label: class(cell.label),
+            pred: class(cell.pred)
+        }
+    );
+    assert!(view_ids(&app).contains(&r.id));
+    press(&mut app, KeyCode::Char('F'));
+    assert_eq!(app.filter, Filter::RejectedRight);
+    press(&mut app, KeyCode::Char('f'));
+    assert!(matches!(app.filter, Filter::Class(_)), "{:?}", app.filter);
+    press(&mut app, KeyCode::Char('g'));
 
     // Tab cycles the side panel; ? opens and closes the help; q quits.
     let panel = app.side_panel;
@@ -882,4 +952,201 @@ fn the_wheel_scrolls_the_list_both_ways() {
         modifiers: KeyModifiers::NONE,
     };
     assert!(keys::action_for_mouse(&app, &outside).is_none());
+}
+
+/// Records of `classes` classes whose first third is unlabelled.
+fn partly_labelled(n: usize, seed: u64) -> RecordSet {
+    let mut set = record_set(n, seed);
+    for r in set.records.iter_mut().step_by(3) {
+        r.label = None;
+    }
+    set
+}
+
+#[test]
+fn the_confusion_matrix_counts_every_labelled_sample_once() {
+    let mut app = app(partly_labelled(400, 31), Session::default(), 120, 40);
+    update(&mut app, Action::SetThreshold(0.55));
+    let c = &app.derived.confusion;
+    let n = app.data.classes.len() as u16;
+    let labelled = app
+        .data
+        .records
+        .iter()
+        .filter(|r| r.label.is_some())
+        .count();
+    assert!(labelled < app.data.records.len());
+    let mut sum = 0;
+    for l in 0..n {
+        for p in 0..n {
+            let cell: Vec<_> = app
+                .data
+                .records
+                .iter()
+                .filter(|r| r.label == Some(l) && r.pred == p)
+                .collect();
+            assert_eq!(c.count(l, p), cell.len(), "cell {l},{p}");
+            let rejected = cell.iter().filter(|r| !app.accepted(r)).count();
+            assert_eq!(c.rejected(l, p, app.threshold), rejected, "cell {l},{p}");
+            sum += c.count(l, p);
+        }
+    }
+    assert_eq!(sum, labelled);
+    assert_eq!(c.total, labelled);
+    assert_eq!(app.derived.labelled, labelled);
+    // The most confused pairs are the off-diagonal cells, largest first.
+    let off: usize = c.confused.iter().map(|&(_, _, k)| k).sum();
+    let diagonal: usize = (0..n).map(|i| c.count(i, i)).sum();
+    assert_eq!(off + diagonal, labelled);
+    assert!(c.confused.windows(2).all(|w| w[0].2 >= w[1].2));
+    assert!(c
+        .confused
+        .iter()
+        .all(|&(l, p, k)| l != p && c.count(l, p) == k));
+
+    // Enter on a cell (the most confused one) shows exactly that cell's samples.
+    let (l, p, _) = c.confused[0];
+    update(&mut app, Action::ToggleConfusion);
+    apply(
+        &mut app,
+        [
+            Action::ConfusionMove {
+                rows: -99,
+                cols: -99,
+            },
+            Action::ConfusionMove {
+                rows: l as isize,
+                cols: p as isize,
+            },
+            Action::ConfusionSelect,
+        ],
+    );
+    assert_eq!(app.mode, Mode::Normal);
+    let expected = brute_force(&app, |r| r.label == Some(l) && r.pred == p);
+    assert!(!expected.is_empty());
+    let mut shown = view_ids(&app);
+    shown.sort();
+    assert_eq!(shown, expected);
+    let label_name = app.class_name(l);
+    assert!(
+        app.filter_label().contains(&label_name),
+        "{}",
+        app.filter_label()
+    );
+
+    // Unlabelled data has no matrix: c says so and stays in the list.
+    let mut app = app_unlabelled();
+    update(&mut app, Action::ToggleConfusion);
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.notice.as_ref().unwrap().text.contains("no labels"));
+}
+
+fn app_unlabelled() -> App {
+    app(unlabelled(record_set(50, 3)), Session::default(), 80, 24)
+}
+
+#[test]
+fn many_classes_give_the_most_confused_pairs_and_enter_filters_to_one() {
+    // 30 classes: class i is predicted as i+1 for i images, so pair (29 → 0) is the largest.
+    let classes: Vec<String> = (0..30).map(|i| format!("class{i:02}")).collect();
+    let mut records = Vec::new();
+    let mut set = record_set(1, 1);
+    let template = set.records.remove(0);
+    for l in 0..30u16 {
+        for k in 0..(l as usize + 3) {
+            let pred = if k < l as usize { (l + 1) % 30 } else { l };
+            let mut probs = vec![0.01f32; 30];
+            probs[pred as usize] = 0.7;
+            records.push(reason::reliability::records::SampleRecord {
+                id: format!("{}/{k:03}.png", classes[l as usize]),
+                label: Some(l),
+                pred,
+                probs,
+                ..template.clone()
+            });
+        }
+    }
+    set.classes = classes.clone();
+    set.class_names = classes.clone();
+    set.records = records;
+    let mut app = app(set, Session::default(), 80, 24);
+    let c = &app.derived.confusion;
+    assert!(!c.is_grid());
+    assert_eq!(c.confused[0], (29, 0, 29));
+    assert_eq!(c.confused[1], (28, 29, 28));
+    update(&mut app, Action::ToggleConfusion);
+    apply(
+        &mut app,
+        [
+            Action::ConfusionMove { rows: -5, cols: 0 },
+            Action::ConfusionMove { rows: 1, cols: 0 },
+            Action::ConfusionSelect,
+        ],
+    );
+    assert_eq!(
+        app.filter,
+        Filter::Cell {
+            label: "class28".into(),
+            pred: "class29".into()
+        }
+    );
+    assert_eq!(app.view.len(), 28);
+}
+
+#[test]
+fn suspected_label_errors_are_confident_learnings_and_sort_by_self_confidence() {
+    let mut app = app(partly_labelled(300, 41), Session::default(), 120, 40);
+    // Confident learning by hand: t_j is the mean p_j of the samples labelled j; a sample is
+    // suspected when its most probable class among those reaching their t_j is not its label.
+    let n = app.data.classes.len();
+    let t: Vec<f32> = (0..n)
+        .map(|j| {
+            let ps: Vec<f32> = app
+                .data
+                .records
+                .iter()
+                .filter(|r| r.label == Some(j as u16))
+                .map(|r| r.probs[j])
+                .collect();
+            ps.iter().sum::<f32>() / ps.len() as f32
+        })
+        .collect();
+    let expected = brute_force(&app, |r| {
+        let Some(label) = r.label else { return false };
+        let confident = (0..n)
+            .filter(|&j| r.probs[j] >= t[j])
+            .max_by(|&a, &b| r.probs[a].total_cmp(&r.probs[b]));
+        confident.is_some_and(|j| j != label as usize)
+    });
+    assert!(expected.len() > 5, "{}", expected.len());
+    assert!(expected.len() < app.derived.labelled / 2);
+    for _ in 0..Filter::KINDS {
+        if app.filter == Filter::SuspectedLabelError {
+            break;
+        }
+        update(&mut app, Action::NextFilter);
+    }
+    assert_eq!(app.filter, Filter::SuspectedLabelError);
+    let mut shown = view_ids(&app);
+    shown.sort();
+    assert_eq!(shown, expected);
+    assert_eq!(app.derived.suspects, expected.len());
+
+    // The label-issue sort: 1 − p(label), most suspicious first, unlabelled samples last.
+    update(&mut app, Action::NextFilter);
+    assert_eq!(app.filter, Filter::All);
+    while app.sort.key != SortKey::LabelIssue {
+        update(&mut app, Action::NextSort);
+    }
+    assert!(app.sort.descending);
+    let scores: Vec<Option<f32>> = (0..app.view.len())
+        .map(|p| {
+            let r = app.record(p).unwrap();
+            r.label.map(|l| 1.0 - r.probs[l as usize])
+        })
+        .collect();
+    let labelled = app.derived.labelled;
+    assert!(scores[..labelled].iter().all(Option::is_some));
+    assert!(scores[labelled..].iter().all(Option::is_none));
+    assert!(scores[..labelled].windows(2).all(|w| w[0] >= w[1]));
 }

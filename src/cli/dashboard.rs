@@ -29,6 +29,7 @@ use super::setup::{self, SetupArgs};
 use crate::dashboard::inspect::InspectSource;
 use crate::dashboard::{self, ImageProtocol, RecordSource, ScoringDevice, TuiConfig};
 use crate::data::paths;
+use crate::reliability::label_issues;
 use crate::reliability::records::{split_truncated, RecordSet, ScoringEvent};
 use crate::reliability::scoring::ScoringModels;
 
@@ -40,6 +41,11 @@ pub struct DashboardArgs {
     /// Imagenette copy to inspect (its val split) [default: the Imagenette in the data folder].
     #[arg(long, value_name = "DIR", conflicts_with = "folder")]
     pub data: Option<PathBuf>,
+    /// Split of the --data root to open instead of `val`. The split the artifacts were trained
+    /// on opens the out-of-fold records `reason train` wrote beside them (train_records.json),
+    /// with its label-issue ranking: never the artifacts' in-sample predictions.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["folder", "scores"])]
+    pub split: Option<String>,
     /// Any local folder of images instead: class sub-folders give labels, loose images are
     /// unlabelled.
     #[arg(long, value_name = "DIR")]
@@ -139,13 +145,31 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
         args.weights.is_some(),
         &artifacts_dir,
     )?;
+    if let Some(split) = &args.split {
+        if let Some(records) = training_split_records(&artifacts_dir, split)? {
+            let root = args.dataset_path().join(split);
+            let shown = ScoringDevice {
+                label: "out-of-fold".into(),
+                reason: format!(
+                    "the records `reason train` wrote for split `{split}` ({})",
+                    artifacts_dir.display()
+                ),
+            };
+            let config = args.config(&root, Some(shown))?;
+            return dashboard::run(config, RecordSource::Ready(records));
+        }
+    }
     let device = super::select_device(args.device)?;
     let mut shown = ScoringDevice {
         label: device_label(&device),
         reason: super::first_line(&device.reason),
     };
     let path = args.dataset_path();
-    let dataset = Dataset::open(&path).with_context(|| {
+    let dataset = match &args.split {
+        Some(split) => Dataset::open_split(&path, split),
+        None => Dataset::open(&path),
+    }
+    .with_context(|| {
         format!(
             "no images at {} (--data takes an Imagenette copy, --folder any folder of images)",
             path.display()
@@ -217,6 +241,33 @@ fn table_source(table: ScoreTable, skip_truncated: bool) -> RecordSource {
         skipped.extend(split_truncated(&mut records.records));
     }
     ready_or_replayed(records, skipped)
+}
+
+/// The out-of-fold records of the split the artifacts were trained on (`None` for another
+/// split). Scoring that split with the artifacts would show the head agreeing with the labels it
+/// was fitted to, so artifacts without the records are refused.
+fn training_split_records(artifacts_dir: &Path, split: &str) -> anyhow::Result<Option<RecordSet>> {
+    let manifest_path = artifacts::manifest_path(artifacts_dir);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&manifest_path)
+            .with_context(|| format!("cannot read {}", manifest_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a manifest", manifest_path.display()))?;
+    if manifest["protocol"]["split"].as_str() != Some(split) {
+        return Ok(None);
+    }
+    let path = artifacts_dir.join(label_issues::RECORDS_FILE_NAME);
+    if !path.is_file() {
+        anyhow::bail!(
+            "the artifacts in {} were trained on split `{split}`, and they hold no out-of-fold \
+             records of it ({} is missing; scoring the split with them would show in-sample \
+             predictions): retrain them with `reason train --out {}` or open another split",
+            artifacts_dir.display(),
+            path.display(),
+            artifacts_dir.display()
+        );
+    }
+    Ok(Some(label_issues::read_records(&path)?))
 }
 
 /// Records that are all here: given as they are, or, when files were skipped, replayed as a

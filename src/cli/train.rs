@@ -5,10 +5,15 @@ use std::path::PathBuf;
 use super::progress::StageBars;
 use super::ModelArgs;
 use crate::data::dataset::Dataset;
+use crate::data::labels::{self, LabelsSource};
 use crate::model::backbone::weights;
 use crate::model::head::HeadConfig;
+use crate::reliability::artifacts::Artifacts;
+use crate::reliability::label_issues::{self, LabelIssue};
 use crate::reliability::metanet::MetaNetConfig;
-use crate::reliability::train::{train, InferenceHead, MetaModelChoice, TrainOptions};
+use crate::reliability::records::SampleRecord;
+use crate::reliability::scoring::record_header;
+use crate::reliability::train::{train_with_oof, InferenceHead, MetaModelChoice, TrainOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -53,6 +58,10 @@ pub struct TrainArgs {
     /// The guarantee holds with probability at least 1 − delta.
     #[arg(long, default_value_t = 0.05)]
     pub delta: f64,
+    /// Labels from a CSV column instead of the class folders: CSV:COLUMN, rows matched by the
+    /// `path` column relative to the data root (e.g. noisy_imagenette.csv:noisy_labels_5).
+    #[arg(long, value_name = "CSV:COLUMN")]
+    pub labels: Option<LabelsSource>,
     /// Epochs of the base head.
     #[arg(long, default_value_t = HeadConfig::default().epochs)]
     pub head_epochs: usize,
@@ -66,7 +75,26 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Some(root) => root.clone(),
         None => super::setup::default_imagenette()?,
     };
-    let dataset = Dataset::open_split(&root, &args.split)?;
+    let mut dataset = Dataset::open_split(&root, &args.split)?;
+    let labels_note = match &args.labels {
+        Some(source) => {
+            let r = labels::apply(&mut dataset, &root, &args.split, source)?;
+            let note = format!(
+                "Labels: column `{}` of {} ({} of {} images labelled otherwise than their class folder{}).",
+                source.column,
+                source.csv.display(),
+                r.changed,
+                dataset.samples.len(),
+                match r.other_splits {
+                    0 => String::new(),
+                    n => format!("; {n} rows of other splits ignored"),
+                }
+            );
+            eprintln!("{note}");
+            Some(note)
+        }
+        None => None,
+    };
     eprintln!(
         "{}: {} images, {} classes",
         root.join(&args.split).display(),
@@ -125,11 +153,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         delta: args.delta,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
-    let artifacts = train(&opts, &|stage, done, total| bars.update(stage, done, total))?;
+    let (mut artifacts, oof) =
+        train_with_oof(&opts, &|stage, done, total| bars.update(stage, done, total))?;
     bars.finish();
+    artifacts.manifest.protocol.notes.extend(labels_note);
     artifacts.save(&args.out)?;
+    let issues = write_label_issues(&args.out, &args.split, &artifacts, oof)?;
     let m = &artifacts.manifest;
     println!("artifacts written to {}", args.out.display());
+    println!(
+        "label issues: {} of {} training images suspected (confident learning on out-of-fold \
+         predictions); ranking in {}, records in {}",
+        issues.iter().filter(|i| i.suspected).count(),
+        issues.len(),
+        args.out.join(label_issues::FILE_NAME).display(),
+        args.out.join(label_issues::RECORDS_FILE_NAME).display()
+    );
     println!(
         "rows: {} of {} ({}), {} folds, seed {}",
         m.protocol.rows_used,
@@ -172,4 +211,26 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Writes the training images ranked by suspected label error (`label_issues.csv`, paths
+/// relative to the data root like `--labels` takes them) and their out-of-fold records
+/// (`train_records.json`, which `reason tui --split` opens) beside the artifacts.
+fn write_label_issues(
+    out: &std::path::Path,
+    split: &str,
+    artifacts: &Artifacts,
+    oof: Vec<SampleRecord>,
+) -> anyhow::Result<Vec<LabelIssue>> {
+    let rows: Vec<(String, Vec<f32>, u16)> = oof
+        .iter()
+        .filter_map(|r| Some((format!("{split}/{}", r.id), r.probs.clone(), r.label?)))
+        .collect();
+    let classes = &artifacts.manifest.classes;
+    let issues = label_issues::rank(&rows, classes.len());
+    label_issues::write_csv(&out.join(label_issues::FILE_NAME), &issues, classes)?;
+    let mut set = record_header(artifacts);
+    set.records = oof;
+    label_issues::write_records(&out.join(label_issues::RECORDS_FILE_NAME), &set)?;
+    Ok(issues)
 }

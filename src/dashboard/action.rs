@@ -49,6 +49,15 @@ pub enum Action {
     InputSubmit,
     InputCancel,
     ToggleHelp,
+    /// Open or close the confusion matrix.
+    ToggleConfusion,
+    /// Move the confusion matrix's cursor by rows (labels) and columns (predictions).
+    ConfusionMove {
+        rows: isize,
+        cols: isize,
+    },
+    /// Filter the list to the confusion matrix's cell under the cursor.
+    ConfusionSelect,
     /// Next side panel of the compact layout.
     NextPanel,
     Export,

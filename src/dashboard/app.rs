@@ -35,12 +35,17 @@ pub enum Mode {
         id: String,
         input: String,
     },
+    /// The confusion matrix over the list (`c`); `App::confusion_cursor` is its cell cursor.
+    Confusion,
 }
 
 impl Mode {
     /// A popup covers part of the screen (images are hidden under it).
     pub fn has_popup(&self) -> bool {
-        matches!(self, Mode::Help | Mode::Tags { .. } | Mode::Note { .. })
+        matches!(
+            self,
+            Mode::Help | Mode::Tags { .. } | Mode::Note { .. } | Mode::Confusion
+        )
     }
 }
 
@@ -137,6 +142,16 @@ pub struct App {
     pub export_requested: bool,
     /// The saliency overlay and the neighbours (`inspect.rs`).
     pub inspect: super::inspect::Inspect,
+    pub confusion_cursor: ConfusionCursor,
+}
+
+/// The confusion matrix's cursor: a cell of the grid, or a line of the most-confused pairs
+/// (when there are too many classes for a grid).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConfusionCursor {
+    pub label: u16,
+    pub pred: u16,
+    pub pair: usize,
 }
 
 impl App {
@@ -201,6 +216,7 @@ impl App {
             quit: false,
             export_requested: false,
             inspect: Default::default(),
+            confusion_cursor: ConfusionCursor::default(),
         }
     }
 

@@ -1,8 +1,9 @@
 //! What the dashboard computes once per change of the records (never per frame): the compact
 //! per-row facts the filters read, the threshold table, the summary metrics, the risk–coverage
-//! curves and the P(correct) histogram.
+//! curves, the P(correct) histogram, the confusion matrix and the suspected label errors.
 
 use crate::metrics::{aurc, aurc_oracle, auroc, risk_coverage_curve, ThresholdTable};
+use crate::reliability::label_issues;
 use crate::reliability::records::SampleRecord;
 
 /// Bins of the P(correct) histogram over [0, 1].
@@ -24,7 +25,7 @@ pub struct Summary {
     pub aurc_optimal: f64,
 }
 
-/// What the filters need of a record, 8 bytes a row, so re-filtering a million rows on a
+/// What the filters need of a record, 12 bytes a row, so re-filtering a million rows on a
 /// slider move stays within a few milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowFacts {
@@ -32,6 +33,9 @@ pub struct RowFacts {
     pub correct: Option<bool>,
     /// The label, or the prediction when unlabelled (what the class filter matches).
     pub class: u16,
+    pub pred: u16,
+    /// Confident learning flags it as a suspected label error.
+    pub suspect: bool,
 }
 
 /// Everything computed once per data change.
@@ -50,6 +54,10 @@ pub struct Derived {
     /// P(correct) of labelled rows in [`HISTOGRAM_BINS`] bins, for correct and wrong rows.
     pub histogram_correct: [usize; HISTOGRAM_BINS],
     pub histogram_wrong: [usize; HISTOGRAM_BINS],
+    /// Label × prediction counts of the labelled rows.
+    pub confusion: Confusion,
+    /// Rows flagged as suspected label errors.
+    pub suspects: usize,
 }
 
 impl Derived {
@@ -57,14 +65,25 @@ impl Derived {
         let p_correct: Vec<f32> = records.iter().map(|r| r.p_correct).collect();
         let correct: Vec<Option<bool>> = records.iter().map(SampleRecord::correct).collect();
         let table = ThresholdTable::new(&p_correct, &correct);
-        let rows = records
+        let classes = records.iter().map(|r| r.probs.len()).max().unwrap_or(0);
+        let thresholds = label_issues::class_thresholds(
+            records
+                .iter()
+                .filter_map(|r| Some((r.probs.as_slice(), r.label?))),
+            classes,
+        );
+        let rows: Vec<RowFacts> = records
             .iter()
             .map(|r| RowFacts {
                 p_correct: r.p_correct,
                 correct: r.correct(),
                 class: r.label.unwrap_or(r.pred),
+                pred: r.pred,
+                suspect: label_issues::is_suspected(&r.probs, r.label, &thresholds),
             })
             .collect();
+        let suspects = rows.iter().filter(|r| r.suspect).count();
+        let confusion = Confusion::compute(records, classes);
 
         let labelled: Vec<&SampleRecord> = records.iter().filter(|r| r.label.is_some()).collect();
         let pc: Vec<f32> = labelled.iter().map(|r| r.p_correct).collect();
@@ -111,7 +130,92 @@ impl Derived {
             risk_msp,
             histogram_correct,
             histogram_wrong,
+            confusion,
+            suspects,
         }
+    }
+}
+
+/// The confusion matrix of the labelled rows (label × prediction), sparse: the cells that hold
+/// rows, each with its rows' P(correct) sorted, so the rows a threshold rejects in a cell are
+/// one binary search away.
+#[derive(Debug, Clone, Default)]
+pub struct Confusion {
+    pub classes: usize,
+    /// Labelled rows counted (label and prediction among the classes).
+    pub total: usize,
+    /// `label * classes + pred` of each non-empty cell, ascending.
+    keys: Vec<u64>,
+    /// Where each cell's values start in `p_correct`, and the end.
+    starts: Vec<usize>,
+    p_correct: Vec<f32>,
+    /// Off-diagonal cells by count, most confused first (ties: label, then prediction).
+    pub confused: Vec<(u16, u16, usize)>,
+}
+
+/// Up to this many classes the matrix is drawn as a grid; above, as its most confused pairs.
+pub const GRID_MAX_CLASSES: usize = 12;
+
+impl Confusion {
+    /// Whether it is drawn as a grid (else as the list of most confused pairs).
+    pub fn is_grid(&self) -> bool {
+        self.classes <= GRID_MAX_CLASSES
+    }
+
+    pub fn compute(records: &[SampleRecord], classes: usize) -> Confusion {
+        let c = classes as u64;
+        let mut cells: Vec<(u64, f32)> = records
+            .iter()
+            .filter_map(|r| {
+                let l = r.label?;
+                ((l as usize) < classes && (r.pred as usize) < classes)
+                    .then(|| (l as u64 * c + r.pred as u64, r.p_correct))
+            })
+            .collect();
+        cells.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut keys = Vec::new();
+        let mut starts = Vec::new();
+        for (i, &(key, _)) in cells.iter().enumerate() {
+            if keys.last() != Some(&key) {
+                keys.push(key);
+                starts.push(i);
+            }
+        }
+        starts.push(cells.len());
+        let mut confused: Vec<(u16, u16, usize)> = keys
+            .iter()
+            .zip(starts.windows(2))
+            .filter(|(&k, _)| k / c != k % c)
+            .map(|(&k, w)| ((k / c) as u16, (k % c) as u16, w[1] - w[0]))
+            .collect();
+        confused.sort_by(|a, b| b.2.cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+        Confusion {
+            classes,
+            total: cells.len(),
+            keys,
+            starts,
+            p_correct: cells.into_iter().map(|(_, p)| p).collect(),
+            confused,
+        }
+    }
+
+    /// The sorted P(correct) of one cell.
+    fn cell(&self, label: u16, pred: u16) -> &[f32] {
+        let key = label as u64 * self.classes as u64 + pred as u64;
+        match self.keys.binary_search(&key) {
+            Ok(i) => &self.p_correct[self.starts[i]..self.starts[i + 1]],
+            Err(_) => &[],
+        }
+    }
+
+    /// Labelled rows with this label and this prediction.
+    pub fn count(&self, label: u16, pred: u16) -> usize {
+        self.cell(label, pred).len()
+    }
+
+    /// Of those, the ones with P(correct) below the threshold (rejected).
+    pub fn rejected(&self, label: u16, pred: u16, threshold: f32) -> usize {
+        self.cell(label, pred).partition_point(|&p| p < threshold)
     }
 }
 

@@ -7,8 +7,8 @@ use ratatui::Frame;
 use super::app::{App, Mode};
 use super::layout::Screen;
 use super::widgets::{
-    details, help, histogram, input, list, meta, neighbours, preview, risk, status, threshold,
-    title, too_small,
+    confusion, details, help, histogram, input, list, meta, neighbours, preview, risk, status,
+    threshold, title, too_small,
 };
 
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -47,6 +47,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     match app.mode {
         Mode::Help => help::render(frame, area, app),
         Mode::Tags { .. } | Mode::Note { .. } => input::render(frame, area, app),
+        Mode::Confusion => confusion::render(frame, area, app),
         Mode::Normal | Mode::Search { .. } => {}
     }
 }

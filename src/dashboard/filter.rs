@@ -25,11 +25,16 @@ pub enum Filter {
     Annotated,
     /// Carries this tag.
     Tag(String),
+    /// Confident learning puts it off the diagonal: a confident prediction disagrees with the
+    /// label (`reliability::label_issues`).
+    SuspectedLabelError,
+    /// One cell of the confusion matrix: this label (class identifier) predicted as this class.
+    Cell { label: String, pred: String },
 }
 
 impl Filter {
     /// How many kinds `f` / `F` cycle through.
-    pub const KINDS: usize = 8;
+    pub const KINDS: usize = 9;
 
     /// Position in the `f` order.
     pub fn kind(&self) -> usize {
@@ -42,6 +47,9 @@ impl Filter {
             Filter::Class(_) => 5,
             Filter::Annotated => 6,
             Filter::Tag(_) => 7,
+            Filter::SuspectedLabelError => 8,
+            // Chosen in the confusion matrix (`c`), not by `f`: it steps on like a class filter.
+            Filter::Cell { .. } => 5,
         }
     }
 
@@ -60,7 +68,8 @@ impl Filter {
             4 => Some(Filter::RejectedRight),
             5 => class().map(Filter::Class),
             6 => Some(Filter::Annotated),
-            _ => tag().map(Filter::Tag),
+            7 => tag().map(Filter::Tag),
+            _ => Some(Filter::SuspectedLabelError),
         }
     }
 
@@ -75,6 +84,10 @@ impl Filter {
             Filter::Class(c) => format!("class {}", class_name(c)),
             Filter::Annotated => "annotated".into(),
             Filter::Tag(t) => format!("tag {t}"),
+            Filter::SuspectedLabelError => "suspected label errors".into(),
+            Filter::Cell { label, pred } => {
+                format!("label {} → pred {}", class_name(label), class_name(pred))
+            }
         }
     }
 
@@ -95,7 +108,11 @@ impl Filter {
     pub fn needs_labels(&self) -> bool {
         matches!(
             self,
-            Filter::Wrong | Filter::ConfidentWrong | Filter::RejectedRight
+            Filter::Wrong
+                | Filter::ConfidentWrong
+                | Filter::RejectedRight
+                | Filter::SuspectedLabelError
+                | Filter::Cell { .. }
         )
     }
 
@@ -132,6 +149,16 @@ impl Filter {
                 .copied()
                 .filter(|&i| tags(i).is_some())
                 .collect(),
+            Filter::SuspectedLabelError => select(order, rows, |row| row.suspect),
+            Filter::Cell { label, pred } => {
+                let index = |c: &str| classes.iter().position(|x| x == c);
+                match (index(label), index(pred)) {
+                    (Some(l), Some(p)) => select(order, rows, |row| {
+                        row.correct.is_some() & (row.class as usize == l) & (row.pred as usize == p)
+                    }),
+                    _ => Vec::new(),
+                }
+            }
             Filter::Tag(tag) => order
                 .iter()
                 .copied()

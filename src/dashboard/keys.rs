@@ -137,6 +137,11 @@ pub const NORMAL_KEYS: &[Binding] = &[
         || Action::ToggleNeighbours,
         "saliency overlay (pred, label, off) / nearest training images",
     ),
+    key(
+        &[Char('c')],
+        || Action::ToggleConfusion,
+        "confusion matrix (Enter filters a cell)",
+    ),
     key(&[Char('?')], || Action::ToggleHelp, "this help"),
     key(&[Char('q')], || Action::Quit, "save and quit (Ctrl-C too)"),
 ];
@@ -217,7 +222,25 @@ pub fn action_for_key(app: &App, key: &KeyEvent) -> Option<Action> {
             KeyCode::Char('q') => Some(Action::Quit),
             _ => None,
         },
+        Mode::Confusion => confusion_key(key.code),
         Mode::Normal => normal_key(key.code),
+    }
+}
+
+/// Keys inside the confusion matrix: arrows / hjkl move, Enter filters, Esc or `c` leaves.
+fn confusion_key(code: KeyCode) -> Option<Action> {
+    let by = |rows, cols| Some(Action::ConfusionMove { rows, cols });
+    match code {
+        KeyCode::Up | Char('k') => by(-1, 0),
+        KeyCode::Down | Char('j') => by(1, 0),
+        KeyCode::Left | Char('h') => by(0, -1),
+        KeyCode::Right | Char('l') => by(0, 1),
+        KeyCode::PageUp => by(-10, 0),
+        KeyCode::PageDown => by(10, 0),
+        KeyCode::Enter => Some(Action::ConfusionSelect),
+        KeyCode::Esc | Char('c') => Some(Action::ToggleConfusion),
+        Char('q') => Some(Action::Quit),
+        _ => None,
     }
 }
 

@@ -126,15 +126,18 @@ pub enum SortKey {
     Msp,
     GradSensitivity,
     KnnDistance,
+    /// 1 − p(given label): the suspected-label-error score (`reliability::label_issues`).
+    LabelIssue,
 }
 
 impl SortKey {
-    pub const ALL: [SortKey; 5] = [
+    pub const ALL: [SortKey; 6] = [
         SortKey::Path,
         SortKey::PCorrect,
         SortKey::Msp,
         SortKey::GradSensitivity,
         SortKey::KnnDistance,
+        SortKey::LabelIssue,
     ];
 
     pub fn label(self) -> &'static str {
@@ -144,13 +147,17 @@ impl SortKey {
             SortKey::Msp => "MSP",
             SortKey::GradSensitivity => "grad sensitivity",
             SortKey::KnnDistance => "k-NN distance",
+            SortKey::LabelIssue => "label issue",
         }
     }
 
     /// The direction that puts the most suspicious samples first: least trusted for
     /// confidences, largest for the anomaly signals.
     pub fn default_descending(self) -> bool {
-        matches!(self, SortKey::GradSensitivity | SortKey::KnnDistance)
+        matches!(
+            self,
+            SortKey::GradSensitivity | SortKey::KnnDistance | SortKey::LabelIssue
+        )
     }
 }
 
@@ -329,6 +336,8 @@ pub struct ExportRow {
     pub verdict: Option<Verdict>,
     pub tags: Vec<String>,
     pub note: String,
+    /// For a sample marked "label error": the class the model predicts instead of its label.
+    pub suggested_label: Option<String>,
 }
 
 /// The annotated samples in id order, joined with their records (a sample that is annotated
@@ -360,13 +369,18 @@ pub fn export_rows(session: &Session, records: &RecordSet) -> Vec<ExportRow> {
                 verdict: a.verdict,
                 tags: a.tags.clone(),
                 note: a.note.clone(),
+                suggested_label: record
+                    .filter(|_| a.verdict == Some(Verdict::LabelError))
+                    .filter(|r| r.label.is_some_and(|l| l != r.pred))
+                    .map(|r| class(r.pred)),
             }
         })
         .collect()
 }
 
 /// Writes the annotated samples as CSV and JSON beside the session file (atomically).
-/// CSV columns: id, label, pred, p_correct, verdict, tags (joined by `;`), note.
+/// CSV columns: id, label, pred, p_correct, verdict, tags (joined by `;`), note,
+/// suggested_label (the prediction, for a sample marked "label error" whose label it is not).
 pub fn export_annotations(
     session: &Session,
     records: &RecordSet,
@@ -375,7 +389,7 @@ pub fn export_annotations(
     let paths = ExportPaths::beside(session_path);
     let rows = export_rows(session, records);
 
-    let mut csv = String::from("id,label,pred,p_correct,verdict,tags,note\n");
+    let mut csv = String::from("id,label,pred,p_correct,verdict,tags,note,suggested_label\n");
     for row in &rows {
         let fields = [
             row.id.clone(),
@@ -385,6 +399,7 @@ pub fn export_annotations(
             row.verdict.map(|v| v.key().to_string()).unwrap_or_default(),
             row.tags.join(";"),
             row.note.clone(),
+            row.suggested_label.clone().unwrap_or_default(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         csv.push_str(&line.join(","));
@@ -548,8 +563,16 @@ mod tests {
             "cat/1.jpg",
             Annotation {
                 tags: vec!["blurry".into(), "crop".into()],
-                verdict: Some(Verdict::ModelError),
+                verdict: Some(Verdict::LabelError),
                 note: "a, \"quoted\" note".into(),
+            },
+        );
+        // Marked a label error, but the model agrees with the label: nothing to suggest.
+        s.set_annotation(
+            "dog/2.jpg",
+            Annotation {
+                verdict: Some(Verdict::LabelError),
+                ..Annotation::default()
             },
         );
         s.set_annotation(
@@ -572,16 +595,19 @@ mod tests {
         let csv = fs::read_to_string(&paths.csv).unwrap();
         assert_eq!(
             csv,
-            "id,label,pred,p_correct,verdict,tags,note\n\
-             cat/1.jpg,cat,dog,0.25,model_error,blurry;crop,\"a, \"\"quoted\"\" note\"\n\
-             gone.jpg,,,,fine,,\n\
-             x.jpg,,cat,0.5,,,unlabelled\n"
+            "id,label,pred,p_correct,verdict,tags,note,suggested_label\n\
+             cat/1.jpg,cat,dog,0.25,label_error,blurry;crop,\"a, \"\"quoted\"\" note\",dog\n\
+             dog/2.jpg,dog,dog,0.75,label_error,,,\n\
+             gone.jpg,,,,fine,,,\n\
+             x.jpg,,cat,0.5,,,unlabelled,\n"
         );
         let json: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&paths.json).unwrap()).unwrap();
-        assert_eq!(json.as_array().unwrap().len(), 3);
+        assert_eq!(json.as_array().unwrap().len(), 4);
         assert_eq!(json[0]["tags"], serde_json::json!(["blurry", "crop"]));
-        assert_eq!(json[0]["verdict"], "model_error");
-        assert_eq!(json[1]["label"], serde_json::Value::Null);
+        assert_eq!(json[0]["verdict"], "label_error");
+        assert_eq!(json[0]["suggested_label"], "dog");
+        assert_eq!(json[1]["suggested_label"], serde_json::Value::Null);
+        assert_eq!(json[2]["label"], serde_json::Value::Null);
     }
 }

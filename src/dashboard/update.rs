@@ -113,6 +113,9 @@ pub fn update(app: &mut App, action: Action) {
                 Mode::Help
             };
         }
+        Action::ToggleConfusion => toggle_confusion(app),
+        Action::ConfusionMove { rows, cols } => move_confusion_cursor(app, rows, cols),
+        Action::ConfusionSelect => select_confusion_cell(app),
         Action::NextPanel => {
             app.side_panel = app.side_panel.next();
             app.scroll_to_cursor();
@@ -282,7 +285,7 @@ fn edit_input(app: &mut App, edit: impl FnOnce(&mut String)) {
             app.refresh_view();
         }
         Mode::Tags { input, .. } | Mode::Note { input, .. } => edit(input),
-        Mode::Normal | Mode::Help => {}
+        Mode::Normal | Mode::Help | Mode::Confusion => {}
     }
 }
 
@@ -301,8 +304,68 @@ fn submit_input(app: &mut App) {
         // Enter keeps the search (already applied while typing).
         Mode::Search { .. } => {}
         // No input open: nothing to submit.
-        mode @ (Mode::Normal | Mode::Help) => app.mode = mode,
+        mode @ (Mode::Normal | Mode::Help | Mode::Confusion) => app.mode = mode,
     }
+}
+
+/// Opens the confusion matrix on the selected sample's cell, or closes it.
+fn toggle_confusion(app: &mut App) {
+    if app.mode == Mode::Confusion {
+        app.mode = Mode::Normal;
+        return;
+    }
+    let confusion = &app.derived.confusion;
+    if confusion.total == 0 {
+        app.warn("no labels: the confusion matrix needs labelled samples");
+        return;
+    }
+    if let Some(r) = app.selected_record() {
+        if let Some(label) = r.label.filter(|&l| (l as usize) < confusion.classes) {
+            let pred = r.pred;
+            let pair = confusion
+                .confused
+                .iter()
+                .position(|&(l, p, _)| (l, p) == (label, pred));
+            app.confusion_cursor.label = label;
+            app.confusion_cursor.pred = pred;
+            app.confusion_cursor.pair = pair.unwrap_or(0);
+        }
+    }
+    app.mode = Mode::Confusion;
+}
+
+fn move_confusion_cursor(app: &mut App, rows: isize, cols: isize) {
+    let confusion = &app.derived.confusion;
+    let step = |at: usize, by: isize, len: usize| -> usize {
+        (at as isize)
+            .saturating_add(by)
+            .clamp(0, len.max(1) as isize - 1) as usize
+    };
+    let cursor = &mut app.confusion_cursor;
+    if confusion.is_grid() {
+        cursor.label = step(cursor.label as usize, rows, confusion.classes) as u16;
+        cursor.pred = step(cursor.pred as usize, cols, confusion.classes) as u16;
+    } else {
+        cursor.pair = step(cursor.pair, rows, confusion.confused.len());
+    }
+}
+
+/// Filters the list to the cell under the cursor and closes the matrix.
+fn select_confusion_cell(app: &mut App) {
+    let confusion = &app.derived.confusion;
+    let cursor = app.confusion_cursor;
+    let cell = if confusion.is_grid() {
+        Some((cursor.label, cursor.pred))
+    } else {
+        confusion.confused.get(cursor.pair).map(|&(l, p, _)| (l, p))
+    };
+    let class = |i: u16| app.data.classes.get(i as usize).cloned();
+    let Some((Some(label), Some(pred))) = cell.map(|(l, p)| (class(l), class(p))) else {
+        app.warn("no cell under the cursor");
+        return;
+    };
+    app.mode = Mode::Normal;
+    set_filter(app, Filter::Cell { label, pred });
 }
 
 fn annotate(app: &mut App, id: &str, annotation: Annotation) {

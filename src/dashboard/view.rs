@@ -1,6 +1,7 @@
 //! Building the list the user sees from the records: sort order, filter, search, and keeping
 //! the cursor on the same sample through all of it. Called by `update` after a change.
 
+use crate::reliability::label_issues::issue_score;
 use crate::reliability::records::SampleRecord;
 use crate::support::order::score_key;
 
@@ -107,6 +108,8 @@ fn sort_order(records: &[SampleRecord], sort: Sort) -> Vec<u32> {
             SortKey::Msp => r.diagnostics.msp,
             SortKey::GradSensitivity => r.diagnostics.grad_sensitivity,
             SortKey::KnnDistance => r.diagnostics.knn_distance,
+            // Unlabelled rows have no score: NaN, ranked last.
+            SortKey::LabelIssue => issue_score(&r.probs, r.label).unwrap_or(f32::NAN),
         }
     };
     if sort.key == SortKey::Path {

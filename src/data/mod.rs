@@ -6,5 +6,6 @@ pub mod dataset;
 pub mod download;
 pub mod imageio;
 pub mod imagenet;
+pub mod labels;
 pub mod paths;
 pub mod preprocess;

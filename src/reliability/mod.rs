@@ -8,6 +8,7 @@ pub mod embedded;
 pub mod explain;
 pub mod features;
 pub mod knn;
+pub mod label_issues;
 pub mod metanet;
 pub mod neighbours;
 pub mod pca;

@@ -40,6 +40,7 @@ use crate::reliability::knn::{self, KnnBank, OutcomeBank};
 use crate::reliability::metanet::{MetaNet, MetaNetConfig};
 use crate::reliability::neighbours::BankPaths;
 use crate::reliability::pca::Pca;
+use crate::reliability::records::SampleRecord;
 use crate::support::math::{argmax, softmax64};
 
 /// Which meta-model `train` fits.
@@ -231,6 +232,17 @@ fn drop_classes(
 }
 
 pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
+    train_with_oof(opts, progress).map(|(artifacts, _)| artifacts)
+}
+
+/// [`train`], and the records of the clean training rows as the run saw them: the label trained
+/// on, the probabilities and prediction of the fold head that never saw the image, the
+/// meta-model's P(correct) and the meta-vector (what `reason train` ranks label issues from
+/// and the dashboard shows for the training split).
+pub fn train_with_oof(
+    opts: &TrainOptions,
+    progress: Progress,
+) -> Result<(Artifacts, Vec<SampleRecord>)> {
     let ds = opts.dataset;
     if ds.classes.len() < 2 {
         return Err(Error::Dataset {
@@ -306,6 +318,13 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         progress("backbone (clean)", d, n)
     })?;
     let sources: Vec<Sample> = clean.rows.iter().map(|&r| candidates[r].clone()).collect();
+    let truncated: std::collections::HashSet<String> = clean
+        .rows
+        .iter()
+        .zip(&clean.truncated)
+        .filter(|(_, &t)| t)
+        .map(|(&r, _)| candidates[r].id.clone())
+        .collect();
     let n_src = sources.len();
     let dim = clean.dim;
     let mut from_cache = clean.from_cache;
@@ -717,7 +736,22 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
         metrics: m,
         timings,
     };
-    Ok(Artifacts {
+    let oof_records: Vec<SampleRecord> = (0..n_src)
+        .map(|i| SampleRecord {
+            id: sources[i].id.clone(),
+            label: Some(source_label[i]),
+            pred: oof_pred[i],
+            probs: softmax64(&oof_logits[i])
+                .into_iter()
+                .map(|p| p as f32)
+                .collect(),
+            p_correct: metanet.p_correct(row(i)),
+            diagnostics: features::diagnostics(&inputs(i)),
+            meta: row(i).to_vec(),
+            truncated: truncated.contains(&sources[i].id),
+        })
+        .collect();
+    let artifacts = Artifacts {
         manifest,
         head: inference_head,
         metanet,
@@ -738,7 +772,8 @@ pub fn train(opts: &TrainOptions, progress: Progress) -> Result<Artifacts> {
             &opts.split,
             sources.iter().map(|s| s.id.as_str()),
         )),
-    })
+    };
+    Ok((artifacts, oof_records))
 }
 
 /// 0 = fit (70 %), 1 = early stopping (15 %), 2 = calibration (15 %), stratified by

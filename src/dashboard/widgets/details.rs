@@ -161,6 +161,21 @@ fn lines(app: &App, r: &SampleRecord, width: usize, height: usize) -> Vec<Line<'
     // The annotation, then the full path, as room allows.
     let annotation = app.annotation(&r.id);
     let mut extra = Vec::new();
+    let suspect = app
+        .view
+        .get(app.selected)
+        .and_then(|&i| app.derived.rows.get(i as usize))
+        .is_some_and(|row| row.suspect);
+    // The score orders the label-issue sort; here the suggestion matters more.
+    if suspect {
+        extra.push(Line::from(Span::styled(
+            truncate_right(
+                &format!("⚑ suspected label error → {}", app.class_name(r.pred)),
+                width,
+            ),
+            Style::new().fg(theme.wrong),
+        )));
+    }
     match annotation {
         Some(a) => {
             let highlight = Style::new().fg(theme.highlight);

@@ -1,5 +1,6 @@
 //! One file per panel; each `render` draws from `&App` only.
 
+pub mod confusion;
 pub mod details;
 pub mod help;
 pub mod histogram;

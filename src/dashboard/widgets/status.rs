@@ -15,6 +15,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Mode::Search { .. } => " Enter keep · Esc cancel ",
         Mode::Tags { .. } | Mode::Note { .. } => " Enter save · Esc cancel ",
         Mode::Help => " ? or Esc closes help ",
+        Mode::Confusion => " ←↑↓→ move · Enter filter · Esc close ",
         Mode::Normal => " ? help · q quit ",
     };
     let [left_area, right_area] = Layout::horizontal([
