@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use candle_core::DeviceLocation;
 
-use crate::reliability::embedded;
+use crate::reliability::{artifacts, embedded};
 
 use crate::data::dataset::Dataset;
 use crate::model::cache::CacheKey;

@@ -110,15 +110,22 @@ pub const NORMAL_KEYS: &[Binding] = &[
         || Action::PrevFilterValue,
         "next / previous class or tag of the filter",
     ),
-    key(&[Char('s')], || Action::NextSort, "next sort column"),
-    key(&[Char('S')], || Action::ReverseSort, "reverse the sort"),
-    key(
+    // Pairs share a help line so that the whole help fits an 80×24 terminal.
+    pair(
+        &[Char('s')],
+        || Action::NextSort,
+        &[Char('S')],
+        || Action::ReverseSort,
+        "next sort column / reverse the sort",
+    ),
+    pair(
         &[Char('t')],
         || Action::EditTags,
-        "edit tags (comma-separated)",
+        &[Char('n')],
+        || Action::EditNote,
+        "edit tags (comma-separated) / edit note",
     ),
     key(&[Char('v')], || Action::CycleVerdict, "cycle verdict"),
-    key(&[Char('n')], || Action::EditNote, "edit note"),
     key(
         &[Char('e')],
         || Action::Export,
