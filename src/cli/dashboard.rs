@@ -139,12 +139,7 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
         return run_on_scores(args);
     }
     let artifacts_dir = embedded::resolve(args.artifacts.as_deref())?;
-    setup::ensure_dashboard_defaults(
-        &args.setup,
-        args.data.is_some() || args.folder.is_some(),
-        args.weights.is_some(),
-        &artifacts_dir,
-    )?;
+    // The training split's out-of-fold records need no model: no weights to look for.
     if let Some(split) = &args.split {
         if let Some(records) = training_split_records(&artifacts_dir, split)? {
             let root = args.dataset_path().join(split);
@@ -159,6 +154,12 @@ pub fn run(args: DashboardArgs) -> anyhow::Result<()> {
             return dashboard::run(config, RecordSource::Ready(records));
         }
     }
+    setup::ensure_dashboard_defaults(
+        &args.setup,
+        args.data.is_some() || args.folder.is_some(),
+        args.weights.is_some(),
+        &artifacts_dir,
+    )?;
     let device = super::select_device(args.device)?;
     let mut shown = ScoringDevice {
         label: device_label(&device),

@@ -230,6 +230,11 @@ fn write_label_issues(
     let issues = label_issues::rank(&rows, classes.len());
     label_issues::write_csv(&out.join(label_issues::FILE_NAME), &issues, classes)?;
     let mut set = record_header(artifacts);
+    // No certifiable threshold is +∞ ("reject everything"), which JSON cannot hold: the
+    // largest float rejects the same samples and reads back.
+    if !set.threshold.is_finite() {
+        set.threshold = f32::MAX;
+    }
     set.records = oof;
     label_issues::write_records(&out.join(label_issues::RECORDS_FILE_NAME), &set)?;
     Ok(issues)
