@@ -94,9 +94,11 @@ fn the_same_seed_and_subset_give_the_same_artifacts_from_a_cold_or_warm_cache() 
         [
             "knn_bank.safetensors",
             "knn_bank_paths.json",
+            "label_issues.csv",
             "manifest.json",
             "model.safetensors",
-            "train_meta.safetensors"
+            "train_meta.safetensors",
+            "train_records.json"
         ]
     );
     for ((name, x), (_, y)) in a.iter().zip(&contents(&dir.path().join("b"))) {
@@ -112,8 +114,16 @@ fn the_same_seed_and_subset_give_the_same_artifacts_from_a_cold_or_warm_cache() 
     // Another seed draws another subset (and other folds): other artifacts.
     train(&world, &dir.path().join("other"), &cache_a, 4);
     let other = contents(&dir.path().join("other"));
-    assert!(a[2].1 != other[2].1, "model.safetensors ignores --seed");
-    assert!(a[1].1 != other[1].1, "the manifest ignores --seed");
+    let file = |files: &[(String, Vec<u8>)], name: &str| {
+        let found = files.iter().find(|(n, _)| n == name);
+        found.unwrap_or_else(|| panic!("no {name}")).1.clone()
+    };
+    for name in ["model.safetensors", "manifest.json", "label_issues.csv"] {
+        assert!(
+            file(&a, name) != file(&other, name),
+            "{name} ignores --seed"
+        );
+    }
 }
 
 #[test]
