@@ -70,8 +70,9 @@ fn json_rows_carry_the_schema_for_every_kind_and_both_kernel_paths() {
             .collect();
         assert_eq!(got, expected);
         // images/s is the batch over one pass's seconds: each row ran a warm-up and a timed
-        // pass, so the passes the rates imply fit in the process's wall time (a rate in the
-        // wrong unit or inverted would not), and none is implausibly short.
+        // pass, so the timed passes the rates imply fit in the process's wall time (a rate in
+        // the wrong unit or inverted would not), and none is implausibly short. Only the timed
+        // pass counts: on a loaded machine the warm-up can be the faster of the two.
         let mut implied = 0.0;
         for row in &rows {
             let keys: Vec<&str> = row
@@ -105,7 +106,7 @@ fn json_rows_carry_the_schema_for_every_kind_and_both_kernel_paths() {
             assert!(rate.is_finite() && rate > 0.0, "{row}");
             let seconds = row["batch"].as_f64().unwrap() / rate;
             assert!(seconds > 1e-6, "{row}: {seconds} s a batch");
-            implied += 2.0 * seconds;
+            implied += seconds;
         }
         assert!(
             implied <= wall,
@@ -145,12 +146,13 @@ fn extract_scores_real_images_with_the_committed_artifacts_and_skips_other_model
     assert_eq!(rows[0]["kind"], "extract");
     assert_eq!(rows[0]["size"], 224);
     assert_eq!(rows[0]["batch"], 2);
-    // The rate counts the 4 images scored per pass: a warm-up and a timed pass of them fit in
-    // the run's wall time, and scoring 4 real images end to end takes more than a millisecond.
+    // The rate counts the 4 images scored per pass: the timed pass fits in the run's wall time
+    // (the warm-up may be the faster one on a loaded machine), and scoring 4 real images end to
+    // end takes more than a millisecond.
     let rate = rows[0]["images_per_s"].as_f64().unwrap();
     let seconds = 4.0 / rate;
     assert!(
-        seconds > 1e-3 && 2.0 * seconds <= wall,
+        seconds > 1e-3 && seconds <= wall,
         "{rate} images/s: {seconds} s a pass in a {wall} s run"
     );
     // The breakdown: every stage took time, the backbone pass (forward and backward of a CNN)
