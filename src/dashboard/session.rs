@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::dashboard::filter::Filter;
 use crate::reliability::records::{RecordSet, SampleRecord};
 use crate::support::files::write_bytes_atomically;
+use crate::support::text::csv_field;
 
 /// Format version written by this code; files with a higher version are refused.
 pub const SESSION_VERSION: u32 = 1;
@@ -411,15 +412,6 @@ pub fn export_annotations(
     json.push('\n');
     write_atomically(&paths.json, json.as_bytes())?;
     Ok(paths)
-}
-
-/// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::reliability::records::RecordSet;
 use crate::support::files::write_bytes_atomically;
 use crate::support::math::argmax;
+use crate::support::text::csv_field;
 
 /// The file `reason train` writes beside the artifacts: every training image ranked.
 pub const FILE_NAME: &str = "label_issues.csv";
@@ -181,15 +182,6 @@ pub fn write_csv(path: &Path, issues: &[LabelIssue], classes: &[String]) -> Resu
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
 }
 
 #[cfg(test)]

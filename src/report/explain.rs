@@ -3,16 +3,14 @@
 //! P(correct), and the strip of the nearest training images. Text is drawn with the plots'
 //! built-in font; the pictures are composed with `image`.
 
-use std::io::Cursor;
 use std::path::Path;
 
 use image::imageops::{self, FilterType};
-use image::{ImageFormat, Rgb, RgbImage};
+use image::{Rgb, RgbImage};
 use plotters::prelude::*;
 
 use crate::model::saliency;
-use crate::report::plots::{draw_err, ensure_font, PlotError, FONT};
-use crate::support::files::write_bytes_atomically;
+use crate::report::plots::{draw_err, ensure_font, save_png, PlotError, FONT};
 
 const MARGIN: u32 = 20;
 const PANEL: u32 = 300;
@@ -190,18 +188,7 @@ pub fn render(figure: &Figure) -> Result<RgbImage, PlotError> {
 
 /// Writes the figure to `path` as PNG (temp file + rename).
 pub fn write_png(path: &Path, figure: &Figure) -> Result<(), PlotError> {
-    let image = render(figure)?;
-    let mut png = Vec::new();
-    image
-        .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
-        .map_err(|source| PlotError::Encode {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    write_bytes_atomically(path, &png).map_err(|source| PlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    save_png(path, &render(figure)?)
 }
 
 #[cfg(test)]

@@ -205,8 +205,14 @@ where
     }
     let img = RgbImage::from_raw(PLOT_WIDTH, PLOT_HEIGHT, buf)
         .expect("buffer has exactly width × height × 3 bytes");
+    save_png(path, &img)
+}
+
+/// Encodes `image` as PNG and writes it atomically (plots and `reason explain` figures).
+pub(crate) fn save_png(path: &Path, image: &RgbImage) -> Result<(), PlotError> {
     let mut png = Vec::new();
-    img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+    image
+        .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
         .map_err(|source| PlotError::Encode {
             path: path.to_path_buf(),
             source,
