@@ -34,10 +34,20 @@ fn artifacts_dir() -> PathBuf {
 
 /// Peak resident memory of this process (VmHWM), in MiB.
 fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// Resident memory of this process now (VmRSS), in MiB.
+fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// A memory figure of `/proc/self/status`, in MiB.
+fn status_mib(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
@@ -123,15 +133,18 @@ fn open_and_interact(path: &Path) {
     let mut step = |name: &str| {
         let (wall, cpu) = (started.elapsed(), cpu_ms());
         println!(
-            "{name}_ms {:.0} (cpu {:.0})",
+            "{name}_ms {:.0} (cpu {:.0}; resident {:.0} MiB, peak {:.0} MiB)",
             ms(wall - last.0),
-            cpu - last.1
+            cpu - last.1,
+            rss_mib(),
+            peak_rss_mib()
         );
         last = (wall, cpu);
     };
     // As `reason tui --scores FILE` reads it.
-    let (table, _) = scores::read_union(&[path.to_path_buf()]).unwrap();
+    let (table, _) = scores::read_union(&[path.to_path_buf()], scores::Part::Records).unwrap();
     step("read_table");
+
     let set = table.into_record_set();
     let n = set.records.len();
     step("records");
@@ -234,6 +247,8 @@ fn main() {
     let artifacts = Artifacts::load(&artifacts_dir()).expect("reason_saved/ loads");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scores.parquet");
+    // `SCORES_BENCH_KEEP=FILE` keeps the table, to profile its opening with `SCORES_BENCH_OPEN`.
+    let path = std::env::var_os("SCORES_BENCH_KEEP").map_or(path, PathBuf::from);
     let t = Instant::now();
     let table = synthesise(n, &artifacts);
     println!("synthesise_s {:.1}", t.elapsed().as_secs_f64());

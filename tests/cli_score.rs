@@ -367,7 +367,7 @@ fn shard_processes_together_give_the_unsharded_table_row_for_row() {
     let glob = parts.join("*.parquet").to_str().unwrap().to_string();
     let files = scores::expand(&[glob]).unwrap();
     assert_eq!(files.len(), n as usize);
-    let (union, shards) = scores::read_union(&files).unwrap();
+    let (union, shards) = scores::read_union(&files, scores::Part::Whole).unwrap();
     assert!(scores::missing_shards(&shards).is_empty());
     assert_eq!(union.rows.len(), full.rows.len());
     for (a, b) in union.rows.iter().zip(&full.rows) {
@@ -378,11 +378,12 @@ fn shard_processes_together_give_the_unsharded_table_row_for_row() {
 
     // Two parts only: the union says which shard is missing.
     let two = &files[..2];
-    let (_, shards) = scores::read_union(two).unwrap();
+    let (_, shards) = scores::read_union(two, scores::Part::Whole).unwrap();
     assert_eq!(scores::missing_shards(&shards), vec![2]);
 
     // A part and the whole overlap: refused, naming a sample and both files.
-    let err = scores::read_union(&[files[0].clone(), f.full.clone()]).unwrap_err();
+    let err =
+        scores::read_union(&[files[0].clone(), f.full.clone()], scores::Part::Whole).unwrap_err();
     assert!(matches!(err, ScoresError::Overlap { .. }), "{err}");
     assert!(err.to_string().contains("must not overlap"), "{err}");
 
@@ -391,7 +392,8 @@ fn shard_processes_together_give_the_unsharded_table_row_for_row() {
     other.identity.artifacts_sha256 = "0".repeat(64);
     let other_path = f.world.root().join("other-artifacts.parquet");
     scores::write(&other_path, &other).unwrap();
-    let err = scores::read_union(&[files[0].clone(), other_path.clone()]).unwrap_err();
+    let err = scores::read_union(&[files[0].clone(), other_path.clone()], scores::Part::Whole)
+        .unwrap_err();
     assert!(
         err.to_string().contains("disagree about artifacts"),
         "{err}"
@@ -399,12 +401,14 @@ fn shard_processes_together_give_the_unsharded_table_row_for_row() {
     let mut other = read(&files[2]);
     other.identity.weights_sha256 = "1".repeat(64);
     scores::write(&other_path, &other).unwrap();
-    let err = scores::read_union(&[files[0].clone(), other_path.clone()]).unwrap_err();
+    let err = scores::read_union(&[files[0].clone(), other_path.clone()], scores::Part::Whole)
+        .unwrap_err();
     assert!(err.to_string().contains("disagree about weights"), "{err}");
     let mut other = read(&files[2]);
     other.identity.layout.blocks.pop();
     scores::write(&other_path, &other).unwrap();
-    let err = scores::read_union(&[files[0].clone(), other_path.clone()]).unwrap_err();
+    let err = scores::read_union(&[files[0].clone(), other_path.clone()], scores::Part::Whole)
+        .unwrap_err();
     assert!(err.to_string().contains("disagree about layout"), "{err}");
 
     // The commands refuse them too, before any terminal is taken over.

@@ -289,7 +289,7 @@ fn ready_or_replayed(records: RecordSet, skipped: Vec<(String, String)>) -> Reco
 /// The dashboard over scored tables: read (and checked to belong together) before the terminal
 /// is taken over, then shown like a cache hit.
 fn run_on_scores(args: DashboardArgs) -> anyhow::Result<()> {
-    let table = super::read_scores(&args.scores)?;
+    let table = super::read_scores(&args.scores, crate::report::scores::Part::Records)?;
     let root = args
         .folder
         .clone()

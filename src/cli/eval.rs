@@ -169,7 +169,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
 /// `eval --scores`: the same report on the rows of scored tables.
 fn run_on_scores(args: &EvalArgs) -> anyhow::Result<()> {
     use crate::report::scores::artifacts_sha256;
-    let table = super::read_scores(&args.scores)?;
+    let table = super::read_scores(&args.scores, crate::report::scores::Part::Whole)?;
     let dir = embedded::resolve(args.artifacts.as_deref())?;
     let artifacts = Artifacts::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
     let sha = artifacts_sha256(&dir).with_context(|| format!("hashing {}", dir.display()))?;

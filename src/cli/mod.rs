@@ -151,12 +151,15 @@ fn open_scoring_models(dir: &Path, weights: Option<&str>) -> anyhow::Result<Scor
     })
 }
 
-/// The scored tables that `patterns` name (files or globs), read as one; says how many parts
-/// and, for shards, which are missing.
-fn read_scores(patterns: &[String]) -> anyhow::Result<crate::report::scores::ScoreTable> {
+/// `part` of the scored tables that `patterns` name (files or globs), read as one; says how
+/// many parts and, for shards, which are missing.
+fn read_scores(
+    patterns: &[String],
+    part: crate::report::scores::Part,
+) -> anyhow::Result<crate::report::scores::ScoreTable> {
     use crate::report::scores;
     let files = scores::expand(patterns)?;
-    let (table, shards) = scores::read_union(&files)?;
+    let (table, shards) = scores::read_union(&files, part)?;
     let missing = scores::missing_shards(&shards);
     eprintln!(
         "scores: {} rows from {} file{}{}",

@@ -121,7 +121,8 @@ fn sort_order(records: &[SampleRecord], sort: Sort) -> Vec<u32> {
         });
         return order;
     }
-    // Sorting (key, index) pairs is several times faster than comparing through the records.
+    // Sorting (key, index) pairs is several times faster than comparing through the records,
+    // and a stable radix sort by key keeps ties in index order, like sorting the pairs would.
     let mut keyed: Vec<(u32, u32)> = records
         .iter()
         .enumerate()
@@ -130,6 +131,6 @@ fn sort_order(records: &[SampleRecord], sort: Sort) -> Vec<u32> {
             (if sort.descending { !k } else { k }, i as u32)
         })
         .collect();
-    keyed.par_sort_unstable();
+    radsort::sort_by_key(&mut keyed, |&(key, _)| key);
     keyed.into_iter().map(|(_, i)| i).collect()
 }

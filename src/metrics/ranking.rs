@@ -54,3 +54,31 @@ pub fn fpr_at_95tpr(scores: &[f32], correct: &[bool]) -> Option<f64> {
 pub fn roc_curve(scores: &[f32], correct: &[bool]) -> Option<Vec<(f64, f64)>> {
     Groups::new(scores, correct).roc_curve()
 }
+
+/// One score's rows grouped and sorted once, for several metrics of the same rows: each metric
+/// function above sorts on its own, which at a million rows costs tens of milliseconds a call.
+#[derive(Debug, Clone)]
+pub struct Ranked(Groups);
+
+impl Ranked {
+    /// # Panics
+    /// If `scores.len() != correct.len()`.
+    pub fn new(scores: &[f32], correct: &[bool]) -> Self {
+        Ranked(Groups::new(scores, correct))
+    }
+
+    /// As [`auroc`].
+    pub fn auroc(&self) -> Option<f64> {
+        self.0.auroc()
+    }
+
+    /// As [`aurc`](super::aurc).
+    pub fn aurc(&self) -> Option<f64> {
+        self.0.aurc()
+    }
+
+    /// As [`risk_coverage_curve`](super::risk_coverage_curve).
+    pub fn risk_coverage_curve(&self) -> Vec<(f64, f64)> {
+        self.0.risk_coverage_curve()
+    }
+}

@@ -133,7 +133,8 @@ impl FromIterator<(f32, Option<bool>)> for ThresholdTable {
     fn from_iter<I: IntoIterator<Item = (f32, Option<bool>)>>(rows: I) -> Self {
         let mut rows: Vec<(u32, Option<bool>)> =
             rows.into_iter().map(|(s, c)| (score_key(s), c)).collect();
-        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        // Descending score; radix sort is O(n), and a million rows are common here.
+        radsort::sort_by_key(&mut rows, |r| !r.0);
         let mut table = ThresholdTable {
             cum: vec![Counts::default()],
             ..Default::default()

@@ -1,7 +1,7 @@
 //! Per-sample tables exported to Parquet: the table format other tools (pandas, polars, DuckDB) read.
 //!
-//! Written with the `parquet` crate's low-level column writer (no arrow dependency), Snappy
-//! compressed, dictionary encoded where it pays. Column types:
+//! Written with the `parquet` crate's low-level column writer (no arrow dependency); strings,
+//! integers and booleans Snappy compressed and dictionary encoded, floats plain. Column types:
 //!
 //! | [`ColumnValues`] | Parquet physical / logical type | repetition |
 //! |------------------|---------------------------------|------------|
@@ -30,7 +30,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
-use parquet::schema::types::Type;
+use parquet::schema::types::{ColumnPath, Type};
 
 use crate::support::files::write_atomically;
 
@@ -212,9 +212,23 @@ fn write_parquet_chunked(
     let write = |tmp: &Path| {
         let file = File::create(tmp).map_err(io_err)?;
         let schema = Arc::new(schema(columns).map_err(pq_err)?);
+        // Dictionaries and Snappy pay for strings (class names repeat; a column of unique paths
+        // falls back to plain by itself) and not for floats, whose mantissas do not repeat:
+        // there they only cost readers time (a fifth of the time to open a million rows).
+        let props = columns
+            .iter()
+            .filter(|c| matches!(c.values, ColumnValues::F32(_)))
+            .fold(
+                WriterProperties::builder().set_compression(Compression::SNAPPY),
+                |props, c| {
+                    let column = ColumnPath::from(c.name.as_str());
+                    props
+                        .set_column_dictionary_enabled(column.clone(), false)
+                        .set_column_compression(column, Compression::UNCOMPRESSED)
+                },
+            );
         let props = Arc::new(
-            WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
+            props
                 .set_created_by(format!("reason {}", env!("CARGO_PKG_VERSION")))
                 .set_key_value_metadata((!metadata.is_empty()).then(|| {
                     metadata

@@ -425,8 +425,23 @@ pub fn write(path: &Path, table: &ScoreTable) -> Result<(), ScoresError> {
     Ok(write_parquet_with_metadata(path, &columns, &metadata)?)
 }
 
+/// Which columns a reader decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Every column.
+    Whole,
+    /// What the dashboard shows: the records. The MetaNet logit, the baselines and the file
+    /// stamps are left at zero, which saves a fifth of the decoding.
+    Records,
+}
+
 /// Reads one table written by [`write`].
 pub fn read(path: &Path) -> Result<ScoreTable, ScoresError> {
+    read_part(path, Part::Whole)
+}
+
+/// Reads `part` of one table written by [`write`].
+pub fn read_part(path: &Path, part: Part) -> Result<ScoreTable, ScoresError> {
     let not = |why: String| ScoresError::NotScores {
         path: path.to_path_buf(),
         why,
@@ -524,28 +539,45 @@ pub fn read(path: &Path) -> Result<ScoreTable, ScoresError> {
         .enumerate()
         .map(|(i, c)| (c.as_str(), i as u16))
         .collect();
-    // Row groups decode in parallel, each through its own file handle: clones of one `File`
-    // share its read position, so threads seeking one handle would read each other's pages.
-    let groups: Vec<Vec<ScoreRow>> = (0..meta.num_row_groups())
-        .into_par_iter()
-        .map(|g| {
-            let file = File::open(path).map_err(|e| ParquetError::External(Box::new(e)))?;
-            let own = SerializedFileReader::new_with_options(
-                file,
-                ReadOptionsBuilder::new()
-                    .with_predicate(Box::new(move |_, i| i == g))
-                    .build(),
-            )?;
-            let group = own.get_row_group(0)?;
-            read_group(&*group, &want, &class_index)
-        })
-        .collect::<Result<_, ParquetError>>()
-        .map_err(pq)?;
+    // Row groups decode in parallel, one per thread at a time, each through its own file handle
+    // (clones of one `File` share its read position, so threads seeking one handle would read
+    // each other's pages). Each wave's rows move into the table before the next wave is read,
+    // so the rows are never held twice: reading all groups and then concatenating them put a
+    // million-row table's peak memory over 1 GB.
+    let total = meta.file_metadata().num_rows().max(0) as usize;
+    let mut rows: Vec<ScoreRow> = Vec::new();
+    rows.try_reserve_exact(total).map_err(|_| {
+        not(format!(
+            "it claims {total} rows, more than this machine can hold"
+        ))
+    })?;
+    let groups = meta.num_row_groups();
+    let wave = rayon::current_num_threads().max(1);
+    for first in (0..groups).step_by(wave) {
+        let read: Vec<Vec<ScoreRow>> = (first..(first + wave).min(groups))
+            .into_par_iter()
+            .map(|g| {
+                let file = File::open(path).map_err(|e| ParquetError::External(Box::new(e)))?;
+                let own = SerializedFileReader::new_with_options(
+                    file,
+                    ReadOptionsBuilder::new()
+                        .with_predicate(Box::new(move |_, i| i == g))
+                        .build(),
+                )?;
+                let group = own.get_row_group(0)?;
+                read_group(&*group, &want, &class_index, part)
+            })
+            .collect::<Result<_, ParquetError>>()
+            .map_err(pq)?;
+        for group in read {
+            rows.extend(group);
+        }
+    }
     Ok(ScoreTable {
         identity,
         header,
         run,
-        rows: groups.into_iter().flatten().collect(),
+        rows,
     })
 }
 
@@ -627,24 +659,25 @@ fn read_group(
     group: &dyn RowGroupReader,
     want: &Wanted,
     class_index: &HashMap<&str, u16>,
+    part: Part,
 ) -> Result<Vec<ScoreRow>, ParquetError> {
     let n = group.metadata().num_rows() as usize;
     let bad = |why: String| ParquetError::General(why);
     let paths = map_strings(group, want.path, n, str::to_string)?;
-    // A class name becomes its index; only a label the header does not know is kept as text.
-    let class = |name: &str| {
-        class_index
-            .get(name)
-            .copied()
-            .ok_or_else(|| name.to_string())
-    };
-    let labels = map_strings(group, want.label, n, class)?;
-    let preds = map_strings(group, want.pred, n, class)?;
+    let labels = map_strings(group, want.label, n, class_lookup(class_index))?;
+    let preds = map_strings(group, want.pred, n, class_lookup(class_index))?;
     let p_correct = floats(group, want.p_correct, n)?;
-    let logit = floats(group, want.metanet_logit, n)?;
     let truncated = column::<BoolType>(group, want.truncated, n)?.0;
-    let size = column::<Int64Type>(group, want.size, n)?.0;
-    let mtime = column::<Int64Type>(group, want.mtime, n)?.0;
+    let whole = part == Part::Whole;
+    let (logit, size, mtime) = if whole {
+        (
+            floats(group, want.metanet_logit, n)?,
+            column::<Int64Type>(group, want.size, n)?.0,
+            column::<Int64Type>(group, want.mtime, n)?.0,
+        )
+    } else {
+        (vec![0.0; n], vec![0; n], vec![0; n])
+    };
     let mut rows = Vec::with_capacity(n);
     for (r, ((path, label), pred)) in paths.into_iter().zip(labels).zip(preds).enumerate() {
         let pred = pred.unwrap_or_else(|| Err(String::new())).map_err(|pred| {
@@ -684,13 +717,33 @@ fn read_group(
     };
     scatter(&many(&want.probs)?, &mut rows, |r| &mut r.record.probs);
     scatter(&many(&want.meta)?, &mut rows, |r| &mut r.record.meta);
-    scatter(&many(&want.baselines)?, &mut rows, |r| &mut r.baselines);
+    if whole {
+        scatter(&many(&want.baselines)?, &mut rows, |r| &mut r.baselines);
+    }
     let mut diagnostics = vec![[0.0; DIAGNOSTICS.len()]; n];
     scatter(&many(&want.diagnostics)?, &mut diagnostics, |d| d);
     for (row, d) in rows.iter_mut().zip(diagnostics) {
         row.record.diagnostics = diagnostics_from(d);
     }
     Ok(rows)
+}
+
+/// A class name's index; only a label the header does not know is kept as text. Rows come in
+/// path order, so runs of one class are common: the last answer is kept.
+fn class_lookup<'a>(
+    class_index: &'a HashMap<&str, u16>,
+) -> impl FnMut(&str) -> Result<u16, String> + 'a {
+    let mut last: Option<(String, u16)> = None;
+    move |name| {
+        if let Some((last_name, index)) = &last {
+            if last_name == name {
+                return Ok(*index);
+            }
+        }
+        let index = *class_index.get(name).ok_or_else(|| name.to_string())?;
+        last = Some((name.to_string(), index));
+        Ok(index)
+    }
 }
 
 /// Rows per tile of [`scatter`]: the tile's rows (a few hundred KiB) stay in cache.
@@ -787,10 +840,10 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 /// The parts in `paths` read as one table: they must agree on identity, condition, seed and
 /// split, and no sample may be in two of them. Rows come in path order (the order of one
 /// unsharded run); skipped files are merged. The shard of each part comes back too.
-pub fn read_union(paths: &[PathBuf]) -> Result<(ScoreTable, Vec<Shard>), ScoresError> {
+pub fn read_union(paths: &[PathBuf], part: Part) -> Result<(ScoreTable, Vec<Shard>), ScoresError> {
     let mut tables: Vec<(PathBuf, ScoreTable)> = paths
         .par_iter()
-        .map(|p| read(p).map(|t| (p.clone(), t)))
+        .map(|p| read_part(p, part).map(|t| (p.clone(), t)))
         .collect::<Result<_, _>>()?;
     if tables.is_empty() {
         return Err(ScoresError::NoMatch {
