@@ -45,8 +45,35 @@ impl Float for f64 {
 /// a whole loop nest, not per element: the choice is one indirect call.
 #[inline(always)]
 pub fn widest_simd<R>(f: impl FnOnce() -> R) -> R {
-    static ARCH: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
     ARCH.dispatch(f)
+}
+
+static ARCH: LazyLock<pulp::Arch> = LazyLock::new(pulp::Arch::new);
+
+/// A loop nest for [`widest_simd_loop`]. `run` must be `#[inline(always)]`, and so must what it
+/// calls in its inner loops.
+pub trait SimdLoop {
+    type Output;
+    fn run(self) -> Self::Output;
+}
+
+struct Vectorised<L>(L);
+
+impl<L: SimdLoop> pulp::WithSimd for Vectorised<L> {
+    type Output = L::Output;
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> L::Output {
+        self.0.run()
+    }
+}
+
+/// [`widest_simd`] for large loop nests. A closure is compiled with the CPU's extensions only
+/// when LLVM inlines it into pulp's dispatch function, and it declines for large ones: the
+/// depthwise kernels' closures stayed SSE2 code (seen with `perf annotate`), 60 % of Lite0's
+/// input-gradient time. `#[inline(always)]` on [`SimdLoop::run`] makes the inlining certain.
+#[inline(always)]
+pub fn widest_simd_loop<L: SimdLoop>(body: L) -> L::Output {
+    ARCH.dispatch(Vectorised(body))
 }
 
 /// What [`widest_simd`] runs REASON's own loops with on this CPU.
