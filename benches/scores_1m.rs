@@ -144,7 +144,6 @@ fn open_and_interact(path: &Path) {
     // As `reason tui --scores FILE` reads it.
     let (table, _) = scores::read_union(&[path.to_path_buf()], scores::Part::Records).unwrap();
     step("read_table");
-
     let set = table.into_record_set();
     let n = set.records.len();
     step("records");
