@@ -64,7 +64,7 @@ impl Derived {
     pub fn compute(records: &[SampleRecord]) -> Derived {
         // Four independent passes over the records, run side by side: at a million rows each
         // takes tens to hundreds of milliseconds, and the first frame waits for all of them.
-        let ((table, confusion), ((rows, suspects), labelled)) = rayon::join(
+        let ((table, confusion), ((rows, suspects), metrics)) = rayon::join(
             || {
                 rayon::join(
                     || threshold_table(records),
@@ -73,23 +73,15 @@ impl Derived {
             },
             || rayon::join(|| row_facts(records), || LabelledMetrics::compute(records)),
         );
-        let LabelledMetrics {
-            labelled,
-            summary,
-            risk_p_correct,
-            risk_msp,
-            histogram_correct,
-            histogram_wrong,
-        } = labelled;
         Derived {
             rows,
             table,
-            labelled,
-            summary,
-            risk_p_correct,
-            risk_msp,
-            histogram_correct,
-            histogram_wrong,
+            labelled: metrics.labelled,
+            summary: metrics.summary,
+            risk_p_correct: metrics.risk_p_correct,
+            risk_msp: metrics.risk_msp,
+            histogram_correct: metrics.histogram_correct,
+            histogram_wrong: metrics.histogram_wrong,
             confusion,
             suspects,
         }

@@ -76,42 +76,34 @@ impl Depthwise {
     }
 
     fn forward<T: Float>(&self, d: Dims, x: &[T], k: &[T]) -> Vec<T> {
-        let kk = self.kernel * self.kernel;
-        let grid = Grid::new(self, d);
-        let mut out = vec![T::default(); d.n * d.c * d.oh * d.ow];
-        out.par_chunks_mut(d.oh * d.ow).enumerate().for_each_init(
-            Scratch::default,
-            |scratch, (plane, out)| {
-                let channel = plane % d.c;
-                widest_simd_loop(ForwardPlane {
-                    conv: self,
-                    d,
-                    grid,
-                    src: &x[plane * d.h * d.w..(plane + 1) * d.h * d.w],
-                    taps: &k[channel * kk..(channel + 1) * kk],
-                    out,
-                    scratch,
-                })
-            },
-        );
-        out
+        self.planes(d, Pass::Forward, x, k)
     }
 
     fn input_grad_kernel<T: Float>(&self, d: Dims, g: &[T], k: &[T]) -> Vec<T> {
+        self.planes(d, Pass::InputGrad, g, k)
+    }
+
+    /// Runs `pass` on every (image, channel) plane of `input`, in parallel.
+    fn planes<T: Float>(&self, d: Dims, pass: Pass, input: &[T], k: &[T]) -> Vec<T> {
         let kk = self.kernel * self.kernel;
         let grid = Grid::new(self, d);
-        let mut out = vec![T::default(); d.n * d.c * d.h * d.w];
-        out.par_chunks_mut(d.h * d.w).enumerate().for_each_init(
+        let (in_plane, out_plane) = match pass {
+            Pass::Forward => (d.h * d.w, d.oh * d.ow),
+            Pass::InputGrad => (d.oh * d.ow, d.h * d.w),
+        };
+        let mut out = vec![T::default(); d.n * d.c * out_plane];
+        out.par_chunks_mut(out_plane).enumerate().for_each_init(
             Scratch::default,
-            |scratch, (plane, dx)| {
+            |scratch, (plane, out)| {
                 let channel = plane % d.c;
-                widest_simd_loop(InputGradPlane {
+                widest_simd_loop(Plane {
                     conv: self,
                     d,
                     grid,
-                    grad: &g[plane * d.oh * d.ow..(plane + 1) * d.oh * d.ow],
+                    pass,
+                    input: &input[plane * in_plane..(plane + 1) * in_plane],
                     taps: &k[channel * kk..(channel + 1) * kk],
-                    dx,
+                    out,
                     scratch,
                 })
             },
@@ -206,18 +198,29 @@ fn axpy<T: Float>(dst: &mut [T], weight: T, src: &[T]) {
     }
 }
 
-/// One (image, channel) plane of the forward pass: `out = taps ⊛ src`.
-struct ForwardPlane<'a, T> {
+/// Which pass a [`Plane`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// `out = taps ⊛ input`: `input` is an input plane, `out` an output plane.
+    Forward,
+    /// `out = taps ⊛ᵀ input`: `input` is the gradient of an output plane, `out` that of the
+    /// input plane.
+    InputGrad,
+}
+
+/// One (image, channel) plane of a pass.
+struct Plane<'a, T> {
     conv: &'a Depthwise,
     d: Dims,
     grid: Grid,
-    src: &'a [T],
+    pass: Pass,
+    input: &'a [T],
     taps: &'a [T],
     out: &'a mut [T],
     scratch: &'a mut Scratch<T>,
 }
 
-impl<T: Float> SimdLoop for ForwardPlane<'_, T> {
+impl<T: Float> SimdLoop for Plane<'_, T> {
     type Output = ();
 
     #[inline(always)]
@@ -226,97 +229,68 @@ impl<T: Float> SimdLoop for ForwardPlane<'_, T> {
             conv,
             d,
             grid,
-            src,
+            pass,
+            input,
             taps,
             out,
             scratch,
         } = self;
         let (k, s, top, left) = (conv.kernel, grid.s, conv.pad[0], conv.pad[2]);
-        let phases = &mut scratch.phases;
+        let run = d.oh * grid.cols;
+        let Scratch { phases, wide } = scratch;
         phases.clear();
         phases.resize(s * s * grid.phase_len(), T::ZERO);
-        for (p, phase) in phases.chunks_mut(grid.phase_len()).enumerate() {
-            let (py, px) = (p / s, p % s);
-            for (i, row) in phase.chunks_mut(grid.cols).enumerate() {
-                let Some(iy) = (i * s + py).checked_sub(top).filter(|&iy| iy < d.h) else {
-                    continue;
-                };
-                let src_row = &src[iy * d.w..(iy + 1) * d.w];
-                for (j, v) in row.iter_mut().enumerate() {
-                    if let Some(&x) = (j * s + px)
-                        .checked_sub(left)
-                        .and_then(|ix| src_row.get(ix))
-                    {
-                        *v = x;
+        wide.clear();
+        wide.resize(run, T::ZERO);
+        match pass {
+            Pass::Forward => {
+                // The padded input into its phases.
+                for (p, phase) in phases.chunks_mut(grid.phase_len()).enumerate() {
+                    let (py, px) = (p / s, p % s);
+                    for (i, row) in phase.chunks_mut(grid.cols).enumerate() {
+                        let Some(iy) = (i * s + py).checked_sub(top).filter(|&iy| iy < d.h) else {
+                            continue;
+                        };
+                        let src_row = &input[iy * d.w..(iy + 1) * d.w];
+                        for (j, v) in row.iter_mut().enumerate() {
+                            if let Some(&x) = (j * s + px)
+                                .checked_sub(left)
+                                .and_then(|ix| src_row.get(ix))
+                            {
+                                *v = x;
+                            }
+                        }
                     }
                 }
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let at = grid.tap_offset(ky, kx);
+                        axpy(wide, taps[ky * k + kx], &phases[at..at + run]);
+                    }
+                }
+                for (row, wide_row) in out.chunks_mut(d.ow).zip(wide.chunks(grid.cols)) {
+                    row.copy_from_slice(&wide_row[..d.ow]);
+                }
             }
-        }
-        let run = d.oh * grid.cols;
-        let wide = &mut scratch.wide;
-        wide.clear();
-        wide.resize(run, T::ZERO);
-        for ky in 0..k {
-            for kx in 0..k {
-                let at = grid.tap_offset(ky, kx);
-                axpy(wide, taps[ky * k + kx], &phases[at..at + run]);
-            }
-        }
-        for (row, wide_row) in out.chunks_mut(d.ow).zip(wide.chunks(grid.cols)) {
-            row.copy_from_slice(&wide_row[..d.ow]);
-        }
-    }
-}
-
-/// One (image, channel) plane of the input gradient: `dx = taps ⊛ᵀ grad`.
-struct InputGradPlane<'a, T> {
-    conv: &'a Depthwise,
-    d: Dims,
-    grid: Grid,
-    grad: &'a [T],
-    taps: &'a [T],
-    dx: &'a mut [T],
-    scratch: &'a mut Scratch<T>,
-}
-
-impl<T: Float> SimdLoop for InputGradPlane<'_, T> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run(self) {
-        let Self {
-            conv,
-            d,
-            grid,
-            grad,
-            taps,
-            dx,
-            scratch,
-        } = self;
-        let (k, s, top, left) = (conv.kernel, grid.s, conv.pad[0], conv.pad[2]);
-        // The gradient `cols` wide, zero past `ow` so the runs add nothing there.
-        let run = d.oh * grid.cols;
-        let wide = &mut scratch.wide;
-        wide.clear();
-        wide.resize(run, T::ZERO);
-        for (wide_row, row) in wide.chunks_mut(grid.cols).zip(grad.chunks(d.ow)) {
-            wide_row[..d.ow].copy_from_slice(row);
-        }
-        let phases = &mut scratch.phases;
-        phases.clear();
-        phases.resize(s * s * grid.phase_len(), T::ZERO);
-        for ky in 0..k {
-            for kx in 0..k {
-                let at = grid.tap_offset(ky, kx);
-                axpy(&mut phases[at..at + run], taps[ky * k + kx], wide);
-            }
-        }
-        // Back from the padded phases to the image (padding's gradients are dropped).
-        for (iy, dx_row) in dx.chunks_mut(d.w).enumerate() {
-            let (py, i) = ((iy + top) % s, (iy + top) / s);
-            for (ix, v) in dx_row.iter_mut().enumerate() {
-                let (px, j) = ((ix + left) % s, (ix + left) / s);
-                *v = phases[(py * s + px) * grid.phase_len() + i * grid.cols + j];
+            Pass::InputGrad => {
+                // The gradient `cols` wide, zero past `ow` so the runs add nothing there.
+                for (wide_row, row) in wide.chunks_mut(grid.cols).zip(input.chunks(d.ow)) {
+                    wide_row[..d.ow].copy_from_slice(row);
+                }
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let at = grid.tap_offset(ky, kx);
+                        axpy(&mut phases[at..at + run], taps[ky * k + kx], wide);
+                    }
+                }
+                // Back from the padded phases to the image (padding's gradients are dropped).
+                for (iy, dx_row) in out.chunks_mut(d.w).enumerate() {
+                    let (py, i) = ((iy + top) % s, (iy + top) / s);
+                    for (ix, v) in dx_row.iter_mut().enumerate() {
+                        let (px, j) = ((ix + left) % s, (ix + left) / s);
+                        *v = phases[(py * s + px) * grid.phase_len() + i * grid.cols + j];
+                    }
+                }
             }
         }
     }
