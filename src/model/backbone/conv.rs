@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::kernel::{self, dispatch, widest_simd, Activation, Float};
+use super::kernel::{self, dispatch, widest_simd_loop, Activation, Float, SimdLoop};
 
 /// Geometry and activation of a convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,25 +60,40 @@ impl Conv {
             .apply_op3(&weight.contiguous()?, &bias.contiguous()?, *self)
     }
 
-    /// ∂loss/∂x from ∂loss/∂out (`grad`), the op's output `out` and `weight`, for an input of
-    /// shape `x` (the manual backward path). `out` is not read when the activation is the
-    /// identity; pass `grad` there.
+    /// ∂loss/∂x from ∂loss/∂out (`grad`), the op's output `out` and the transposed weight
+    /// (`transposed_weight`), for an input of shape `x` (the manual backward path). `out` is
+    /// not read when the activation is the identity; pass `grad` there.
     pub fn input_grad(
         &self,
         x: &Shape,
         grad: &Tensor,
         out: &Tensor,
-        weight: &Tensor,
+        weight_t: &Tensor,
     ) -> Result<Tensor> {
-        let geometry = self.geometry(x, weight.shape())?;
+        let (taps, c_out) = weight_t.dims2()?;
+        let (_, c_in, _, _) = x.dims4()?;
+        if taps != c_in * self.kernel * self.kernel {
+            candle_core::bail!("conv: transposed weight {weight_t:?} does not fit input {x:?}");
+        }
+        let weight_shape = Shape::from((c_out, c_in, self.kernel, self.kernel));
+        let geometry = self.geometry(x, &weight_shape)?;
         grad.contiguous()?.apply_op3_no_bwd(
             &out.contiguous()?,
-            &weight.contiguous()?,
+            &weight_t.contiguous()?,
             &InputGrad {
                 conv: *self,
                 geometry,
             },
         )
+    }
+
+    /// `weight` `(O, C, K, K)` as the contiguous `(C·K·K, O)` matrix `input_grad` takes. The
+    /// backward GEMM reads Wᵀ; read in place it strides by C·K·K floats, and at 4,608 (ResNet's
+    /// last stage) that ran the GEMM at a third of its speed on a Xeon (L1 set conflicts).
+    /// Callers with constant weights build it once (`ConvBn` does, on the first gradient).
+    pub fn transposed_weight(weight: &Tensor) -> Result<Tensor> {
+        let (c_out, c_in, kh, kw) = weight.dims4()?;
+        weight.reshape((c_out, c_in * kh * kw))?.t()?.contiguous()
     }
 
     /// 1×1, stride 1, no padding: the image itself is the im2col matrix.
@@ -108,9 +123,9 @@ impl Conv {
         })
     }
 
-    /// Input row of output row `oy` and tap `ky`, if inside the image.
-    fn input_row(&self, oy: usize, ky: usize, h: usize) -> Option<usize> {
-        kernel::input_row(self.stride, self.pad[0], oy, ky, h)
+    /// `(y0, y1)`: the output rows whose input row is inside the image.
+    fn valid_rows(&self, ky: usize, h: usize, oh: usize) -> (usize, usize) {
+        kernel::valid_cols(self.stride, self.pad[0], ky, h, oh)
     }
 
     /// `(x0, x1)`: the output columns whose input column is inside the image.
@@ -124,85 +139,105 @@ impl Conv {
         (row / (k * k), (row / k) % k, row % k)
     }
 
-    /// Fills one im2col row (`out_pixels` values) for tap (`ky`, `kx`) of one input plane.
-    fn fill_row<T: Float>(
+    /// With stride 1 and an output as wide as the input, output pixel `j` of tap (`ky`, `kx`)
+    /// reads input pixel `j + shift` wherever it reads inside the image: its im2col row is the
+    /// plane shifted by a constant, border columns aside. One long copy per row then replaces
+    /// one short copy per output row (a libc call each, 16 floats long at 16×16).
+    fn shift(&self, g: &Geometry, (ky, kx): (usize, usize)) -> Option<isize> {
+        let [top, _, left, _] = self.pad;
+        (self.stride == 1 && g.ow == g.w)
+            .then(|| (ky * g.w + kx) as isize - (top * g.w + left) as isize)
+    }
+
+    /// The part of an im2col row (`out_pixels` values) of tap (`ky`, `kx`) made of valid
+    /// output rows, and where that part starts.
+    fn valid_block(&self, g: &Geometry, ky: usize) -> std::ops::Range<usize> {
+        let (y0, y1) = self.valid_rows(ky, g.h, g.oh);
+        y0 * g.ow..y1 * g.ow
+    }
+
+    /// In shifted mode, the values `span` of the valid block read or write the plane from
+    /// `at` on: the block's range, clamped to the plane (which cuts border columns only).
+    /// `None` when nothing of the block lies inside the plane.
+    fn shifted_span(
         &self,
         g: &Geometry,
-        plane: &[T],
-        (ky, kx): (usize, usize),
-        dst: &mut [T],
-    ) {
-        let (s, left) = (self.stride, self.pad[2]);
+        block: &std::ops::Range<usize>,
+        shift: isize,
+    ) -> Option<(std::ops::Range<usize>, usize)> {
+        let base = block.start as isize + shift;
+        let from = (-base).max(0);
+        let to = ((g.h * g.w) as isize - base).min(block.len() as isize);
+        (from < to).then(|| (from as usize..to as usize, (base + from) as usize))
+    }
+
+    /// Sets the border columns (output columns whose input column is padding) of the valid
+    /// rows of one im2col row to zero. Column by column, so that no short memset call per
+    /// row is emitted.
+    #[inline(always)]
+    fn zero_border_columns<T: Float>(&self, g: &Geometry, kx: usize, block: &mut [T]) {
         let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
-        for (oy, dst) in dst.chunks_mut(g.ow).enumerate() {
-            let Some(iy) = self.input_row(oy, ky, g.h) else {
-                dst.fill(T::ZERO);
-                continue;
-            };
-            dst[..x0].fill(T::ZERO);
-            dst[x1..].fill(T::ZERO);
-            let src = &plane[iy * g.w..(iy + 1) * g.w];
-            // An empty range would underflow `from` on maps smaller than the kernel.
-            if s == 1 && x0 < x1 {
-                let from = x0 + kx - left;
-                dst[x0..x1].copy_from_slice(&src[from..from + x1 - x0]);
-            } else {
-                for (ox, d) in dst.iter_mut().enumerate().take(x1).skip(x0) {
-                    *d = src[ox * s + kx - left];
-                }
+        for column in (0..x0).chain(x1..g.ow) {
+            for v in block.iter_mut().skip(column).step_by(g.ow) {
+                *v = T::ZERO;
+            }
+        }
+    }
+
+    /// Fills one im2col row (`out_pixels` values) for tap (`ky`, `kx`) of one input plane.
+    #[inline(always)]
+    fn fill_row<T: Float>(&self, g: &Geometry, plane: &[T], tap: (usize, usize), dst: &mut [T]) {
+        let (ky, kx) = tap;
+        let block = self.valid_block(g, ky);
+        dst[..block.start].fill(T::ZERO);
+        dst[block.end..].fill(T::ZERO);
+        let inside = &mut dst[block.clone()];
+        if let Some(shift) = self.shift(g, tap) {
+            if let Some((span, at)) = self.shifted_span(g, &block, shift) {
+                inside[span.clone()].copy_from_slice(&plane[at..at + span.len()]);
+            }
+            self.zero_border_columns(g, kx, inside);
+            return;
+        }
+        let (s, top, left) = (self.stride, self.pad[0], self.pad[2]);
+        let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
+        let first_row = block.start / g.ow.max(1);
+        for (oy, row) in (first_row..).zip(inside.chunks_exact_mut(g.ow)) {
+            let src = &plane[(oy * s + ky - top) * g.w..][..g.w];
+            row[..x0].fill(T::ZERO);
+            row[x1..].fill(T::ZERO);
+            for (ox, d) in row.iter_mut().enumerate().take(x1).skip(x0) {
+                *d = src[ox * s + kx - left];
             }
         }
     }
 
     /// Adds one im2col row (`out_pixels` values) of tap (`ky`, `kx`) back onto an input plane.
-    fn add_row<T: Float>(
-        &self,
-        g: &Geometry,
-        src: &[T],
-        (ky, kx): (usize, usize),
-        plane: &mut [T],
-    ) {
-        let (s, left) = (self.stride, self.pad[2]);
-        let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
-        for (oy, src) in src.chunks(g.ow).enumerate() {
-            let Some(iy) = self.input_row(oy, ky, g.h) else {
-                continue;
-            };
-            let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-            // An empty range would underflow `from` on maps smaller than the kernel.
-            if s == 1 && x0 < x1 {
-                let from = x0 + kx - left;
-                for (d, &v) in dst[from..from + x1 - x0].iter_mut().zip(&src[x0..x1]) {
+    /// In shifted mode the row's border columns must be zero (`zero_border_columns`): the one
+    /// long add carries them onto neighbouring rows.
+    #[inline(always)]
+    fn add_row<T: Float>(&self, g: &Geometry, src: &[T], tap: (usize, usize), plane: &mut [T]) {
+        let (ky, kx) = tap;
+        let block = self.valid_block(g, ky);
+        let inside = &src[block.clone()];
+        if let Some(shift) = self.shift(g, tap) {
+            if let Some((span, at)) = self.shifted_span(g, &block, shift) {
+                let dst = &mut plane[at..at + span.len()];
+                for (d, &v) in dst.iter_mut().zip(&inside[span]) {
                     *d += v;
                 }
-            } else {
-                for (ox, &v) in src.iter().enumerate().take(x1).skip(x0) {
-                    dst[ox * s + kx - left] += v;
-                }
+            }
+            return;
+        }
+        let (s, top, left) = (self.stride, self.pad[0], self.pad[2]);
+        let (x0, x1) = self.valid_cols(kx, g.w, g.ow);
+        let first_row = block.start / g.ow.max(1);
+        for (oy, row) in (first_row..).zip(inside.chunks_exact(g.ow)) {
+            let dst = &mut plane[(oy * s + ky - top) * g.w..][..g.w];
+            for (ox, &v) in row.iter().enumerate().take(x1).skip(x0) {
+                dst[ox * s + kx - left] += v;
             }
         }
-    }
-
-    /// Fills `col` (`taps × out_pixels`) from one image `x` (`C × H × W`).
-    fn im2col<T: Float>(&self, g: &Geometry, x: &[T], col: &mut [T]) {
-        let (plane, pixels) = (g.h * g.w, g.out_pixels());
-        widest_simd(|| {
-            for (r, row) in col.chunks_mut(pixels).enumerate() {
-                let (c, ky, kx) = self.tap(r);
-                self.fill_row(g, &x[c * plane..(c + 1) * plane], (ky, kx), row);
-            }
-        })
-    }
-
-    /// Adds `col` (`taps × out_pixels`) back onto the image gradient `dx` (`C × H × W`).
-    fn col2im<T: Float>(&self, g: &Geometry, col: &[T], dx: &mut [T]) {
-        let (plane, pixels) = (g.h * g.w, g.out_pixels());
-        widest_simd(|| {
-            for (r, row) in col.chunks(pixels).enumerate() {
-                let (c, ky, kx) = self.tap(r);
-                self.add_row(g, row, (ky, kx), &mut dx[c * plane..(c + 1) * plane]);
-            }
-        })
     }
 
     /// Small feature maps (ResNet's last stages, 64-pixel inputs) make per-image GEMMs too thin
@@ -213,19 +248,25 @@ impl Conv {
 
     /// `forward` as one GEMM for the batch: `col` is `taps × (N · out_pixels)`.
     fn forward_batched<T: Float>(&self, g: Geometry, x: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
-        let (taps, pixels, plane) = (g.taps(self.kernel), g.out_pixels(), g.h * g.w);
+        let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
         let columns = g.n * pixels;
+        let pairs = TapPairs::new(self, &g);
+        let plane = g.h * g.w;
+        // Zero where a tap reads padding; `pairs` writes every other value.
         let mut col = vec![T::ZERO; taps * columns];
         col.par_chunks_mut(columns)
             .enumerate()
+            .with_min_len(rows_per_task(taps))
             .for_each(|(r, row)| {
                 let (c, ky, kx) = self.tap(r);
-                widest_simd(|| {
-                    for (i, dst) in row.chunks_mut(pixels).enumerate() {
-                        let image = &x[i * g.in_plane()..(i + 1) * g.in_plane()];
-                        self.fill_row(&g, &image[c * plane..(c + 1) * plane], (ky, kx), dst);
+                let pairs = pairs.of(ky, kx);
+                let images = x.chunks_exact(g.in_plane());
+                for (image, dst) in images.zip(row.chunks_exact_mut(pixels)) {
+                    let src = &image[c * plane..][..plane];
+                    for &(p, q) in pairs {
+                        dst[p] = src[q];
                     }
-                })
+                }
             });
         let mut product = vec![T::ZERO; g.c_out * columns];
         let w = Matrix::row_major(weight, g.c_out, taps);
@@ -246,9 +287,9 @@ impl Conv {
         g: Geometry,
         grad: &[T],
         out: &[T],
-        weight: &[T],
+        weight_t: &[T],
     ) -> Vec<T> {
-        let (taps, pixels, plane) = (g.taps(self.kernel), g.out_pixels(), g.h * g.w);
+        let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
         let columns = g.n * pixels;
         // The masked gradient, channel-major: `c_out × (N · out_pixels)`.
         let mut masked = vec![T::ZERO; g.c_out * columns];
@@ -263,26 +304,23 @@ impl Conv {
                     .mask_slice(&grad[range.clone()], &out[range], dst);
             });
         let mut dcol = vec![T::ZERO; taps * columns];
-        let wt = Matrix {
-            data: weight,
-            rows: taps,
-            cols: g.c_out,
-            row_stride: 1,
-            col_stride: taps,
-        };
+        let wt = Matrix::row_major(weight_t, taps, g.c_out);
         let d = Matrix::row_major(&masked, g.c_out, columns);
         gemm_into(&mut dcol, false, wt, d, all_threads());
+        let pairs = TapPairs::new(self, &g);
+        let plane = g.h * g.w;
         let mut dx = vec![T::ZERO; g.n * g.in_plane()];
         dx.par_chunks_mut(g.in_plane())
             .enumerate()
             .for_each(|(i, dx)| {
-                widest_simd(|| {
-                    for r in 0..taps {
-                        let (c, ky, kx) = self.tap(r);
-                        let src = &dcol[r * columns + i * pixels..][..pixels];
-                        self.add_row(&g, src, (ky, kx), &mut dx[c * plane..(c + 1) * plane]);
+                for r in 0..taps {
+                    let (c, ky, kx) = self.tap(r);
+                    let src = &dcol[r * columns + i * pixels..][..pixels];
+                    let dst = &mut dx[c * plane..][..plane];
+                    for &(p, q) in pairs.of(ky, kx) {
+                        dst[q] += src[p];
                     }
-                })
+                }
             });
         dx
     }
@@ -302,7 +340,12 @@ impl Conv {
                     image
                 } else {
                     col.resize(taps * pixels, T::ZERO);
-                    self.im2col(&g, image, col);
+                    widest_simd_loop(Im2col {
+                        conv: self,
+                        g: &g,
+                        image,
+                        col,
+                    });
                     col
                 };
                 for (row, &b) in out.chunks_mut(pixels).zip(bias) {
@@ -322,10 +365,10 @@ impl Conv {
         g: Geometry,
         grad: &[T],
         out: &[T],
-        weight: &[T],
+        weight_t: &[T],
     ) -> Vec<T> {
         if self.batched(&g) {
-            return self.input_grad_batched(g, grad, out, weight);
+            return self.input_grad_batched(g, grad, out, weight_t);
         }
         let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
         let mut dx = vec![T::ZERO; g.n * g.in_plane()];
@@ -343,21 +386,19 @@ impl Conv {
                         .mask_slice(&grad[range.clone()], &out[range], masked);
                     masked
                 };
-                // Wᵀ: the weight read column by column.
-                let wt = Matrix {
-                    data: weight,
-                    rows: taps,
-                    cols: g.c_out,
-                    row_stride: 1,
-                    col_stride: taps,
-                };
+                let wt = Matrix::row_major(weight_t, taps, g.c_out);
                 let d = Matrix::row_major(grad, g.c_out, pixels);
                 if self.is_pointwise() {
                     gemm_into(dx, false, wt, d, parallelism);
                 } else {
                     dcol.resize(taps * pixels, T::ZERO);
                     gemm_into(dcol, false, wt, d, parallelism);
-                    self.col2im(&g, dcol, dx);
+                    widest_simd_loop(Col2im {
+                        conv: self,
+                        g: &g,
+                        col: dcol,
+                        dx,
+                    });
                 }
             },
         );
@@ -365,9 +406,112 @@ impl Conv {
     }
 }
 
-/// Output pixels per image at or below which a batch runs as one GEMM (16×16 and smaller;
-/// measured: 28×28 slowed lite0 down, 14×14 left resnet18 @64 slower).
-const BATCHED_MAX_PIXELS: usize = 256;
+/// Output pixels per image at or below which a batch runs as one GEMM (7×7 and smaller).
+/// Measured on a 2-core Xeon, resnet18 @64 batch 16: at 8×8 and 16×16 one GEMM per image,
+/// images in parallel, ran 1.5–2× faster than the batch's one GEMM (whose im2col matrix no
+/// longer fits in L2); at 4×4 and 2×2 the per-image GEMMs are too thin and ran 1.3–3× slower.
+const BATCHED_MAX_PIXELS: usize = 49;
+
+/// im2col rows per rayon task in the batched path: a few tasks per thread, so that threads
+/// share the work evenly without one task per row.
+fn rows_per_task(taps: usize) -> usize {
+    (taps / (4 * rayon::current_num_threads().max(1))).max(1)
+}
+
+/// For each tap (`ky`, `kx`), the (output pixel, input pixel) pairs of one plane that read
+/// inside the image. The batched path's maps are 7×7 or smaller, where per-row copies cost
+/// more in bookkeeping than in copying; with this table each (row, image) is one short loop.
+struct TapPairs {
+    kernel: usize,
+    /// Where each tap's pairs start in `pairs`, and one past the last tap's end.
+    starts: Vec<usize>,
+    pairs: Vec<(usize, usize)>,
+}
+
+impl TapPairs {
+    fn new(conv: &Conv, g: &Geometry) -> Self {
+        let (k, s, top, left) = (conv.kernel, conv.stride, conv.pad[0], conv.pad[2]);
+        let mut starts = vec![0];
+        let mut pairs = Vec::new();
+        for ky in 0..k {
+            let (y0, y1) = conv.valid_rows(ky, g.h, g.oh);
+            for kx in 0..k {
+                let (x0, x1) = conv.valid_cols(kx, g.w, g.ow);
+                for oy in y0..y1 {
+                    let iy = oy * s + ky - top;
+                    for ox in x0..x1 {
+                        pairs.push((oy * g.ow + ox, iy * g.w + ox * s + kx - left));
+                    }
+                }
+                starts.push(pairs.len());
+            }
+        }
+        Self {
+            kernel: k,
+            starts,
+            pairs,
+        }
+    }
+
+    fn of(&self, ky: usize, kx: usize) -> &[(usize, usize)] {
+        let t = ky * self.kernel + kx;
+        &self.pairs[self.starts[t]..self.starts[t + 1]]
+    }
+}
+
+/// im2col of one `C × H × W` image into `col` (`taps × out_pixels`).
+struct Im2col<'a, T> {
+    conv: &'a Conv,
+    g: &'a Geometry,
+    image: &'a [T],
+    col: &'a mut [T],
+}
+
+impl<T: Float> SimdLoop for Im2col<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let Self {
+            conv,
+            g,
+            image,
+            col,
+        } = self;
+        let plane = g.h * g.w;
+        for (r, row) in col.chunks_exact_mut(g.out_pixels()).enumerate() {
+            let (c, ky, kx) = conv.tap(r);
+            conv.fill_row(g, &image[c * plane..][..plane], (ky, kx), row);
+        }
+    }
+}
+
+/// Adds every row of `col` (`taps × out_pixels`, overwritten: its border columns are zeroed
+/// first, see `add_row`) back onto the gradient `dx` of one image.
+struct Col2im<'a, T> {
+    conv: &'a Conv,
+    g: &'a Geometry,
+    col: &'a mut [T],
+    dx: &'a mut [T],
+}
+
+impl<T: Float> SimdLoop for Col2im<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let Self { conv, g, col, dx } = self;
+        let plane = g.h * g.w;
+        for (r, row) in col.chunks_exact_mut(g.out_pixels()).enumerate() {
+            let (c, ky, kx) = conv.tap(r);
+            if conv.shift(g, (ky, kx)).is_some() {
+                let block = conv.valid_block(g, ky);
+                conv.zero_border_columns(g, kx, &mut row[block]);
+            }
+            conv.add_row(g, row, (ky, kx), &mut dx[c * plane..][..plane]);
+        }
+    }
+}
 
 fn all_threads() -> Parallelism {
     match rayon::current_num_threads() {
@@ -524,7 +668,7 @@ impl CustomOp3 for Conv {
                 "conv: this op gives input gradients only; its weights must be constants"
             );
         }
-        let grad_x = self.input_grad(x.shape(), grad, res, weight)?;
+        let grad_x = self.input_grad(x.shape(), grad, res, &Self::transposed_weight(weight)?)?;
         Ok((Some(grad_x), None, None))
     }
 }
@@ -659,8 +803,15 @@ mod tests {
                 // Maps smaller than the kernel.
                 (5, 1, [2, 2, 2, 2], Relu, 1, 2, 1, 1, 3),
                 (3, 1, [1, 1, 1, 1], Relu6, 2, 2, 1, 2, 3),
+                // Stride 1 with an output as wide as the input (shifted im2col rows), with
+                // asymmetric padding and with a kernel wider than the map.
+                (3, 1, [0, 2, 2, 0], Relu, 2, 3, 5, 6, 4),
+                (5, 1, [1, 3, 3, 1], Identity, 2, 2, 4, 3, 3),
                 // Above BATCHED_MAX_PIXELS: one GEMM per image, images in parallel.
                 (3, 1, [1, 1, 1, 1], Relu, 3, 3, 17, 16, 4),
+                (3, 1, [1, 1, 1, 1], Identity, 2, 4, 8, 8, 5),
+                (3, 2, [1, 1, 1, 1], Relu6, 2, 3, 16, 16, 4),
+                (3, 1, [2, 0, 0, 2], Relu, 2, 2, 9, 8, 3),
                 (1, 1, [0, 0, 0, 0], Relu6, 2, 5, 20, 15, 3),
             ] {
                 let conv = Conv {

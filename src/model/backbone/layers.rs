@@ -1,6 +1,8 @@
 //! Building blocks shared by the backbones: convolution + inference-mode BatchNorm, padding
 //! modes, and a max-pool that supports backprop.
 
+use std::sync::OnceLock;
+
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
@@ -32,6 +34,10 @@ pub struct ConvBn {
     weight: Tensor,
     /// `(1, out, 1, 1)`.
     bias: Tensor,
+    /// `weight` as the `(in·k·k, out)` matrix the fast input gradient reads
+    /// (`Conv::transposed_weight`), built on the first gradient: models never differentiated
+    /// do not hold a second copy.
+    weight_t: OnceLock<Tensor>,
     kernel: usize,
     stride: usize,
     groups: usize,
@@ -73,6 +79,7 @@ impl ConvBn {
         Ok(Self {
             weight,
             bias: shift.reshape((1, spec.out_ch, 1, 1))?,
+            weight_t: OnceLock::new(),
             kernel: spec.kernel,
             stride: spec.stride,
             groups: spec.groups,
@@ -167,7 +174,14 @@ impl ConvBn {
         } else {
             out
         };
-        conv.input_grad(x.shape(), grad, out, &self.weight)
+        let weight_t = match self.weight_t.get() {
+            Some(t) => t,
+            None => {
+                let t = Conv::transposed_weight(&self.weight)?;
+                self.weight_t.get_or_init(|| t)
+            }
+        };
+        conv.input_grad(x.shape(), grad, out, weight_t)
     }
 }
 
