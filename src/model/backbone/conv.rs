@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::kernel::{self, dispatch, widest_simd_loop, Activation, Float, SimdLoop};
+use super::kernel::{self, dispatch, widest_simd_loop, with_scratch, Activation, Float, SimdLoop};
 
 /// Geometry and activation of a convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +240,58 @@ impl Conv {
         }
     }
 
+    /// im2col of one image into `col` (`taps × out_pixels`). When the GEMM runs on every
+    /// thread (a batch smaller than the thread count), so does this, split by input channel;
+    /// otherwise it runs on this thread.
+    fn im2col<T: Float>(&self, g: &Geometry, image: &[T], col: &mut [T], gemm: Parallelism) {
+        let (plane, rows) = (g.h * g.w, self.kernel * self.kernel * g.out_pixels());
+        let channels = channels_per_task(g.c_in);
+        if matches!(gemm, Parallelism::None) || plane == 0 || channels == g.c_in {
+            return widest_simd_loop(Im2col {
+                conv: self,
+                g,
+                image,
+                col,
+            });
+        }
+        image
+            .par_chunks(plane * channels)
+            .zip(col.par_chunks_mut(rows * channels))
+            .for_each(|(image, col)| {
+                widest_simd_loop(Im2col {
+                    conv: self,
+                    g,
+                    image,
+                    col,
+                })
+            });
+    }
+
+    /// Adds `col` (`taps × out_pixels`, overwritten) back onto one image's gradient `dx`,
+    /// split by input channel like `im2col`.
+    fn col2im<T: Float>(&self, g: &Geometry, col: &mut [T], dx: &mut [T], gemm: Parallelism) {
+        let (plane, rows) = (g.h * g.w, self.kernel * self.kernel * g.out_pixels());
+        let channels = channels_per_task(g.c_in);
+        if matches!(gemm, Parallelism::None) || plane == 0 || channels == g.c_in {
+            return widest_simd_loop(Col2im {
+                conv: self,
+                g,
+                col,
+                dx,
+            });
+        }
+        col.par_chunks_mut(rows * channels)
+            .zip(dx.par_chunks_mut(plane * channels))
+            .for_each(|(col, dx)| {
+                widest_simd_loop(Col2im {
+                    conv: self,
+                    g,
+                    col,
+                    dx,
+                })
+            });
+    }
+
     /// Small feature maps (ResNet's last stages, 64-pixel inputs) make per-image GEMMs too thin
     /// to run fast; there the whole batch becomes one GEMM over `N × out_pixels` columns.
     fn batched(&self, g: &Geometry) -> bool {
@@ -250,35 +302,36 @@ impl Conv {
     fn forward_batched<T: Float>(&self, g: Geometry, x: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
         let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
         let columns = g.n * pixels;
-        let pairs = TapPairs::new(self, &g);
+        let sources = TapSources::new(self, &g);
         let plane = g.h * g.w;
-        // Zero where a tap reads padding; `pairs` writes every other value.
-        let mut col = vec![T::ZERO; taps * columns];
-        col.par_chunks_mut(columns)
-            .enumerate()
-            .with_min_len(rows_per_task(taps))
-            .for_each(|(r, row)| {
-                let (c, ky, kx) = self.tap(r);
-                let pairs = pairs.of(ky, kx);
-                let images = x.chunks_exact(g.in_plane());
-                for (image, dst) in images.zip(row.chunks_exact_mut(pixels)) {
-                    let src = &image[c * plane..][..plane];
-                    for &(p, q) in pairs {
-                        dst[p] = src[q];
+        with_scratch(taps * columns, |col: &mut [T]| {
+            col.par_chunks_mut(columns)
+                .enumerate()
+                .with_min_len(rows_per_task(taps))
+                .for_each(|(r, row)| {
+                    let (c, ky, kx) = self.tap(r);
+                    let sources = sources.of(ky, kx);
+                    let images = x.chunks_exact(g.in_plane());
+                    for (image, dst) in images.zip(row.chunks_exact_mut(pixels)) {
+                        let src = &image[c * plane..][..plane];
+                        for (d, q) in dst.iter_mut().zip(sources) {
+                            *d = q.map_or(T::ZERO, |q| src[q]);
+                        }
                     }
-                }
-            });
-        let mut product = vec![T::ZERO; g.c_out * columns];
-        let w = Matrix::row_major(weight, g.c_out, taps);
-        let c = Matrix::row_major(&col, taps, columns);
-        gemm_into(&mut product, false, w, c, all_threads());
-        let mut out = vec![T::ZERO; g.n * g.out_plane()];
-        out.par_chunks_mut(pixels).enumerate().for_each(|(j, o)| {
-            let (i, co) = (j / g.c_out, j % g.c_out);
-            let src = &product[co * columns + i * pixels..][..pixels];
-            self.activation.apply_slice(src, bias[co], o);
-        });
-        out
+                });
+            with_scratch(g.c_out * columns, |product: &mut [T]| {
+                let w = Matrix::row_major(weight, g.c_out, taps);
+                let c = Matrix::row_major(col, taps, columns);
+                gemm_into(product, false, w, c, all_threads());
+                let mut out = vec![T::ZERO; g.n * g.out_plane()];
+                out.par_chunks_mut(pixels).enumerate().for_each(|(j, o)| {
+                    let (i, co) = (j / g.c_out, j % g.c_out);
+                    let src = &product[co * columns + i * pixels..][..pixels];
+                    self.activation.apply_slice(src, bias[co], o);
+                });
+                out
+            })
+        })
     }
 
     /// `input_grad_kernel` as one GEMM for the batch.
@@ -292,37 +345,41 @@ impl Conv {
         let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
         let columns = g.n * pixels;
         // The masked gradient, channel-major: `c_out × (N · out_pixels)`.
-        let mut masked = vec![T::ZERO; g.c_out * columns];
-        masked
-            .par_chunks_mut(pixels)
-            .enumerate()
-            .for_each(|(j, dst)| {
-                let (co, i) = (j / g.n, j % g.n);
-                let at = i * g.out_plane() + co * pixels;
-                let range = at..at + pixels;
-                self.activation
-                    .mask_slice(&grad[range.clone()], &out[range], dst);
-            });
-        let mut dcol = vec![T::ZERO; taps * columns];
-        let wt = Matrix::row_major(weight_t, taps, g.c_out);
-        let d = Matrix::row_major(&masked, g.c_out, columns);
-        gemm_into(&mut dcol, false, wt, d, all_threads());
-        let pairs = TapPairs::new(self, &g);
-        let plane = g.h * g.w;
-        let mut dx = vec![T::ZERO; g.n * g.in_plane()];
-        dx.par_chunks_mut(g.in_plane())
-            .enumerate()
-            .for_each(|(i, dx)| {
-                for r in 0..taps {
-                    let (c, ky, kx) = self.tap(r);
-                    let src = &dcol[r * columns + i * pixels..][..pixels];
-                    let dst = &mut dx[c * plane..][..plane];
-                    for &(p, q) in pairs.of(ky, kx) {
-                        dst[q] += src[p];
-                    }
-                }
-            });
-        dx
+        with_scratch(g.c_out * columns, |masked: &mut [T]| {
+            masked
+                .par_chunks_mut(pixels)
+                .enumerate()
+                .for_each(|(j, dst)| {
+                    let (co, i) = (j / g.n, j % g.n);
+                    let at = i * g.out_plane() + co * pixels;
+                    let range = at..at + pixels;
+                    self.activation
+                        .mask_slice(&grad[range.clone()], &out[range], dst);
+                });
+            with_scratch(taps * columns, |dcol: &mut [T]| {
+                let wt = Matrix::row_major(weight_t, taps, g.c_out);
+                let d = Matrix::row_major(masked, g.c_out, columns);
+                gemm_into(dcol, false, wt, d, all_threads());
+                let sources = TapSources::new(self, &g);
+                let plane = g.h * g.w;
+                let mut dx = vec![T::ZERO; g.n * g.in_plane()];
+                dx.par_chunks_mut(g.in_plane())
+                    .enumerate()
+                    .for_each(|(i, dx)| {
+                        for r in 0..taps {
+                            let (c, ky, kx) = self.tap(r);
+                            let src = &dcol[r * columns + i * pixels..][..pixels];
+                            let dst = &mut dx[c * plane..][..plane];
+                            for (&v, q) in src.iter().zip(sources.of(ky, kx)) {
+                                if let Some(q) = *q {
+                                    dst[q] += v;
+                                }
+                            }
+                        }
+                    });
+                dx
+            })
+        })
     }
 
     fn forward<T: Float>(&self, g: Geometry, x: &[T], weight: &[T], bias: &[T]) -> Vec<T> {
@@ -331,32 +388,30 @@ impl Conv {
         }
         let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
         let mut out = vec![T::ZERO; g.n * g.out_plane()];
-        for_each_image(
-            &mut out,
-            g.out_plane(),
-            |i, out, parallelism, col: &mut Vec<T>| {
-                let image = &x[i * g.in_plane()..(i + 1) * g.in_plane()];
-                let col: &[T] = if self.is_pointwise() {
-                    image
-                } else {
-                    col.resize(taps * pixels, T::ZERO);
-                    widest_simd_loop(Im2col {
-                        conv: self,
-                        g: &g,
-                        image,
-                        col,
-                    });
-                    col
-                };
-                for (row, &b) in out.chunks_mut(pixels).zip(bias) {
-                    row.fill(b);
-                }
+        for_each_image(&mut out, g.out_plane(), |i, out, parallelism| {
+            let image = &x[i * g.in_plane()..(i + 1) * g.in_plane()];
+            let gemm = |col: &[T], out: &mut [T]| {
                 let w = Matrix::row_major(weight, g.c_out, taps);
                 let c = Matrix::row_major(col, taps, pixels);
-                gemm_into(out, true, w, c, parallelism);
-                self.activation.apply_in_place(out);
-            },
-        );
+                gemm_into(out, false, w, c, parallelism);
+            };
+            if self.is_pointwise() {
+                gemm(image, out);
+            } else {
+                with_scratch(taps * pixels, |col: &mut [T]| {
+                    self.im2col(&g, image, col, parallelism);
+                    gemm(col, out);
+                });
+            }
+            // Bias and activation in one pass after the GEMM, on every thread when the GEMM
+            // ran on every thread.
+            let bias_act = |(row, &b): (&mut [T], &T)| self.activation.apply_bias_in_place(row, b);
+            if matches!(parallelism, Parallelism::None) {
+                out.chunks_mut(pixels).zip(bias).for_each(bias_act);
+            } else {
+                out.par_chunks_mut(pixels).zip(bias).for_each(bias_act);
+            }
+        });
         out
     }
 
@@ -372,36 +427,37 @@ impl Conv {
         }
         let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
         let mut dx = vec![T::ZERO; g.n * g.in_plane()];
-        for_each_image(
-            &mut dx,
-            g.in_plane(),
-            |i, dx, parallelism, scratch: &mut (Vec<T>, Vec<T>)| {
-                let (masked, dcol) = scratch;
-                let range = i * g.out_plane()..(i + 1) * g.out_plane();
-                let grad: &[T] = if self.activation == Activation::Identity {
-                    &grad[range]
-                } else {
-                    masked.resize(range.len(), T::ZERO);
-                    self.activation
-                        .mask_slice(&grad[range.clone()], &out[range], masked);
-                    masked
-                };
+        for_each_image(&mut dx, g.in_plane(), |i, dx, parallelism| {
+            let range = i * g.out_plane()..(i + 1) * g.out_plane();
+            // `dx += Wᵀ · grad` through im2col, or straight into `dx` for a pointwise conv.
+            let backward = |grad: &[T], dx: &mut [T]| {
                 let wt = Matrix::row_major(weight_t, taps, g.c_out);
                 let d = Matrix::row_major(grad, g.c_out, pixels);
                 if self.is_pointwise() {
                     gemm_into(dx, false, wt, d, parallelism);
                 } else {
-                    dcol.resize(taps * pixels, T::ZERO);
-                    gemm_into(dcol, false, wt, d, parallelism);
-                    widest_simd_loop(Col2im {
-                        conv: self,
-                        g: &g,
-                        col: dcol,
-                        dx,
+                    with_scratch(taps * pixels, |dcol: &mut [T]| {
+                        gemm_into(dcol, false, wt, d, parallelism);
+                        self.col2im(&g, dcol, dx, parallelism);
                     });
                 }
-            },
-        );
+            };
+            if self.activation == Activation::Identity {
+                return backward(&grad[range], dx);
+            }
+            with_scratch(range.len(), |masked: &mut [T]| {
+                let (grad, out) = (&grad[range.clone()], &out[range]);
+                if matches!(parallelism, Parallelism::None) {
+                    self.activation.mask_slice(grad, out, masked);
+                } else {
+                    masked
+                        .par_chunks_mut(pixels)
+                        .zip(grad.par_chunks(pixels).zip(out.par_chunks(pixels)))
+                        .for_each(|(m, (g, o))| self.activation.mask_slice(g, o, m));
+                }
+                backward(masked, dx);
+            });
+        });
         dx
     }
 }
@@ -412,54 +468,59 @@ impl Conv {
 /// longer fits in L2); at 4×4 and 2×2 the per-image GEMMs are too thin and ran 1.3–3× slower.
 const BATCHED_MAX_PIXELS: usize = 49;
 
+/// Input channels per rayon task when one image's im2col or col2im is split over the threads.
+fn channels_per_task(channels: usize) -> usize {
+    channels
+        .div_ceil(4 * rayon::current_num_threads().max(1))
+        .max(1)
+}
+
 /// im2col rows per rayon task in the batched path: a few tasks per thread, so that threads
 /// share the work evenly without one task per row.
 fn rows_per_task(taps: usize) -> usize {
     (taps / (4 * rayon::current_num_threads().max(1))).max(1)
 }
 
-/// For each tap (`ky`, `kx`), the (output pixel, input pixel) pairs of one plane that read
-/// inside the image. The batched path's maps are 7×7 or smaller, where per-row copies cost
-/// more in bookkeeping than in copying; with this table each (row, image) is one short loop.
-struct TapPairs {
+/// For each tap (`ky`, `kx`) and output pixel, the input pixel of one plane it reads, or
+/// `None` where it reads padding. The batched path's maps are 7×7 or smaller, where per-row
+/// copies cost more in bookkeeping than in copying; with this table each (row, image) is one
+/// short loop.
+struct TapSources {
+    pixels: usize,
     kernel: usize,
-    /// Where each tap's pairs start in `pairs`, and one past the last tap's end.
-    starts: Vec<usize>,
-    pairs: Vec<(usize, usize)>,
+    sources: Vec<Option<usize>>,
 }
 
-impl TapPairs {
+impl TapSources {
     fn new(conv: &Conv, g: &Geometry) -> Self {
         let (k, s, top, left) = (conv.kernel, conv.stride, conv.pad[0], conv.pad[2]);
-        let mut starts = vec![0];
-        let mut pairs = Vec::new();
-        for ky in 0..k {
+        let pixels = g.out_pixels();
+        let mut sources = vec![None; k * k * pixels];
+        for (t, tap) in sources.chunks_exact_mut(pixels).enumerate() {
+            let (ky, kx) = (t / k, t % k);
             let (y0, y1) = conv.valid_rows(ky, g.h, g.oh);
-            for kx in 0..k {
-                let (x0, x1) = conv.valid_cols(kx, g.w, g.ow);
-                for oy in y0..y1 {
-                    let iy = oy * s + ky - top;
-                    for ox in x0..x1 {
-                        pairs.push((oy * g.ow + ox, iy * g.w + ox * s + kx - left));
-                    }
+            let (x0, x1) = conv.valid_cols(kx, g.w, g.ow);
+            for oy in y0..y1 {
+                for ox in x0..x1 {
+                    tap[oy * g.ow + ox] = Some((oy * s + ky - top) * g.w + ox * s + kx - left);
                 }
-                starts.push(pairs.len());
             }
         }
         Self {
+            pixels,
             kernel: k,
-            starts,
-            pairs,
+            sources,
         }
     }
 
-    fn of(&self, ky: usize, kx: usize) -> &[(usize, usize)] {
+    fn of(&self, ky: usize, kx: usize) -> &[Option<usize>] {
         let t = ky * self.kernel + kx;
-        &self.pairs[self.starts[t]..self.starts[t + 1]]
+        &self.sources[t * self.pixels..][..self.pixels]
     }
 }
 
-/// im2col of one `C × H × W` image into `col` (`taps × out_pixels`).
+/// im2col of one `C × H × W` image (or some of its channels) into `col` (their
+/// `C·K·K × out_pixels` rows).
 struct Im2col<'a, T> {
     conv: &'a Conv,
     g: &'a Geometry,
@@ -486,8 +547,9 @@ impl<T: Float> SimdLoop for Im2col<'_, T> {
     }
 }
 
-/// Adds every row of `col` (`taps × out_pixels`, overwritten: its border columns are zeroed
-/// first, see `add_row`) back onto the gradient `dx` of one image.
+/// Adds every row of `col` (the `C·K·K × out_pixels` rows of some input channels,
+/// overwritten: border columns are zeroed first, see `add_row`) back onto their planes of one
+/// image's gradient `dx`.
 struct Col2im<'a, T> {
     conv: &'a Conv,
     g: &'a Geometry,
@@ -592,13 +654,13 @@ fn gemm_into<T: Float>(
     }
 }
 
-/// Runs `f(image, its output chunk, gemm parallelism, scratch)` for every image. With at least
-/// as many images as threads, images run in parallel and each GEMM on one thread (no
+/// Runs `f(image, its output chunk, gemm parallelism)` for every image. With at least as
+/// many images as threads, images run in parallel and each GEMM on one thread (no
 /// synchronisation inside a GEMM); a smaller batch runs image by image with parallel GEMMs.
-fn for_each_image<T: Send, S: Default + Send>(
+fn for_each_image<T: Send>(
     out: &mut [T],
     plane: usize,
-    f: impl Fn(usize, &mut [T], Parallelism, &mut S) + Sync,
+    f: impl Fn(usize, &mut [T], Parallelism) + Sync,
 ) {
     if plane == 0 {
         return;
@@ -608,18 +670,15 @@ fn for_each_image<T: Send, S: Default + Send>(
     if threads > 1 && images >= threads {
         out.par_chunks_mut(plane)
             .enumerate()
-            .for_each_init(S::default, |scratch, (i, o)| {
-                f(i, o, Parallelism::None, scratch)
-            });
+            .for_each(|(i, o)| f(i, o, Parallelism::None));
     } else {
         let parallelism = if threads > 1 {
             Parallelism::Rayon(threads)
         } else {
             Parallelism::None
         };
-        let mut scratch = S::default();
         for (i, o) in out.chunks_mut(plane).enumerate() {
-            f(i, o, parallelism, &mut scratch);
+            f(i, o, parallelism);
         }
     }
 }

@@ -8,6 +8,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::activation::{add_relu, mask_grad};
+use super::kernel::fast_kernels;
 use super::layers::{
     global_avg_pool, global_avg_pool_grad, max_pool_3x3_s2, max_pool_3x3_s2_grad, Activation,
     ConvBn, ConvSpec, Padding,
@@ -107,6 +108,10 @@ impl Block {
             Some(d) => d.forward(x)?,
             None => x.clone(),
         };
+        if fast_kernels(x) {
+            // One pass instead of candle's add and relu, two passes and two allocations.
+            return add_relu(&h, &shortcut);
+        }
         (h + shortcut)?.relu()
     }
 }
