@@ -158,7 +158,7 @@ impl Activation {
     /// `values[i] = activation(values[i] + bias)`.
     pub fn apply_bias_in_place<T: Float>(self, values: &mut [T], bias: T) {
         widest_simd(|| match self {
-            Self::Identity => values.iter_mut().for_each(|v| *v = *v + bias),
+            Self::Identity => values.iter_mut().for_each(|v| *v += bias),
             Self::Relu => values
                 .iter_mut()
                 .for_each(|v| *v = (*v + bias).max(T::ZERO)),
