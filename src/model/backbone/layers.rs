@@ -317,6 +317,67 @@ impl candle_core::CustomOp2 for MaxPoolGrad {
     }
 }
 
+/// `max_pool_3x3_s2` on the CPU: each plane in one pass, planes in parallel. candle's
+/// padded copy and `max_pool2d` took 5 % of resnet18 @64's forward on a 2-core Xeon.
+struct MaxPool;
+
+impl MaxPool {
+    fn run<T: Float>(x: &[T], (h, w): (usize, usize)) -> Vec<T> {
+        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+        let mut out = vec![T::ZERO; x.len() / (h * w).max(1) * oh * ow];
+        if h * w == 0 {
+            return out;
+        }
+        out.par_chunks_mut(oh * ow)
+            .zip(x.par_chunks(h * w))
+            .for_each(|(out, x)| {
+                for (oy, out) in out.chunks_exact_mut(ow).enumerate() {
+                    let rows = (2 * oy).saturating_sub(1)..(2 * oy + 2).min(h);
+                    let padded_rows = oy == 0 || 2 * oy + 1 >= h;
+                    for (ox, o) in out.iter_mut().enumerate() {
+                        let cols = (2 * ox).saturating_sub(1)..(2 * ox + 2).min(w);
+                        // The window's zero padding takes part in the maximum, as in candle's
+                        // max-pool of the zero-padded input.
+                        let mut best = None;
+                        if padded_rows || ox == 0 || 2 * ox + 1 >= w {
+                            best = Some(T::ZERO);
+                        }
+                        for iy in rows.clone() {
+                            for &v in &x[iy * w + cols.start..iy * w + cols.end] {
+                                if best.is_none_or(|b| v > b) {
+                                    best = Some(v);
+                                }
+                            }
+                        }
+                        *o = best.unwrap_or(T::ZERO);
+                    }
+                }
+            });
+        out
+    }
+}
+
+impl candle_core::CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "max-pool-3x3-s2"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s: &candle_core::CpuStorage,
+        l: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage::{F32, F64};
+        let (n, c, h, w) = l.shape().dims4()?;
+        let out = match s {
+            F32(_) => F32(Self::run(contiguous_slice(s, l, "max-pool input")?, (h, w))),
+            F64(_) => F64(Self::run(contiguous_slice(s, l, "max-pool input")?, (h, w))),
+            _ => candle_core::bail!("max-pool: f32 or f64 expected"),
+        };
+        Ok((out, (n, c, h.div_ceil(2), w.div_ceil(2)).into()))
+    }
+}
+
 /// 3x3 max-pool with stride 2 and padding 1, for inputs that are non-negative (it follows a
 /// ReLU in ResNet, so zero padding equals -inf padding).
 ///
@@ -324,6 +385,9 @@ impl candle_core::CustomOp2 for MaxPoolGrad {
 /// gradients, the pool is computed as the maximum of the nine strided shifted views instead,
 /// which candle differentiates; the plain kernel is used otherwise. Both give identical output.
 pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
+    if !x.track_op() && fast_kernels(x) {
+        return x.contiguous()?.apply_op1_no_bwd(&MaxPool);
+    }
     if !x.track_op() {
         return x
             .pad_with_zeros(2, 1, 1)?
@@ -359,6 +423,7 @@ pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::backbone::kernel::with_plain_kernels;
     use candle_core::{DType, Device, Var};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
@@ -525,6 +590,38 @@ mod tests {
             .to_vec2::<f32>()
             .unwrap();
         assert_eq!((v[0][1], v[1][1], v[4][1], v[5][1]), (0.0, 1.0, 1.0, 0.0));
+    }
+
+    #[test]
+    fn fast_max_pool_equals_candles_on_the_zero_padded_input() {
+        // Negative values too, so that the padding's zeros decide some windows.
+        for (h, w) in [(8, 8), (7, 9), (1, 2), (2, 1), (5, 4)] {
+            for dtype in [DType::F32, DType::F64] {
+                let data: Vec<f64> = (0..2 * 3 * h * w)
+                    .map(|i| ((i * 7919) % 101) as f64 / 10.0 - 5.0)
+                    .collect();
+                let x = Tensor::from_vec(data, (2, 3, h, w), &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap();
+                let ours = max_pool_3x3_s2(&x).unwrap();
+                let theirs = with_plain_kernels(|| max_pool_3x3_s2(&x).unwrap());
+                assert_eq!(ours.dims(), theirs.dims(), "{h}x{w}");
+                let diff = (ours - theirs)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap();
+                assert_eq!(diff, 0.0, "{h}x{w} {dtype:?}");
+            }
+        }
     }
 
     #[test]
