@@ -8,7 +8,9 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::{contiguous_slice, dispatch, fast_kernels, widest_simd, Activation, Float};
+use super::kernel::{
+    contiguous_slice, dispatch, fast_kernels, widest_simd, zeros, Activation, Float,
+};
 
 /// Elements per rayon task: large enough that scheduling costs nothing.
 const CHUNK: usize = 1 << 14;
@@ -95,7 +97,7 @@ enum Elementwise {
 
 impl Elementwise {
     fn run<T: Float>(&self, a: &[T], b: &[T], plane: usize) -> Vec<T> {
-        let mut out = vec![T::ZERO; a.len()];
+        let mut out = zeros(a.len());
         match *self {
             Self::BiasAct(act) => {
                 let channels = b.len();

@@ -13,7 +13,9 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::kernel::{self, dispatch, widest_simd_loop, with_scratch, Activation, Float, SimdLoop};
+use super::kernel::{
+    self, dispatch, widest_simd_loop, with_scratch, zeros, Activation, Float, SimdLoop,
+};
 
 /// Geometry and activation of a convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,7 +325,7 @@ impl Conv {
                 let w = Matrix::row_major(weight, g.c_out, taps);
                 let c = Matrix::row_major(col, taps, columns);
                 gemm_into(product, false, w, c, all_threads());
-                let mut out = vec![T::ZERO; g.n * g.out_plane()];
+                let mut out = zeros(g.n * g.out_plane());
                 out.par_chunks_mut(pixels).enumerate().for_each(|(j, o)| {
                     let (i, co) = (j / g.c_out, j % g.c_out);
                     let src = &product[co * columns + i * pixels..][..pixels];
@@ -362,7 +364,7 @@ impl Conv {
                 gemm_into(dcol, false, wt, d, all_threads());
                 let sources = TapSources::new(self, &g);
                 let plane = g.h * g.w;
-                let mut dx = vec![T::ZERO; g.n * g.in_plane()];
+                let mut dx = zeros(g.n * g.in_plane());
                 dx.par_chunks_mut(g.in_plane())
                     .enumerate()
                     .for_each(|(i, dx)| {
@@ -387,7 +389,7 @@ impl Conv {
             return self.forward_batched(g, x, weight, bias);
         }
         let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
-        let mut out = vec![T::ZERO; g.n * g.out_plane()];
+        let mut out = zeros(g.n * g.out_plane());
         for_each_image(&mut out, g.out_plane(), |i, out, parallelism| {
             let image = &x[i * g.in_plane()..(i + 1) * g.in_plane()];
             let gemm = |col: &[T], out: &mut [T]| {
@@ -426,7 +428,7 @@ impl Conv {
             return self.input_grad_batched(g, grad, out, weight_t);
         }
         let (taps, pixels) = (g.taps(self.kernel), g.out_pixels());
-        let mut dx = vec![T::ZERO; g.n * g.in_plane()];
+        let mut dx = zeros(g.n * g.in_plane());
         for_each_image(&mut dx, g.in_plane(), |i, dx, parallelism| {
             let range = i * g.out_plane()..(i + 1) * g.out_plane();
             // `dx += Wᵀ · grad` through im2col, or straight into `dx` for a pointwise conv.

@@ -11,7 +11,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::{self, dispatch, widest_simd, widest_simd_loop, Float, SimdLoop};
+use super::kernel::{self, dispatch, widest_simd, widest_simd_loop, zeros, Float, SimdLoop};
 
 /// Geometry of a depthwise convolution with per-side zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl Depthwise {
             Pass::Forward => (d.h * d.w, d.oh * d.ow),
             Pass::InputGrad => (d.oh * d.ow, d.h * d.w),
         };
-        let mut out = vec![T::default(); d.n * d.c * out_plane];
+        let mut out = zeros(d.n * d.c * out_plane);
         out.par_chunks_mut(out_plane).enumerate().for_each_init(
             Scratch::default,
             |scratch, (plane, out)| {

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use std::thread::LocalKey;
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};
+use rayon::prelude::*;
 
 /// The activation fused after the convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,28 @@ impl Float for f64 {
     fn spares() -> &'static LocalKey<Cell<Vec<Vec<Self>>>> {
         &SPARE_F64
     }
+}
+
+/// `len` zeros, written by every thread in parallel. `vec![0.0; len]` zeroes (and first
+/// touches) a fresh allocation on the calling thread alone; for Lite0's 224-pixel activations
+/// (up to 77 MB per tensor at batch 16) that serial pass was ~14 % of its input-gradient
+/// time on a 2-core Xeon, with the other core idle.
+pub fn zeros<T: Float>(len: usize) -> Vec<T> {
+    const CHUNK: usize = 1 << 16;
+    if len < CHUNK {
+        return vec![T::ZERO; len];
+    }
+    let mut values = Vec::with_capacity(len);
+    values.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK)
+        .for_each(|chunk| {
+            for v in chunk {
+                v.write(T::ZERO);
+            }
+        });
+    // SAFETY: the loop above wrote each of the first `len` values, and the capacity is `len`.
+    unsafe { values.set_len(len) };
+    values
 }
 
 /// Runs `f` on `len` values of a scratch vector that this thread keeps between calls, so that

@@ -9,7 +9,7 @@ use candle_nn::{Init, VarBuilder};
 use super::conv::Conv;
 use super::depthwise::Depthwise;
 pub use super::kernel::Activation;
-use super::kernel::{contiguous_slice, fast_kernels, Float};
+use super::kernel::{contiguous_slice, fast_kernels, zeros, Float};
 use rayon::prelude::*;
 
 /// How a convolution pads its input.
@@ -249,7 +249,7 @@ struct MaxPoolGrad;
 impl MaxPoolGrad {
     fn run<T: Float>(g: &[T], x: &[T], (h, w): (usize, usize)) -> Vec<T> {
         let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
-        let mut dx = vec![T::ZERO; x.len()];
+        let mut dx = zeros(x.len());
         dx.par_chunks_mut(h * w)
             .zip(x.par_chunks(h * w))
             .zip(g.par_chunks(oh * ow))
@@ -324,7 +324,7 @@ struct MaxPool;
 impl MaxPool {
     fn run<T: Float>(x: &[T], (h, w): (usize, usize)) -> Vec<T> {
         let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
-        let mut out = vec![T::ZERO; x.len() / (h * w).max(1) * oh * ow];
+        let mut out = zeros(x.len() / (h * w).max(1) * oh * ow);
         if h * w == 0 {
             return out;
         }
