@@ -151,8 +151,8 @@ impl Conv {
             .then(|| (ky * g.w + kx) as isize - (top * g.w + left) as isize)
     }
 
-    /// The part of an im2col row (`out_pixels` values) of tap (`ky`, `kx`) made of valid
-    /// output rows, and where that part starts.
+    /// The values of an im2col row (`out_pixels` long) of tap row `ky` that lie in valid
+    /// output rows (those whose input row is inside the image).
     fn valid_block(&self, g: &Geometry, ky: usize) -> std::ops::Range<usize> {
         let (y0, y1) = self.valid_rows(ky, g.h, g.oh);
         y0 * g.ow..y1 * g.ow
