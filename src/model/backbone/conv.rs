@@ -4,9 +4,9 @@
 //! candle's CPU `conv2d` copies through im2col, runs the GEMM image-major and transposes the
 //! result back; its backward computes the input gradient with a plain-loop `conv_transpose2d`
 //! and always computes the kernel gradient too, which input gradients never use. Here each image
-//! is one GEMM `out = W · col(x) + b` (1×1 stride-1 convolutions use the image itself as `col`),
-//! the activation runs on the result while it is still in cache, and the backward is
-//! `dcol = Wᵀ · (grad ⊙ act'(out))` followed by col2im. Weights must be constants (BatchNorm is
+//! (for maps of 7×7 or smaller, the whole batch) is one GEMM `out = W · col(x)` (1×1 stride-1
+//! convolutions use the image itself as `col`), the bias and activation follow in one pass, and
+//! the backward is `dcol = Wᵀ · (grad ⊙ act'(out))` followed by col2im. Weights must be constants (BatchNorm is
 //! folded at load time and never trained); `ConvBn` uses candle's own `conv2d` otherwise.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
